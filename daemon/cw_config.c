@@ -1,0 +1,299 @@
+#include "cw_config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <ini.h>
+
+#include "../proto/cw_text.h"
+#include "cw_log.h"
+
+/* ---- The option table ------------------------------------------------- */
+
+typedef enum { OPT_STR, OPT_INT, OPT_ENUM } opt_type;
+
+typedef struct opt {
+    const char *section;
+    const char *key;
+    opt_type type;
+    size_t offset;
+    const char *def;
+    long min, max;             /* OPT_INT bounds; OPT_STR: min length 1 when min is 1 */
+    const char *const *choices; /* OPT_ENUM, NULL-terminated; value = index */
+    const char *help;
+} opt;
+
+static const char *const clock_choices[] = {"live", "event", NULL};
+static const char *const level_choices[] = {"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug", NULL};
+
+#define F(field) offsetof(cw_config, field)
+
+static const opt opts[] = {
+    {"redis", "host", OPT_STR, F(redis_host), "127.0.0.1", 1, 0, NULL, "Redis server address"},
+    {"redis", "port", OPT_INT, F(redis_port), "6379", 1, 65535, NULL, "Redis server port"},
+    {"redis", "user", OPT_STR, F(redis_user), "", 0, 0, NULL, "ACL user (empty: default user)"},
+    {"redis", "password_file", OPT_STR, F(redis_password_file), "", 0, 0, NULL,
+     "file holding the password, readable only by its owner (empty: no AUTH)"},
+    {"redis", "timeout_ms", OPT_INT, F(redis_timeout_ms), "2000", 10, 600000, NULL,
+     "how long one request may go unanswered before the connection is dropped"},
+    {"stream", "key", OPT_STR, F(stream_key), "casewatch:events", 1, 0, NULL, "the event stream"},
+    {"stream", "dead_key", OPT_STR, F(stream_dead_key), "casewatch:events:dead", 1, 0, NULL,
+     "where unusable entries are copied with a reason"},
+    {"stream", "batch", OPT_INT, F(stream_batch), "1000", 1, 100000, NULL, "entries read per request"},
+    {"stream", "block_ms", OPT_INT, F(stream_block_ms), "1000", 1, 60000, NULL,
+     "how long a read waits for new entries when caught up"},
+    {"daemon", "instance", OPT_STR, F(instance), "main", 1, 0, NULL, "name of this daemon in casewatch:daemon:<instance>"},
+    {"daemon", "clock", OPT_ENUM, F(clock), "live", 0, 0, clock_choices,
+     "live: deadlines expire by the wall clock; event: by event time only (replays, tests)"},
+    {"daemon", "state_dir", OPT_STR, F(state_dir), "/var/lib/casewatch", 1, 0, NULL, "where snapshots are written"},
+    {"daemon", "log_level", OPT_ENUM, F(log_level), "info", 0, 0, level_choices, "least important level logged"},
+};
+
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static int errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int errf(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static const opt *find_opt(const char *section, const char *key) {
+    for (size_t i = 0; i < NOPTS; i++)
+        if (strcmp(opts[i].section, section) == 0 && strcmp(opts[i].key, key) == 0) return &opts[i];
+    return NULL;
+}
+
+static int section_known(const char *section) {
+    for (size_t i = 0; i < NOPTS; i++)
+        if (strcmp(opts[i].section, section) == 0) return 1;
+    return strcmp(section, "units") == 0;
+}
+
+static void choices_text(const char *const *ch, char *out, size_t outlen) {
+    out[0] = '\0';
+    for (size_t i = 0; ch[i]; i++) {
+        strncat(out, i ? ", " : "", outlen - strlen(out) - 1);
+        strncat(out, ch[i], outlen - strlen(out) - 1);
+    }
+}
+
+/* Sets one option from text; on failure writes "expected ..., got '...'"
+ * into err (the caller adds where). */
+static int set_opt(cw_config *c, const opt *o, const char *value, char *err, size_t errlen) {
+    char *base = (char *)c;
+    switch (o->type) {
+    case OPT_STR: {
+        if (o->min == 1 && value[0] == '\0') return errf(err, errlen, "expected a non-empty value");
+        if (!cw_utf8_valid(value, strlen(value))) return errf(err, errlen, "expected UTF-8 text");
+        char *dup = strdup(value);
+        if (!dup) return errf(err, errlen, "out of memory");
+        char **slot = (char **)(base + o->offset);
+        free(*slot);
+        *slot = dup;
+        return 0;
+    }
+    case OPT_INT: {
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno || end == value || *end || v < o->min || v > o->max)
+            return errf(err, errlen, "expected an integer from %ld to %ld, got '%.64s'", o->min, o->max, value);
+        *(int *)(base + o->offset) = (int)v;
+        return 0;
+    }
+    case OPT_ENUM:
+        for (int i = 0; o->choices[i]; i++) {
+            if (strcmp(o->choices[i], value) == 0) {
+                *(int *)(base + o->offset) = i;
+                return 0;
+            }
+        }
+        char ch[160];
+        choices_text(o->choices, ch, sizeof(ch));
+        return errf(err, errlen, "expected one of %s, got '%.64s'", ch, value);
+    }
+    return errf(err, errlen, "internal: bad option type");
+}
+
+static int set_unit(cw_config *c, const char *code, const char *name, char *err, size_t errlen) {
+    int ok = strlen(code) == 6;
+    for (int i = 0; ok && i < 6; i++) ok = code[i] >= '0' && code[i] <= '9';
+    if (!ok) return errf(err, errlen, "expected a 6-digit unit code as the key");
+    if (!name[0] || !cw_utf8_valid(name, strlen(name))) return errf(err, errlen, "expected the unit's name in UTF-8");
+    for (size_t i = 0; i < c->nunits; i++) {
+        if (strcmp(c->units[i].code, code) == 0) {
+            char *dup = strdup(name);
+            if (!dup) return errf(err, errlen, "out of memory");
+            free(c->units[i].name);
+            c->units[i].name = dup;
+            return 0;
+        }
+    }
+    cw_unit_name *nu = realloc(c->units, (c->nunits + 1) * sizeof(*nu));
+    if (!nu) return errf(err, errlen, "out of memory");
+    c->units = nu;
+    memcpy(nu[c->nunits].code, code, 7);
+    nu[c->nunits].name = strdup(name);
+    if (!nu[c->nunits].name) return errf(err, errlen, "out of memory");
+    c->nunits++;
+    return 0;
+}
+
+/* Sets section/key from text wherever it came from. */
+static int set_value(cw_config *c, const char *section, const char *key, const char *value, char *err,
+                     size_t errlen) {
+    if (strcmp(section, "units") == 0) return set_unit(c, key, value, err, errlen);
+    const opt *o = find_opt(section, key);
+    if (!o) {
+        if (!section_known(section)) return errf(err, errlen, "unknown section");
+        return errf(err, errlen, "unknown key");
+    }
+    return set_opt(c, o, value, err, errlen);
+}
+
+/* ---- Life cycle ------------------------------------------------------- */
+
+cw_config *cw_config_new(void) {
+    cw_config *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    char err[256];
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (set_opt(c, &opts[i], opts[i].def, err, sizeof(err)) < 0) {
+            cw_config_free(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+void cw_config_free(cw_config *c) {
+    if (!c) return;
+    for (size_t i = 0; i < NOPTS; i++)
+        if (opts[i].type == OPT_STR) free(*(char **)((char *)c + opts[i].offset));
+    for (size_t i = 0; i < c->nunits; i++) free(c->units[i].name);
+    free(c->units);
+    if (c->redis_password) {
+        explicit_bzero(c->redis_password, strlen(c->redis_password));
+        free(c->redis_password);
+    }
+    free(c);
+}
+
+/* ---- Loading ---------------------------------------------------------- */
+
+typedef struct load_ctx {
+    cw_config *c;
+    FILE *f;
+    const char *path;
+    int line; /* line most recently handed to inih */
+    int failed;
+    char *err;
+    size_t errlen;
+} load_ctx;
+
+/* inih reads through this so that the handler knows the line it is on. */
+static char *read_line(char *str, int num, void *stream) {
+    load_ctx *lc = stream;
+    char *r = fgets(str, num, lc->f);
+    if (r) lc->line++;
+    return r;
+}
+
+static int on_value(void *user, const char *section, const char *key, const char *value) {
+    load_ctx *lc = user;
+    if (lc->failed) return 1;
+    char why[256];
+    if (set_value(lc->c, section, key, value, why, sizeof(why)) < 0) {
+        lc->failed = 1;
+        errf(lc->err, lc->errlen, "%s:%d: [%s] %s: %s", lc->path, lc->line, section, key, why);
+    }
+    return 1; /* keep inih going; we report our own first error */
+}
+
+int cw_config_load(cw_config *c, const char *path, char *err, size_t errlen) {
+    load_ctx lc = {.c = c, .path = path, .err = err, .errlen = errlen};
+    lc.f = fopen(path, "r");
+    if (!lc.f) return errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    int rc = ini_parse_stream(read_line, &lc, on_value, &lc);
+    fclose(lc.f);
+    if (lc.failed) return -1;
+    if (rc > 0) return errf(err, errlen, "%s:%d: not INI syntax (expected [section] or key = value)", path, rc);
+    if (rc < 0) return errf(err, errlen, "%s: could not be read", path);
+    return 0;
+}
+
+int cw_config_override(cw_config *c, const char *assignment, char *err, size_t errlen) {
+    const char *dot = strchr(assignment, '.');
+    const char *eq = strchr(assignment, '=');
+    if (!dot || !eq || dot > eq || dot == assignment || eq == dot + 1)
+        return errf(err, errlen, "-o %s: expected section.key=value", assignment);
+    char section[64], key[64];
+    if ((size_t)(dot - assignment) >= sizeof(section) || (size_t)(eq - dot - 1) >= sizeof(key))
+        return errf(err, errlen, "-o %s: section or key too long", assignment);
+    memcpy(section, assignment, (size_t)(dot - assignment));
+    section[dot - assignment] = '\0';
+    memcpy(key, dot + 1, (size_t)(eq - dot - 1));
+    key[eq - dot - 1] = '\0';
+    char why[256];
+    if (set_value(c, section, key, eq + 1, why, sizeof(why)) < 0)
+        return errf(err, errlen, "-o %s: [%s] %s: %s", assignment, section, key, why);
+    return 0;
+}
+
+int cw_config_finish(cw_config *c, char *err, size_t errlen) {
+    cw_log_level = c->log_level;
+    if (!c->redis_password_file[0]) return 0;
+    const char *path = c->redis_password_file;
+    FILE *f = fopen(path, "r");
+    if (!f) return errf(err, errlen, "[redis] password_file %s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+        CW_LOG(CW_LOG_WARNING, "config", "password file %s can be read by others (mode %03o); chmod 600 it", path,
+               (unsigned)(st.st_mode & 0777));
+    char buf[512];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
+    if (n == 0) return errf(err, errlen, "[redis] password_file %s: file is empty", path);
+    free(c->redis_password);
+    c->redis_password = strdup(buf);
+    explicit_bzero(buf, sizeof(buf));
+    if (!c->redis_password) return errf(err, errlen, "out of memory");
+    return 0;
+}
+
+const char *cw_config_unit_name(const cw_config *c, const char *code) {
+    for (size_t i = 0; i < c->nunits; i++)
+        if (strcmp(c->units[i].code, code) == 0) return c->units[i].name;
+    return NULL;
+}
+
+void cw_config_print(const cw_config *c, FILE *out) {
+    const char *section = "";
+    for (size_t i = 0; i < NOPTS; i++) {
+        const opt *o = &opts[i];
+        if (strcmp(section, o->section) != 0) {
+            fprintf(out, "%s[%s]\n", i ? "\n" : "", o->section);
+            section = o->section;
+        }
+        fprintf(out, "; %s\n", o->help);
+        const char *base = (const char *)c;
+        switch (o->type) {
+        case OPT_STR: fprintf(out, "%s = %s\n", o->key, *(char *const *)(base + o->offset)); break;
+        case OPT_INT: fprintf(out, "%s = %d\n", o->key, *(const int *)(base + o->offset)); break;
+        case OPT_ENUM: fprintf(out, "%s = %s\n", o->key, o->choices[*(const int *)(base + o->offset)]); break;
+        }
+    }
+    if (c->nunits) {
+        fprintf(out, "\n[units]\n");
+        for (size_t i = 0; i < c->nunits; i++) fprintf(out, "%s = %s\n", c->units[i].code, c->units[i].name);
+    }
+}

@@ -1,0 +1,66 @@
+/* cw_config: the INI configuration shared by casewatchd and the casewatch
+ * CLI. Every option is one row of a declarative table (section, key, type,
+ * default, bounds, description) in cw_config.c; a file is parsed with
+ * libinih and validated once. */
+#ifndef CW_CONFIG_H
+#define CW_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+typedef enum cw_clock { CW_CLOCK_LIVE = 0, CW_CLOCK_EVENT = 1 } cw_clock;
+
+typedef struct cw_unit_name {
+    char code[7];
+    char *name;
+} cw_unit_name;
+
+/* A plain value object: read its fields, change it only through
+ * cw_config_set so that bounds hold. */
+typedef struct cw_config {
+    /* [redis] */
+    char *redis_host;
+    int redis_port;
+    char *redis_user;
+    char *redis_password_file;
+    int redis_timeout_ms;
+    /* [stream] */
+    char *stream_key;
+    char *stream_dead_key;
+    int stream_batch;
+    int stream_block_ms;
+    /* [daemon] */
+    char *instance;
+    int clock; /* cw_clock */
+    char *state_dir;
+    int log_level;
+    /* [units]: code = name */
+    cw_unit_name *units;
+    size_t nunits;
+    /* read from redis_password_file by cw_config_finish; never printed */
+    char *redis_password;
+} cw_config;
+
+/* A configuration holding every default. Returns NULL on out of memory. */
+cw_config *cw_config_new(void);
+void cw_config_free(cw_config *c);
+
+/* Parses an INI file over the current values. Returns 0, or -1 with a
+ * message naming the file, line, section, key and what was expected. */
+int cw_config_load(cw_config *c, const char *path, char *err, size_t errlen);
+
+/* Applies one "section.key=value" override (the -o option). Returns 0 or
+ * -1 with a message. */
+int cw_config_override(cw_config *c, const char *assignment, char *err, size_t errlen);
+
+/* Cross-checks and reads secrets (the password file, warning when others
+ * may read it). Call once after load and overrides. Returns 0 or -1. */
+int cw_config_finish(cw_config *c, char *err, size_t errlen);
+
+/* The configured name of a 院 (from [units]), or NULL. */
+const char *cw_config_unit_name(const cw_config *c, const char *code);
+
+/* Writes the effective configuration as INI (secrets masked). */
+void cw_config_print(const cw_config *c, FILE *out);
+
+#endif

@@ -1,0 +1,515 @@
+#include "cw_event.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cw_text.h"
+
+/* ---- Event type table ------------------------------------------------ */
+
+static const struct {
+    const char *name;
+    const char *label;
+    int extra_item;
+    const char *required;
+} types[CW_EV_TYPE_COUNT] = {
+#define CW__ROW(e, name, zh, extra, req) {name, zh, extra, req},
+    CW_EVENT_TYPES(CW__ROW)
+#undef CW__ROW
+};
+
+const char *cw_event_type_name(cw_event_type t) {
+    return (unsigned)t < CW_EV_TYPE_COUNT ? types[t].name : "?";
+}
+
+const char *cw_event_type_label(cw_event_type t) {
+    return (unsigned)t < CW_EV_TYPE_COUNT ? types[t].label : "?";
+}
+
+int cw_event_type_is_extra_item(cw_event_type t) {
+    return (unsigned)t < CW_EV_TYPE_COUNT && types[t].extra_item;
+}
+
+int cw_event_type_from_name(const char *s, size_t len, cw_event_type *out) {
+    for (int i = 0; i < CW_EV_TYPE_COUNT; i++) {
+        if (strlen(types[i].name) == len && memcmp(types[i].name, s, len) == 0) {
+            *out = (cw_event_type)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static const char *const decision_names[] = {"", "approve", "reject", "prosecute", "not_prosecute"};
+static const char *const sentencing_names[] = {"", "determinate", "range", "none"};
+static const char *const reply_names[] = {"", "procedural", "substantive"};
+
+const char *cw_decision_name(cw_decision d) {
+    return (unsigned)d < 5 ? decision_names[d] : "?";
+}
+const char *cw_sentencing_name(cw_sentencing s) {
+    return (unsigned)s < 4 ? sentencing_names[s] : "?";
+}
+const char *cw_reply_name(cw_reply r) {
+    return (unsigned)r < 3 ? reply_names[r] : "?";
+}
+
+/* ---- Key table ------------------------------------------------------- */
+
+enum key_id {
+    K_V, K_ID, K_TS, K_TYPE, K_CASE, K_UNIT, K_DEPT, K_PROS, K_N,
+    K_DETAINED, K_COMPLEX, K_ARRESTED, K_FAST, K_PLEA, K_ADOPTED,
+    K_DECISION, K_SENTENCING, K_REPLY, K_COUNT
+};
+
+static const struct {
+    const char *name;
+    cw_key_kind kind;
+    unsigned flag; /* for booleans */
+} keys[K_COUNT] = {
+    [K_V] = {"v", CW_KIND_UINT, 0},
+    [K_ID] = {"id", CW_KIND_STR, 0},
+    [K_TS] = {"ts", CW_KIND_INT, 0},
+    [K_TYPE] = {"type", CW_KIND_STR, 0},
+    [K_CASE] = {"case", CW_KIND_STR, 0},
+    [K_UNIT] = {"unit", CW_KIND_STR, 0},
+    [K_DEPT] = {"dept", CW_KIND_STR, 0},
+    [K_PROS] = {"pros", CW_KIND_STR, 0},
+    [K_N] = {"n", CW_KIND_UINT, 0},
+    [K_DETAINED] = {"detained", CW_KIND_BOOL, CW_F_DETAINED},
+    [K_COMPLEX] = {"complex", CW_KIND_BOOL, CW_F_COMPLEX},
+    [K_ARRESTED] = {"arrested", CW_KIND_BOOL, CW_F_ARRESTED},
+    [K_FAST] = {"fast", CW_KIND_BOOL, CW_F_FAST},
+    [K_PLEA] = {"plea", CW_KIND_BOOL, CW_F_PLEA},
+    [K_ADOPTED] = {"adopted", CW_KIND_BOOL, CW_F_ADOPTED},
+    [K_DECISION] = {"decision", CW_KIND_STR, 0},
+    [K_SENTENCING] = {"sentencing", CW_KIND_STR, 0},
+    [K_REPLY] = {"reply", CW_KIND_STR, 0},
+};
+
+static int key_lookup(const char *s, size_t len) {
+    for (int i = 0; i < K_COUNT; i++)
+        if (strlen(keys[i].name) == len && memcmp(keys[i].name, s, len) == 0) return i;
+    return -1;
+}
+
+cw_key_kind cw_event_key_kind(const char *key, size_t len) {
+    int k = key_lookup(key, len);
+    return k < 0 ? CW_KIND_UNKNOWN : keys[k].kind;
+}
+
+/* ---- Framing --------------------------------------------------------- */
+
+static uint64_t be(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+int cw_msgpack_frame(const void *buf, size_t len, size_t max_bytes, size_t *used, const char **why) {
+    const uint8_t *p = buf;
+    size_t off = 0;
+    uint64_t left[CW_EVENT_MAX_DEPTH + 1]; /* values still to read, per level */
+    int depth = 0;
+    left[0] = 1;
+    for (;;) {
+        if (left[depth] == 0) {
+            if (depth == 0) {
+                *used = off;
+                return 1;
+            }
+            depth--;
+            continue;
+        }
+        left[depth]--;
+        if (off >= len) return off >= max_bytes ? (*why = "value exceeds the size cap", -1) : 0;
+        uint8_t c = p[off];
+        size_t hdr = 1;      /* header bytes, including c */
+        int lenbytes = 0;    /* big-endian length/count bytes after c */
+        uint64_t payload = 0;
+        uint64_t children = 0;
+        int container = 0, is_map = 0;
+        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+            /* fixint, nil, bool */
+        } else if (c <= 0x8f) {
+            container = is_map = 1;
+            children = c & 0x0f;
+        } else if (c <= 0x9f) {
+            container = 1;
+            children = c & 0x0f;
+        } else if (c <= 0xbf) {
+            payload = c & 0x1f;
+        } else {
+            switch (c) {
+            case 0xc4: case 0xd9: lenbytes = 1; break;            /* bin8, str8 */
+            case 0xc5: case 0xda: lenbytes = 2; break;            /* bin16, str16 */
+            case 0xc6: case 0xdb: lenbytes = 4; break;            /* bin32, str32 */
+            case 0xc7: lenbytes = 1; payload = 1; break;           /* ext8: +type */
+            case 0xc8: lenbytes = 2; payload = 1; break;
+            case 0xc9: lenbytes = 4; payload = 1; break;
+            case 0xca: payload = 4; break;
+            case 0xcb: payload = 8; break;
+            case 0xcc: case 0xd0: payload = 1; break;
+            case 0xcd: case 0xd1: payload = 2; break;
+            case 0xce: case 0xd2: payload = 4; break;
+            case 0xcf: case 0xd3: payload = 8; break;
+            case 0xd4: payload = 2; break;
+            case 0xd5: payload = 3; break;
+            case 0xd6: payload = 5; break;
+            case 0xd7: payload = 9; break;
+            case 0xd8: payload = 17; break;
+            case 0xdc: container = 1; lenbytes = 2; break;
+            case 0xdd: container = 1; lenbytes = 4; break;
+            case 0xde: container = is_map = 1; lenbytes = 2; break;
+            case 0xdf: container = is_map = 1; lenbytes = 4; break;
+            default:
+                *why = "byte 0xc1 is never used in msgpack";
+                return -1;
+            }
+        }
+        hdr += (size_t)lenbytes;
+        if (off + hdr > max_bytes) return (*why = "value exceeds the size cap", -1);
+        if (off + hdr > len) return 0;
+        if (lenbytes) {
+            uint64_t n = be(p + off + 1, lenbytes);
+            if (container) children = n;
+            else payload += n;
+        }
+        if (container) {
+            if (is_map) children *= 2;
+            off += hdr;
+            /* every element takes at least one byte: a header that claims
+             * more than the cap could ever hold is refused before anyone
+             * allocates for it */
+            if (children > max_bytes - off) return (*why = "container header claims more elements than fit in the size cap", -1);
+            if (children == 0) continue;
+            if (depth + 1 > CW_EVENT_MAX_DEPTH) return (*why = "value is nested too deeply", -1);
+            left[++depth] = children;
+            continue;
+        }
+        if (payload > max_bytes || off + hdr + payload > max_bytes) return (*why = "value exceeds the size cap", -1);
+        if (off + hdr + payload > len) return 0;
+        off += hdr + (size_t)payload;
+    }
+}
+
+/* ---- Decoding -------------------------------------------------------- */
+
+struct cw_event_decoder {
+    msgpack_unpacked up;
+};
+
+cw_event_decoder *cw_event_decoder_new(void) {
+    cw_event_decoder *d = calloc(1, sizeof(*d));
+    if (!d) return NULL;
+    msgpack_unpacked_init(&d->up);
+    return d;
+}
+
+void cw_event_decoder_free(cw_event_decoder *d) {
+    if (!d) return;
+    msgpack_unpacked_destroy(&d->up);
+    free(d);
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static const char *kind_words(cw_key_kind k) {
+    switch (k) {
+    case CW_KIND_UINT: return "an unsigned integer";
+    case CW_KIND_INT: return "an integer";
+    case CW_KIND_BOOL: return "a boolean";
+    case CW_KIND_STR: return "a string";
+    default: return "a value";
+    }
+}
+
+/* Checks a string value's UTF-8 and length and copies it into dst. */
+static int take_str(const msgpack_object *o, const char *key, size_t min, size_t max, char *dst,
+                    char *err, size_t errlen) {
+    size_t n = o->via.str.size;
+    if (!cw_utf8_valid(o->via.str.ptr, n)) return fail(err, errlen, "key '%s' is not valid UTF-8", key);
+    if (n < min) return fail(err, errlen, "key '%s' is empty", key);
+    if (n > max) return fail(err, errlen, "key '%s' is longer than %zu bytes", key, max);
+    cw_strlcpy_n(dst, max + 1, o->via.str.ptr, n);
+    return 0;
+}
+
+static int str_is(const msgpack_object *o, const char *s) {
+    return o->via.str.size == strlen(s) && memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
+}
+
+static int one_of(const msgpack_object *o, const char *const *names, int n) {
+    for (int i = 1; i < n; i++)
+        if (str_is(o, names[i])) return i;
+    return 0;
+}
+
+static int decode_map(const msgpack_object *root, int64_t now_ms, cw_event *ev, char *err, size_t errlen) {
+    if (root->type != MSGPACK_OBJECT_MAP) return fail(err, errlen, "event is not a msgpack map");
+    const msgpack_object_map *m = &root->via.map;
+    if (m->size > CW_EVENT_MAX_KEYS)
+        return fail(err, errlen, "event map has %u keys, more than %d", m->size, CW_EVENT_MAX_KEYS);
+
+    const msgpack_object *val[K_COUNT] = {0};
+    for (uint32_t i = 0; i < m->size; i++) {
+        const msgpack_object *k = &m->ptr[i].key;
+        if (k->type != MSGPACK_OBJECT_STR) return fail(err, errlen, "map key #%u is not a string", i + 1);
+        int id = key_lookup(k->via.str.ptr, k->via.str.size);
+        if (id < 0) continue; /* unknown extra keys are ignored */
+        if (val[id]) return fail(err, errlen, "key '%s' appears twice", keys[id].name);
+        const msgpack_object *o = &m->ptr[i].val;
+        int ok;
+        switch (keys[id].kind) {
+        case CW_KIND_UINT: ok = o->type == MSGPACK_OBJECT_POSITIVE_INTEGER; break;
+        case CW_KIND_INT:
+            ok = o->type == MSGPACK_OBJECT_POSITIVE_INTEGER || o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
+            break;
+        case CW_KIND_BOOL: ok = o->type == MSGPACK_OBJECT_BOOLEAN; break;
+        default: ok = o->type == MSGPACK_OBJECT_STR; break;
+        }
+        if (!ok) return fail(err, errlen, "key '%s' must be %s", keys[id].name, kind_words(keys[id].kind));
+        val[id] = o;
+    }
+
+    static const int required[] = {K_V, K_ID, K_TS, K_TYPE, K_CASE, K_UNIT};
+    for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
+        if (!val[required[i]]) return fail(err, errlen, "key '%s' is required", keys[required[i]].name);
+
+    memset(ev, 0, sizeof(*ev));
+    if (val[K_V]->via.u64 != CW_PROTO_VERSION)
+        return fail(err, errlen, "key 'v' is %llu, only protocol version %d is known",
+                    (unsigned long long)val[K_V]->via.u64, CW_PROTO_VERSION);
+    ev->v = CW_PROTO_VERSION;
+
+    if (take_str(val[K_ID], "id", 1, CW_ID_MAX, ev->id, err, errlen)) return -1;
+
+    /* a positive integer above INT64_MAX is out of any window too */
+    if (val[K_TS]->type == MSGPACK_OBJECT_POSITIVE_INTEGER && val[K_TS]->via.u64 > (uint64_t)INT64_MAX)
+        return fail(err, errlen, "key 'ts' is more than one day in the future");
+    ev->ts = val[K_TS]->via.i64;
+    if (ev->ts < CW_TS_MIN) return fail(err, errlen, "key 'ts' is before 2000-01-01");
+    if (ev->ts > now_ms + CW_TS_MAX_AHEAD) return fail(err, errlen, "key 'ts' is more than one day in the future");
+
+    const msgpack_object *t = val[K_TYPE];
+    if (!cw_utf8_valid(t->via.str.ptr, t->via.str.size)) return fail(err, errlen, "key 'type' is not valid UTF-8");
+    if (cw_event_type_from_name(t->via.str.ptr, t->via.str.size, &ev->type) < 0) {
+        int shown = t->via.str.size > 40 ? 40 : (int)t->via.str.size;
+        /* cut at a character boundary so the reason stays UTF-8 */
+        while (shown > 0 && shown < (int)t->via.str.size && (t->via.str.ptr[shown] & 0xC0) == 0x80) shown--;
+        return fail(err, errlen, "key 'type' names an unknown event type '%.*s'", shown, t->via.str.ptr);
+    }
+
+    if (take_str(val[K_CASE], "case", 1, CW_CASE_MAX, ev->case_id, err, errlen)) return -1;
+
+    const msgpack_object *u = val[K_UNIT];
+    int digits = u->via.str.size == CW_UNIT_LEN;
+    for (size_t i = 0; digits && i < CW_UNIT_LEN; i++) digits = u->via.str.ptr[i] >= '0' && u->via.str.ptr[i] <= '9';
+    if (!digits) return fail(err, errlen, "key 'unit' must be 6 digits");
+    memcpy(ev->unit, u->via.str.ptr, CW_UNIT_LEN);
+
+    if (val[K_DEPT] && take_str(val[K_DEPT], "dept", 1, CW_NAME_MAX, ev->dept, err, errlen)) return -1;
+    if (val[K_PROS] && take_str(val[K_PROS], "pros", 1, CW_NAME_MAX, ev->pros, err, errlen)) return -1;
+
+    ev->n = 1;
+    if (val[K_N]) {
+        uint64_t n = val[K_N]->via.u64;
+        if (n < 1 || n > CW_N_MAX) return fail(err, errlen, "key 'n' must be between 1 and %d", CW_N_MAX);
+        ev->n = (uint32_t)n;
+    }
+
+    for (int k = K_DETAINED; k <= K_ADOPTED; k++) {
+        if (!val[k]) continue;
+        ev->present |= keys[k].flag;
+        if (val[k]->via.boolean) ev->flags |= keys[k].flag;
+    }
+
+    if (val[K_DECISION]) {
+        ev->decision = (cw_decision)one_of(val[K_DECISION], decision_names, 5);
+        if (ev->decision == CW_DECISION_NONE)
+            return fail(err, errlen, "key 'decision' must be approve, reject, prosecute or not_prosecute");
+    }
+    if (val[K_SENTENCING]) {
+        ev->sentencing = (cw_sentencing)one_of(val[K_SENTENCING], sentencing_names, 4);
+        if (ev->sentencing == CW_SENTENCING_ABSENT)
+            return fail(err, errlen, "key 'sentencing' must be determinate, range or none");
+    }
+    if (val[K_REPLY]) {
+        ev->reply = (cw_reply)one_of(val[K_REPLY], reply_names, 3);
+        if (ev->reply == CW_REPLY_NONE) return fail(err, errlen, "key 'reply' must be procedural or substantive");
+    }
+
+    const char *req = types[ev->type].required;
+    if (req && !val[key_lookup(req, strlen(req))])
+        return fail(err, errlen, "key '%s' is required for %s", req, types[ev->type].name);
+    if (ev->type == CW_EV_ARREST_DECIDED && ev->decision != CW_DECISION_APPROVE && ev->decision != CW_DECISION_REJECT)
+        return fail(err, errlen, "key 'decision' must be approve or reject for arrest.decided");
+    if (ev->type == CW_EV_PROSECUTION_DECIDED && ev->decision != CW_DECISION_PROSECUTE &&
+        ev->decision != CW_DECISION_NOT_PROSECUTE)
+        return fail(err, errlen, "key 'decision' must be prosecute or not_prosecute for prosecution.decided");
+    return 0;
+}
+
+int cw_event_decode(cw_event_decoder *d, const void *buf, size_t len, int64_t now_ms, cw_event *ev,
+                    char *err, size_t errlen) {
+    if (len == 0) return fail(err, errlen, "event is empty");
+    if (len > CW_EVENT_MAX_BYTES)
+        return fail(err, errlen, "event is %zu bytes, more than the cap of %d", len, CW_EVENT_MAX_BYTES);
+    size_t used = 0;
+    const char *why = NULL;
+    int r = cw_msgpack_frame(buf, len, CW_EVENT_MAX_BYTES, &used, &why);
+    if (r < 0) return fail(err, errlen, "event is not acceptable msgpack: %s", why);
+    if (r == 0) return fail(err, errlen, "event is truncated msgpack");
+    if (used != len) return fail(err, errlen, "event has %zu trailing bytes after the msgpack value", len - used);
+
+    cw_event_decoder tmp;
+    cw_event_decoder *dd = d;
+    if (!dd) {
+        dd = &tmp;
+        msgpack_unpacked_init(&dd->up);
+    }
+    size_t off = 0;
+    msgpack_unpack_return ur = msgpack_unpack_next(&dd->up, buf, len, &off);
+    int rc;
+    if (ur != MSGPACK_UNPACK_SUCCESS)
+        rc = fail(err, errlen, ur == MSGPACK_UNPACK_NOMEM_ERROR ? "event could not be unpacked: out of memory"
+                                                                 : "event is not valid msgpack");
+    else
+        rc = decode_map(&dd->up.data, now_ms, ev, err, errlen);
+    if (!d) msgpack_unpacked_destroy(&dd->up);
+    return rc;
+}
+
+int cw_event_decode_entry(cw_event_decoder *d, const cw_entry_field *fields, size_t nfields, int64_t now_ms,
+                          cw_event *ev, char *err, size_t errlen) {
+    if (nfields == 0) return fail(err, errlen, "entry has no field 'e'");
+    if (nfields > 1) return fail(err, errlen, "entry has %zu fields, expected only 'e'", nfields);
+    if (fields[0].name_len != 1 || fields[0].name[0] != 'e') return fail(err, errlen, "entry has no field 'e'");
+    return cw_event_decode(d, fields[0].value, fields[0].value_len, now_ms, ev, err, errlen);
+}
+
+/* ---- Encoding -------------------------------------------------------- */
+
+static void pack_str(msgpack_packer *pk, const char *s) {
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static void pack_kv_str(msgpack_packer *pk, const char *k, const char *v) {
+    pack_str(pk, k);
+    pack_str(pk, v);
+}
+
+int cw_event_encode(const cw_event *ev, msgpack_sbuffer *out) {
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    size_t before = out->size;
+    uint32_t n = 6; /* v id ts type case unit */
+    if (ev->dept[0]) n++;
+    if (ev->pros[0]) n++;
+    if (ev->n != 1) n++;
+    for (int k = K_DETAINED; k <= K_ADOPTED; k++) n += (ev->present & keys[k].flag) != 0;
+    n += ev->decision != CW_DECISION_NONE;
+    n += ev->sentencing != CW_SENTENCING_ABSENT;
+    n += ev->reply != CW_REPLY_NONE;
+
+    msgpack_pack_map(&pk, n);
+    pack_str(&pk, "v");
+    msgpack_pack_uint32(&pk, ev->v ? ev->v : CW_PROTO_VERSION);
+    pack_kv_str(&pk, "id", ev->id);
+    pack_str(&pk, "ts");
+    msgpack_pack_int64(&pk, ev->ts);
+    pack_kv_str(&pk, "type", cw_event_type_name(ev->type));
+    pack_kv_str(&pk, "case", ev->case_id);
+    pack_kv_str(&pk, "unit", ev->unit);
+    if (ev->dept[0]) pack_kv_str(&pk, "dept", ev->dept);
+    if (ev->pros[0]) pack_kv_str(&pk, "pros", ev->pros);
+    if (ev->n != 1) {
+        pack_str(&pk, "n");
+        msgpack_pack_uint32(&pk, ev->n);
+    }
+    for (int k = K_DETAINED; k <= K_ADOPTED; k++) {
+        if (!(ev->present & keys[k].flag)) continue;
+        pack_str(&pk, keys[k].name);
+        if (ev->flags & keys[k].flag) msgpack_pack_true(&pk);
+        else msgpack_pack_false(&pk);
+    }
+    if (ev->decision != CW_DECISION_NONE) pack_kv_str(&pk, "decision", cw_decision_name(ev->decision));
+    if (ev->sentencing != CW_SENTENCING_ABSENT) pack_kv_str(&pk, "sentencing", cw_sentencing_name(ev->sentencing));
+    if (ev->reply != CW_REPLY_NONE) pack_kv_str(&pk, "reply", cw_reply_name(ev->reply));
+    /* msgpack_sbuffer_write reports allocation failure through its return,
+     * which the packer drops; a buffer that did not grow is the symptom */
+    return out->size > before ? 0 : -1;
+}
+
+/* ---- Streaming reader ------------------------------------------------ */
+
+struct cw_event_reader {
+    char *buf;
+    size_t len, cap, start; /* bytes buf[start..len) are pending */
+    size_t consumed;        /* bytes returned since the stream began */
+    int broken;
+    char why[128];
+};
+
+cw_event_reader *cw_event_reader_new(void) {
+    return calloc(1, sizeof(cw_event_reader));
+}
+
+void cw_event_reader_free(cw_event_reader *r) {
+    if (!r) return;
+    free(r->buf);
+    free(r);
+}
+
+int cw_event_reader_feed(cw_event_reader *r, const void *data, size_t len) {
+    if (r->start > 0) { /* compact before growing */
+        memmove(r->buf, r->buf + r->start, r->len - r->start);
+        r->len -= r->start;
+        r->start = 0;
+    }
+    if (r->len + len > r->cap) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (cap < r->len + len) cap *= 2;
+        char *nb = realloc(r->buf, cap);
+        if (!nb) return -1;
+        r->buf = nb;
+        r->cap = cap;
+    }
+    memcpy(r->buf + r->len, data, len);
+    r->len += len;
+    return 0;
+}
+
+int cw_event_reader_next(cw_event_reader *r, const char **value, size_t *len, char *err, size_t errlen) {
+    if (r->broken) return fail(err, errlen, "%s", r->why);
+    size_t used = 0;
+    const char *why = NULL;
+    int rc = cw_msgpack_frame(r->buf + r->start, r->len - r->start, CW_EVENT_MAX_BYTES, &used, &why);
+    if (rc == 0) return 0;
+    if (rc < 0) {
+        r->broken = 1;
+        snprintf(r->why, sizeof(r->why), "msgpack stream broken at byte %zu: %s", r->consumed, why);
+        return fail(err, errlen, "%s", r->why);
+    }
+    *value = r->buf + r->start;
+    *len = used;
+    r->start += used;
+    r->consumed += used;
+    return 1;
+}
+
+size_t cw_event_reader_pending(const cw_event_reader *r) {
+    return r->len - r->start;
+}

@@ -1,0 +1,25 @@
+/* cw_text: byte-level text checks shared by every module that lets a
+ * string from the outside world reach a log line, a JSON document or a
+ * Redis key. */
+#ifndef CW_TEXT_H
+#define CW_TEXT_H
+
+#include <stddef.h>
+
+/* Returns 1 when buf[0..len) is well-formed UTF-8 (no overlongs, no
+ * surrogates, nothing above U+10FFFF), else 0. */
+int cw_utf8_valid(const char *buf, size_t len);
+
+/* Percent-escapes one name for use inside a Redis key or channel:
+ * ':', '%', whitespace and control bytes become %XX; every other byte
+ * (UTF-8 included) is kept. Writes at most outlen-1 bytes plus a NUL.
+ * Returns the escaped length, or -1 when outlen is too small (out is then
+ * left NUL-terminated but truncated). A name can therefore never forge a
+ * ':'-separated key segment. */
+int cw_key_escape(const char *name, size_t len, char *out, size_t outlen);
+
+/* Copies src (len bytes) into dst of size dstlen as a NUL-terminated C
+ * string. Returns 0, or -1 if it does not fit. */
+int cw_strlcpy_n(char *dst, size_t dstlen, const char *src, size_t len);
+
+#endif

@@ -1,0 +1,25 @@
+#!/bin/sh
+# deps.sh check|install — the Debian packages casewatch builds and tests with.
+set -e
+PKGS="gcc make pkg-config libuv1-dev libhiredis-dev libmsgpack-dev libcmocka-dev libinih-dev libjansson-dev libcsv-dev libsystemd-dev redis-server redis-tools"
+have() {
+    for p in libuv hiredis msgpack inih jansson cmocka libsystemd; do
+        pkg-config --exists "$p" 2>/dev/null || return 1
+    done
+    [ -e /usr/include/csv.h ] || return 1
+    command -v redis-server >/dev/null 2>&1 || return 1
+    command -v redis-cli >/dev/null 2>&1 || return 1
+    return 0
+}
+case "$1" in
+check) have ;;
+install)
+    if have; then exit 0; fi
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    echo "deps: installing $PKGS" >&2
+    $SUDO apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $PKGS >&2
+    ;;
+*) echo "usage: deps.sh check|install" >&2; exit 2 ;;
+esac

@@ -1,0 +1,1 @@
+int cw_testredis_placeholder;
