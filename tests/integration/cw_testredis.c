@@ -1,1 +1,176 @@
-int cw_testredis_placeholder;
+#include "cw_testredis.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int free_port(void) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t l = sizeof(a);
+    int port = -1;
+    if (s >= 0 && bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 && getsockname(s, (struct sockaddr *)&a, &l) == 0)
+        port = ntohs(a.sin_port);
+    if (s >= 0) close(s);
+    return port;
+}
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int spawn(cw_testredis *r) {
+    char port[16];
+    snprintf(port, sizeof(port), "%d", r->port);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly",
+               "no", "--dir", r->dir, "--daemonize", "no", "--protected-mode", "yes", (char *)NULL);
+        _exit(127);
+    }
+    r->pid = pid;
+    for (int i = 0; i < 200; i++) {
+        redisContext *c = cw_testredis_connect(r);
+        if (c) {
+            redisReply *rep = redisCommand(c, "PING");
+            int ok = rep && rep->type == REDIS_REPLY_STATUS;
+            if (rep) freeReplyObject(rep);
+            redisFree(c);
+            if (ok) return 0;
+        }
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) { /* died: port taken? */
+            r->pid = 0;
+            return -1;
+        }
+        sleep_ms(25);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    r->pid = 0;
+    return -1;
+}
+
+int cw_testredis_start(cw_testredis *r) {
+    memset(r, 0, sizeof(*r));
+    snprintf(r->dir, sizeof(r->dir), "/tmp/cwtest-redis-XXXXXX");
+    if (!mkdtemp(r->dir)) return -1;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        r->port = free_port();
+        if (r->port > 0 && spawn(r) == 0) return 0;
+    }
+    return -1;
+}
+
+void cw_testredis_stop(cw_testredis *r) {
+    if (r->pid > 0) {
+        kill(r->pid, SIGTERM);
+        waitpid(r->pid, NULL, 0);
+        r->pid = 0;
+    }
+    if (r->dir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", r->dir);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", r->dir);
+        r->dir[0] = '\0';
+    }
+}
+
+int cw_testredis_restart(cw_testredis *r) {
+    if (r->pid > 0) {
+        kill(r->pid, SIGKILL);
+        waitpid(r->pid, NULL, 0);
+        r->pid = 0;
+    }
+    for (int i = 0; i < 40; i++) {
+        if (spawn(r) == 0) return 0;
+        sleep_ms(50);
+    }
+    return -1;
+}
+
+redisContext *cw_testredis_connect(const cw_testredis *r) {
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
+    if (!c || c->err) {
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    return c;
+}
+
+const char *cw_test_bin(const char *name, char *buf, size_t len) {
+    const char *dir = getenv("CW_BIN");
+    snprintf(buf, len, "%s/%s", dir ? dir : "bin", name);
+    return buf;
+}
+
+const char *cw_test_tmpfile(const char *content, size_t len, char *buf, size_t buflen) {
+    snprintf(buf, buflen, "/tmp/cwtest-XXXXXX");
+    int fd = mkstemp(buf);
+    if (fd < 0) return NULL;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, content + off, len - off);
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    close(fd);
+    return buf;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    size_t got = fread(b, 1, (size_t)n, f);
+    b[got] = '\0';
+    fclose(f);
+    return b;
+}
+
+int cw_test_run(char *const argv[], const char *stdin_data, size_t stdin_len, char **out, char **err) {
+    char in_path[64], out_path[64] = "/tmp/cwtest-out-XXXXXX", err_path[64] = "/tmp/cwtest-err-XXXXXX";
+    if (!cw_test_tmpfile(stdin_data ? stdin_data : "", stdin_data ? stdin_len : 0, in_path, sizeof(in_path)))
+        return -1;
+    int ofd = mkstemp(out_path), efd = mkstemp(err_path);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int ifd = open(in_path, O_RDONLY);
+        dup2(ifd, 0);
+        dup2(ofd, 1);
+        dup2(efd, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    close(ofd);
+    close(efd);
+    if (out) *out = slurp(out_path);
+    if (err) *err = slurp(err_path);
+    unlink(in_path);
+    unlink(out_path);
+    unlink(err_path);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}

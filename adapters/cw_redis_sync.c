@@ -1,0 +1,31 @@
+#include "cw_redis_sync.h"
+
+#include <stdio.h>
+#include <string.h>
+
+redisContext *cw_redis_sync_connect(const cw_config *c, char *err, size_t errlen) {
+    struct timeval tv = {c->redis_timeout_ms / 1000, (c->redis_timeout_ms % 1000) * 1000};
+    redisContext *rc = redisConnectWithTimeout(c->redis_host, c->redis_port, tv);
+    if (!rc || rc->err) {
+        snprintf(err, errlen, "cannot connect to redis at %s:%d: %s", c->redis_host, c->redis_port,
+                 rc ? rc->errstr : "out of memory");
+        redisFree(rc);
+        return NULL;
+    }
+    redisSetTimeout(rc, tv);
+    if (c->redis_password) {
+        redisReply *r = c->redis_user[0] ? redisCommand(rc, "AUTH %s %s", c->redis_user, c->redis_password)
+                                         : redisCommand(rc, "AUTH %s", c->redis_password);
+        int ok = r && r->type == REDIS_REPLY_STATUS;
+        if (!ok)
+            snprintf(err, errlen, "redis at %s:%d refused AUTH%s%s: %s", c->redis_host, c->redis_port,
+                     c->redis_user[0] ? " as " : "", c->redis_user,
+                     r && r->type == REDIS_REPLY_ERROR ? r->str : rc->errstr);
+        if (r) freeReplyObject(r);
+        if (!ok) {
+            redisFree(rc);
+            return NULL;
+        }
+    }
+    return rc;
+}

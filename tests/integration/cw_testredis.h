@@ -1,0 +1,37 @@
+/* Test harness: a private redis-server on a free loopback port, started
+ * and stopped by its pid, and helpers to run the project's binaries. */
+#ifndef CW_TESTREDIS_H
+#define CW_TESTREDIS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <hiredis.h>
+
+typedef struct cw_testredis {
+    pid_t pid;
+    int port;
+    char dir[64];
+} cw_testredis;
+
+/* Starts redis-server (no persistence) and waits until it answers PING.
+ * Returns 0 or -1. */
+int cw_testredis_start(cw_testredis *r);
+/* SIGTERM to its pid, wait, remove its directory. */
+void cw_testredis_stop(cw_testredis *r);
+/* Stops it with SIGKILL, keeping port and dir, then starts it again on
+ * the same port (for restart tests). Returns 0 or -1. */
+int cw_testredis_restart(cw_testredis *r);
+redisContext *cw_testredis_connect(const cw_testredis *r);
+
+/* Path of a project binary: $CW_BIN/name (or bin/name). */
+const char *cw_test_bin(const char *name, char *buf, size_t len);
+
+/* Runs argv with stdin_data on its stdin; captures stdout and stderr
+ * (NUL-terminated, caller frees). Returns the exit status, or -1. */
+int cw_test_run(char *const argv[], const char *stdin_data, size_t stdin_len, char **out, char **err);
+
+/* Writes a temporary file with the given content; returns its path in buf. */
+const char *cw_test_tmpfile(const char *content, size_t len, char *buf, size_t buflen);
+
+#endif
