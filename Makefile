@@ -69,7 +69,7 @@ run: all
 	@sh tests/demo.sh $(BIN)
 
 bench: all
-	@sh tests/bench/run.sh $(BIN)
+	@sh tests/bench/feed.sh $(BIN) 100000
 
 # libFuzzer needs clang; runs each target for FUZZ_SECONDS (default 60).
 FUZZ_SECONDS ?= 60

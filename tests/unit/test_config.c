@@ -1,0 +1,270 @@
+/* Unit tests of daemon/cw_config and proto/cw_record. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../daemon/cw_config.h"
+#include "../../daemon/cw_log.h"
+#include "../../proto/cw_event.h"
+#include "../../proto/cw_record.h"
+
+static char path[64];
+static char err[512];
+
+static cw_config *load_text(const char *text, int *rc) {
+    snprintf(path, sizeof(path), "/tmp/cwconf-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    cw_config *c = cw_config_new();
+    assert_non_null(c);
+    err[0] = '\0';
+    *rc = cw_config_load(c, path, err, sizeof(err));
+    unlink(path);
+    return c;
+}
+
+static void defaults_match_the_protocol_key_names(void **state) {
+    (void)state;
+    cw_config *c = cw_config_new();
+    assert_string_equal(c->redis_host, "127.0.0.1");
+    assert_int_equal(c->redis_port, 6379);
+    assert_string_equal(c->stream_key, "casewatch:events");
+    assert_string_equal(c->stream_dead_key, "casewatch:events:dead");
+    assert_int_equal(c->stream_batch, 1000);
+    assert_int_equal(c->clock, CW_CLOCK_LIVE);
+    assert_int_equal(c->log_level, CW_LOG_INFO);
+    assert_null(c->redis_password);
+    cw_config_free(c);
+    cw_config_free(NULL);
+}
+
+static void a_full_file_sets_every_section(void **state) {
+    (void)state;
+    int rc;
+    cw_config *c = load_text("; comment\n[redis]\nhost = 10.0.0.5\nport = 7000\nuser = cw\n"
+                             "[stream]\nkey = k:events\nbatch = 500\n"
+                             "[daemon]\ninstance = nanle\nclock = event\nstate_dir = /tmp/x\nlog_level = debug\n"
+                             "[units]\n410923 = 南乐县人民检察院\n",
+                             &rc);
+    assert_int_equal(rc, 0);
+    assert_string_equal(c->redis_host, "10.0.0.5");
+    assert_int_equal(c->redis_port, 7000);
+    assert_string_equal(c->stream_key, "k:events");
+    assert_int_equal(c->stream_batch, 500);
+    assert_string_equal(c->instance, "nanle");
+    assert_int_equal(c->clock, CW_CLOCK_EVENT);
+    assert_int_equal(c->log_level, CW_LOG_DEBUG);
+    assert_string_equal(cw_config_unit_name(c, "410923"), "南乐县人民检察院");
+    assert_null(cw_config_unit_name(c, "410900"));
+    cw_config_free(c);
+}
+
+static void an_unknown_key_is_named_with_file_and_line(void **state) {
+    (void)state;
+    int rc;
+    cw_config *c = load_text("[redis]\nhost = a\n\n# comment\nprot = 1\n", &rc);
+    assert_int_equal(rc, -1);
+    char want[128];
+    snprintf(want, sizeof(want), "%s:5: [redis] prot: unknown key", path);
+    assert_string_equal(err, want);
+    cw_config_free(c);
+}
+
+static void an_unknown_section_is_an_error(void **state) {
+    (void)state;
+    int rc;
+    cw_config *c = load_text("[redis]\nport = 1\n[bogus]\nx = 1\n", &rc);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err, ":4: [bogus] x: unknown section"));
+    cw_config_free(c);
+}
+
+static void an_out_of_range_integer_says_what_was_expected(void **state) {
+    (void)state;
+    int rc;
+    cw_config *c = load_text("[redis]\nport = 70000\n", &rc);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err, ":2: [redis] port: expected an integer from 1 to 65535, got '70000'"));
+    cw_config_free(c);
+    c = load_text("[stream]\nbatch = 12abc\n", &rc);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err, "[stream] batch: expected an integer"));
+    cw_config_free(c);
+}
+
+static void a_bad_choice_lists_the_choices(void **state) {
+    (void)state;
+    int rc;
+    cw_config *c = load_text("[daemon]\nclock = wall\n", &rc);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err, "[daemon] clock: expected one of live, event, got 'wall'"));
+    cw_config_free(c);
+}
+
+static void a_bad_unit_code_is_refused(void **state) {
+    (void)state;
+    int rc;
+    cw_config *c = load_text("[units]\n41092 = 某院\n", &rc);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err, "[units] 41092: expected a 6-digit unit code"));
+    cw_config_free(c);
+}
+
+static void a_line_that_is_not_ini_is_refused(void **state) {
+    (void)state;
+    int rc;
+    cw_config *c = load_text("[redis]\nthis line has no equals sign\n", &rc);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err, ":2: not INI syntax"));
+    cw_config_free(c);
+}
+
+static void a_missing_file_is_named(void **state) {
+    (void)state;
+    cw_config *c = cw_config_new();
+    assert_int_equal(cw_config_load(c, "/nonexistent/casewatch.conf", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "/nonexistent/casewatch.conf: cannot open"));
+    cw_config_free(c);
+}
+
+static void overrides_apply_and_bad_ones_are_named(void **state) {
+    (void)state;
+    cw_config *c = cw_config_new();
+    assert_int_equal(cw_config_override(c, "redis.port=6380", err, sizeof(err)), 0);
+    assert_int_equal(c->redis_port, 6380);
+    assert_int_equal(cw_config_override(c, "units.410923=南乐县院", err, sizeof(err)), 0);
+    assert_string_equal(cw_config_unit_name(c, "410923"), "南乐县院");
+    assert_int_equal(cw_config_override(c, "redis.port", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "expected section.key=value"));
+    assert_int_equal(cw_config_override(c, "redis.nope=1", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "[redis] nope: unknown key"));
+    cw_config_free(c);
+}
+
+static void the_password_is_read_from_its_file_without_the_newline(void **state) {
+    (void)state;
+    char pw[64] = "/tmp/cwpw-XXXXXX";
+    int fd = mkstemp(pw);
+    assert_int_equal(write(fd, "hunter2\n", 8), 8);
+    close(fd);
+    chmod(pw, 0600);
+    cw_config *c = cw_config_new();
+    char o[128];
+    snprintf(o, sizeof(o), "redis.password_file=%s", pw);
+    assert_int_equal(cw_config_override(c, o, err, sizeof(err)), 0);
+    assert_int_equal(cw_config_finish(c, err, sizeof(err)), 0);
+    assert_string_equal(c->redis_password, "hunter2");
+    /* an empty password file is an error, not an empty password */
+    fd = open(pw, O_WRONLY | O_TRUNC);
+    close(fd);
+    assert_int_equal(cw_config_finish(c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "file is empty"));
+    unlink(pw);
+    assert_int_equal(cw_config_finish(c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "cannot open"));
+    cw_config_free(c);
+}
+
+static void the_printed_config_never_contains_the_password(void **state) {
+    (void)state;
+    cw_config *c = cw_config_new();
+    c->redis_password = strdup("topsecret");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cw_config_print(c, f);
+    fclose(f);
+    assert_null(strstr(buf, "topsecret"));
+    assert_non_null(strstr(buf, "[redis]"));
+    assert_non_null(strstr(buf, "key = casewatch:events"));
+    free(buf);
+    cw_config_free(c);
+}
+
+/* ---- cw_record ---------------------------------------------------------- */
+
+static void a_json_record_becomes_the_same_event(void **state) {
+    (void)state;
+    const char *j = "{\"v\":1,\"id\":\"x\",\"ts\":1596211200000,\"type\":\"prosecution.decided\",\"case\":\"c\","
+                    "\"unit\":\"410923\",\"decision\":\"prosecute\",\"plea\":true,\"sentencing\":\"determinate\","
+                    "\"n\":4,\"pros\":null}";
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(cw_record_from_json(j, strlen(j), &sb, err, sizeof(err)), 0);
+    cw_event ev;
+    assert_int_equal(cw_event_decode(NULL, sb.data, sb.size, 1700000000000LL, &ev, err, sizeof(err)), 0);
+    assert_int_equal(ev.n, 4);
+    assert_true(cw_event_flag(&ev, CW_F_PLEA));
+    assert_int_equal(ev.sentencing, CW_SENTENCING_DETERMINATE);
+    assert_string_equal(ev.pros, "");
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void json_duplicate_keys_and_non_objects_are_refused(void **state) {
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(cw_record_from_json("{\"a\":1,\"a\":2}", 13, &sb, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "duplicate"));
+    assert_int_equal(cw_record_from_json("[42]", 4, &sb, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "not a JSON object"));
+    assert_int_equal(cw_record_from_json("42", 2, &sb, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "not JSON"));
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void csv_cells_are_typed_by_their_key(void **state) {
+    (void)state;
+    const char *names[] = {"v", "id", "ts", "type", "case", "unit", "fast", "n", "note"};
+    const char *cells[] = {"1", "x", "1596211200000", "prosecution.accepted", "c", "410923", "TRUE", "", "12"};
+    size_t nl[9], cl[9];
+    for (int i = 0; i < 9; i++) nl[i] = strlen(names[i]), cl[i] = strlen(cells[i]);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(cw_record_from_cells(names, nl, cells, cl, 9, &sb, err, sizeof(err)), 0);
+    cw_event ev;
+    assert_int_equal(cw_event_decode(NULL, sb.data, sb.size, 1700000000000LL, &ev, err, sizeof(err)), 0);
+    assert_true(cw_event_flag(&ev, CW_F_FAST));
+    assert_int_equal(ev.n, 1);
+    /* a unit that looks like a number stays a string: "041092" keeps its 0 */
+    cells[5] = "010101";
+    cells[6] = "maybe";
+    cl[6] = 5;
+    sb.size = 0;
+    assert_int_equal(cw_record_from_cells(names, nl, cells, cl, 9, &sb, err, sizeof(err)), 0);
+    assert_int_equal(cw_event_decode(NULL, sb.data, sb.size, 1700000000000LL, &ev, err, sizeof(err)), -1);
+    assert_string_equal(err, "key 'fast' must be a boolean");
+    msgpack_sbuffer_destroy(&sb);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(defaults_match_the_protocol_key_names),
+        cmocka_unit_test(a_full_file_sets_every_section),
+        cmocka_unit_test(an_unknown_key_is_named_with_file_and_line),
+        cmocka_unit_test(an_unknown_section_is_an_error),
+        cmocka_unit_test(an_out_of_range_integer_says_what_was_expected),
+        cmocka_unit_test(a_bad_choice_lists_the_choices),
+        cmocka_unit_test(a_bad_unit_code_is_refused),
+        cmocka_unit_test(a_line_that_is_not_ini_is_refused),
+        cmocka_unit_test(a_missing_file_is_named),
+        cmocka_unit_test(overrides_apply_and_bad_ones_are_named),
+        cmocka_unit_test(the_password_is_read_from_its_file_without_the_newline),
+        cmocka_unit_test(the_printed_config_never_contains_the_password),
+        cmocka_unit_test(a_json_record_becomes_the_same_event),
+        cmocka_unit_test(json_duplicate_keys_and_non_objects_are_refused),
+        cmocka_unit_test(csv_cells_are_typed_by_their_key),
+    };
+    return cmocka_run_group_tests_name("config and records", tests, NULL, NULL);
+}
