@@ -239,6 +239,9 @@ static int take_str(const msgpack_object *o, const char *key, size_t min, size_t
                     char *err, size_t errlen) {
     size_t n = o->via.str.size;
     if (!cw_utf8_valid(o->via.str.ptr, n)) return fail(err, errlen, "key '%s' is not valid UTF-8", key);
+    /* U+0000 is valid UTF-8 but would cut the string short everywhere it
+     * is used as a C string, making two different ids the same */
+    if (memchr(o->via.str.ptr, '\0', n)) return fail(err, errlen, "key '%s' contains a NUL byte", key);
     if (n < min) return fail(err, errlen, "key '%s' is empty", key);
     if (n > max) return fail(err, errlen, "key '%s' is longer than %zu bytes", key, max);
     cw_strlcpy_n(dst, max + 1, o->via.str.ptr, n);

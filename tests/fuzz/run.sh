@@ -15,8 +15,13 @@ for t in tests/fuzz/fuzz_*.c; do
     mkdir -p "$corpus"
     cp tests/fuzz/seeds/* "$corpus/" 2>/dev/null || true
     echo "fuzz: $name for ${secs}s"
-    "build/fuzz/$name" -max_total_time="$secs" -max_len=4096 -print_final_stats=1 "$corpus" 2>&1 |
-        grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" || true
-    # a crash leaves crash-* files and a non-zero status; fail loudly
-    if ls crash-* leak-* timeout-* >/dev/null 2>&1; then echo "fuzz: $name found a failure" >&2; exit 1; fi
+    rc=0
+    "build/fuzz/$name" -max_total_time="$secs" -max_len=4096 -print_final_stats=1 \
+        -artifact_prefix=build/fuzz/ "$corpus" >"build/fuzz/$name.log" 2>&1 || rc=$?
+    grep -E "stat::number_of_executed_units|ERROR|SUMMARY" "build/fuzz/$name.log" || true
+    if [ $rc -ne 0 ]; then
+        echo "fuzz: $name FAILED (exit $rc); reproducer in build/fuzz/, log build/fuzz/$name.log" >&2
+        grep -A30 "ERROR" "build/fuzz/$name.log" >&2 || true
+        exit 1
+    fi
 done

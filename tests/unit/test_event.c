@@ -292,6 +292,14 @@ static void a_string_that_is_not_utf8_is_rejected(void **state) {
     REJECTS(o4, NULL, "key 'id' is not valid UTF-8");
 }
 
+static void a_string_with_a_nul_byte_is_rejected(void **state) {
+    (void)state;
+    kv o1[] = {{"case", 'x', "a\0b", 0, 3}};
+    REJECTS(o1, NULL, "key 'case' contains a NUL byte");
+    kv o2[] = {{"id", 'x', "\0", 0, 1}};
+    REJECTS(o2, NULL, "key 'id' contains a NUL byte");
+}
+
 static void an_unknown_protocol_version_is_rejected(void **state) {
     (void)state;
     kv o[] = {{"v", 'i', NULL, 2, 0}};
@@ -577,6 +585,7 @@ int main(void) {
         cmocka_unit_test(a_wrong_type_is_named_with_the_type_expected),
         cmocka_unit_test(a_string_over_its_limit_is_rejected),
         cmocka_unit_test(a_string_that_is_not_utf8_is_rejected),
+        cmocka_unit_test(a_string_with_a_nul_byte_is_rejected),
         cmocka_unit_test(an_unknown_protocol_version_is_rejected),
         cmocka_unit_test(an_unknown_event_type_is_rejected_and_named),
         cmocka_unit_test(a_unit_that_is_not_six_digits_is_rejected),
