@@ -11,6 +11,7 @@
 
 #include "../proto/cw_text.h"
 #include "cw_log.h"
+#include "cw_period.h"
 
 /* ---- The option table ------------------------------------------------- */
 
@@ -51,6 +52,19 @@ static const opt opts[] = {
      "live: deadlines expire by the wall clock; event: by event time only (replays, tests)"},
     {"daemon", "state_dir", OPT_STR, F(state_dir), "/var/lib/casewatch", 1, 0, NULL, "where snapshots are written"},
     {"daemon", "log_level", OPT_ENUM, F(log_level), "info", 0, 0, level_choices, "least important level logged"},
+    {"daemon", "health_prefix", OPT_STR, F(health_prefix), "casewatch:daemon", 1, 0, NULL,
+     "the health hash is <health_prefix>:<instance>"},
+    {"indicators", "prefix", OPT_STR, F(ind_prefix), "casewatch:ind", 1, 0, NULL,
+     "indicator hashes are <prefix>:<scope>:<period>"},
+    {"indicators", "utc_offset", OPT_STR, F(utc_offset), "+08:00", 1, 0, NULL,
+     "local time of periods and deadlines (China time)"},
+    {"indicators", "rolling_days", OPT_INT, F(rolling_days), "30", 1, 366, NULL, "days in the rolling-<N>d period"},
+    {"indicators", "keep_quarters", OPT_INT, F(keep_quarters), "8", 1, 400, NULL,
+     "quarters kept in memory before the newest event's quarter"},
+    {"indicators", "flush_ms", OPT_INT, F(flush_ms), "500", 10, 1000, NULL,
+     "how often changed indicator hashes are written"},
+    {"indicators", "closed_window", OPT_INT, F(closed_window), "1000000", 1, 100000000, NULL,
+     "event ids of closed cases remembered for dedupe (16 bytes each)"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -249,6 +263,8 @@ int cw_config_override(cw_config *c, const char *assignment, char *err, size_t e
 
 int cw_config_finish(cw_config *c, char *err, size_t errlen) {
     cw_log_level = c->log_level;
+    if (cw_period_parse_offset(c->utc_offset, &c->utc_offset_min) < 0)
+        return errf(err, errlen, "[indicators] utc_offset: expected +HH:MM, -HH:MM or Z, got '%.32s'", c->utc_offset);
     if (!c->redis_password_file[0]) return 0;
     const char *path = c->redis_password_file;
     FILE *f = fopen(path, "r");

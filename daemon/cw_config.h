@@ -34,6 +34,15 @@ typedef struct cw_config {
     int clock; /* cw_clock */
     char *state_dir;
     int log_level;
+    char *health_prefix;
+    /* [indicators] */
+    char *ind_prefix;
+    char *utc_offset;
+    int utc_offset_min; /* parsed from utc_offset by cw_config_finish */
+    int rolling_days;
+    int keep_quarters;
+    int flush_ms;
+    int closed_window;
     /* [units]: code = name */
     cw_unit_name *units;
     size_t nunits;

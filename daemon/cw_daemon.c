@@ -1,27 +1,330 @@
 #include "cw_daemon.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <uv.h>
 
+#include "../proto/cw_event.h"
+#include "cw_cases.h"
 #include "cw_conn.h"
+#include "cw_ind.h"
 #include "cw_log.h"
+
+/* Read strategy: plain XREAD from the last applied entry id, which the
+ * daemon keeps itself (and the snapshot will persist with the state it
+ * produced). A consumer group's acknowledgement lives in Redis, apart
+ * from the state, so it could never be committed atomically with it;
+ * XREAD has no server-side bookkeeping to keep in step and is the
+ * fastest read Redis offers. */
+
+#define MAX_FIELDS 16
+
+/* A dead letter waiting for the writer: the XADD argv, owned. */
+typedef struct dead_letter {
+    int argc;
+    char **argv;
+    size_t *argvlen;
+    struct dead_letter *next;
+} dead_letter;
 
 typedef struct daemon_ctx {
     uv_loop_t loop;
     const cw_config *cfg;
     cw_conn *reader; /* blocking stream reads hold this one */
-    cw_conn *writer; /* hashes, dead letters, alerts */
+    cw_conn *writer; /* hashes, dead letters, health */
     uv_signal_t sigterm, sigint;
+    uv_timer_t flush_timer;
     int stopping;
+    int reading;
+    /* data path */
+    cw_event_decoder *dec;
+    cw_cases *cases;
+    cw_ind *ind;
+    char last_id[48];
+    int caught_up;
+    dead_letter *dl_head, *dl_tail; /* not yet acknowledged */
+    int dl_sending;
+    /* stats for the health hash */
+    int64_t started_at;
+    uint64_t events, duplicates, dead_lettered, read_total;
+    int64_t lag;
+    int64_t stream_base; /* entries added before what we first read */
+    int base_known;
+    size_t hashes_written;
 } daemon_ctx;
 
-static void on_conn_state(cw_conn *c, int ready, void *data) {
+static int64_t wall_ms(void) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void read_more(daemon_ctx *d);
+static void send_dead_letters(daemon_ctx *d);
+
+/* ---- Dead letters ------------------------------------------------------ */
+
+static void dead_letter_free(dead_letter *dl) {
+    for (int i = 0; i < dl->argc; i++) free(dl->argv[i]);
+    free(dl->argv);
+    free(dl->argvlen);
+    free(dl);
+}
+
+/* Copies an unusable entry (its original fields, reason, source_id) into
+ * the queue for the dead-letter stream; it stays queued until Redis has
+ * acknowledged it, across reconnects. */
+static void dead_letter_queue(daemon_ctx *d, const char *id, const redisReply *fields, const char *reason) {
+    size_t nf = fields && fields->type == REDIS_REPLY_ARRAY ? fields->elements : 0;
+    dead_letter *dl = calloc(1, sizeof(*dl));
+    int argc = 3 + (int)nf + 4;
+    dl->argv = calloc((size_t)argc, sizeof(char *));
+    dl->argvlen = calloc((size_t)argc, sizeof(size_t));
+    int n = 0;
+#define PUSH(s, l)                          \
+    do {                                    \
+        dl->argv[n] = malloc((l) + 1);      \
+        memcpy(dl->argv[n], (s), (l));      \
+        dl->argv[n][(l)] = '\0';            \
+        dl->argvlen[n++] = (l);             \
+    } while (0)
+    PUSH("XADD", 4);
+    PUSH(d->cfg->stream_dead_key, strlen(d->cfg->stream_dead_key));
+    PUSH("*", 1);
+    for (size_t i = 0; i + 1 < nf; i += 2) {
+        /* a field named like ours would be shadowed; keep it under orig_ */
+        const redisReply *k = fields->element[i], *v = fields->element[i + 1];
+        if ((k->len == 6 && memcmp(k->str, "reason", 6) == 0) || (k->len == 9 && memcmp(k->str, "source_id", 9) == 0)) {
+            char buf[16];
+            snprintf(buf, sizeof(buf), "orig_%.9s", k->str);
+            PUSH(buf, strlen(buf));
+        } else {
+            PUSH(k->str, k->len);
+        }
+        PUSH(v->str, v->len);
+    }
+    PUSH("reason", 6);
+    PUSH(reason, strlen(reason));
+    PUSH("source_id", 9);
+    PUSH(id, strlen(id));
+#undef PUSH
+    dl->argc = n;
+    if (d->dl_tail) d->dl_tail->next = dl;
+    else d->dl_head = dl;
+    d->dl_tail = dl;
+    d->dead_lettered++;
+    CW_LOG(CW_LOG_NOTICE, "stream", "entry %s dead-lettered: %s", id, reason);
+}
+
+static void on_dead_letter_reply(cw_conn *c, redisReply *r, void *privdata) {
     (void)c;
-    (void)ready;
-    (void)data;
+    daemon_ctx *d = privdata;
+    d->dl_sending = 0;
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        if (r) CW_LOG(CW_LOG_ERR, "stream", "dead-letter XADD refused: %s", r->str);
+        return; /* stays queued; retried on the next flush or reconnect */
+    }
+    dead_letter *dl = d->dl_head;
+    d->dl_head = dl->next;
+    if (!d->dl_head) d->dl_tail = NULL;
+    dead_letter_free(dl);
+    send_dead_letters(d);
+}
+
+/* One dead letter in flight at a time keeps the queue simple: it is
+ * removed only once acknowledged. Dead letters are rare. */
+static void send_dead_letters(daemon_ctx *d) {
+    if (d->dl_sending || !d->dl_head || !cw_conn_is_ready(d->writer)) return;
+    dead_letter *dl = d->dl_head;
+    if (cw_conn_command(d->writer, dl->argc, (const char **)dl->argv, dl->argvlen, 0, on_dead_letter_reply, d) == 0)
+        d->dl_sending = 1;
+}
+
+/* ---- The data path: stream -> decode -> cases -> counters -------------- */
+
+static void apply_entry(daemon_ctx *d, const redisReply *entry) {
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) return;
+    const redisReply *idr = entry->element[0], *fields = entry->element[1];
+    const char *id = idr->str;
+    cw_entry_field f[MAX_FIELDS];
+    size_t nf = fields->type == REDIS_REPLY_ARRAY ? fields->elements / 2 : 0;
+    for (size_t i = 0; i < nf && i < MAX_FIELDS; i++) {
+        f[i].name = fields->element[2 * i]->str;
+        f[i].name_len = fields->element[2 * i]->len;
+        f[i].value = fields->element[2 * i + 1]->str;
+        f[i].value_len = fields->element[2 * i + 1]->len;
+    }
+    cw_event ev;
+    char why[256];
+    d->read_total++;
+    snprintf(d->last_id, sizeof(d->last_id), "%s", id);
+    if (cw_event_decode_entry(d->dec, f, nf, wall_ms(), &ev, why, sizeof(why)) < 0) {
+        if (nf > MAX_FIELDS) snprintf(why, sizeof(why), "entry has %zu fields, expected only 'e'", nf);
+        dead_letter_queue(d, id, fields, why);
+        return;
+    }
+    cw_case_facts facts;
+    int rc = cw_cases_apply(d->cases, &ev, &facts);
+    if (rc == 1) {
+        d->duplicates++;
+        return;
+    }
+    if (rc < 0 || cw_ind_apply(d->ind, &ev, &facts) < 0) {
+        CW_LOG(CW_LOG_ERR, "daemon", "out of memory applying entry %s", id);
+        return;
+    }
+    d->events++;
+}
+
+static void on_read(cw_conn *c, redisReply *r, void *privdata) {
+    (void)c;
+    daemon_ctx *d = privdata;
+    d->reading = 0;
+    if (!r) return; /* connection going away; READY again resumes from last_id */
+    if (r->type == REDIS_REPLY_ERROR) {
+        CW_LOG(CW_LOG_ERR, "stream", "XREAD refused: %s", r->str);
+        cw_conn_drop(d->reader, "XREAD refused");
+        return;
+    }
+    size_t n = 0;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+        const redisReply *entries = r->element[0]->element[1];
+        n = entries->elements;
+        for (size_t i = 0; i < n; i++) apply_entry(d, entries->element[i]);
+    }
+    d->caught_up = n < (size_t)d->cfg->stream_batch;
+    send_dead_letters(d);
+    read_more(d);
+}
+
+static void read_more(daemon_ctx *d) {
+    if (d->stopping || d->reading || !cw_conn_is_ready(d->reader)) return;
+    char count[16], block[16];
+    snprintf(count, sizeof(count), "%d", d->cfg->stream_batch);
+    snprintf(block, sizeof(block), "%d", d->cfg->stream_block_ms);
+    const char *argv[] = {"XREAD", "COUNT", count, "BLOCK", block, "STREAMS", d->cfg->stream_key, d->last_id};
+    size_t lens[8];
+    for (int i = 0; i < 8; i++) lens[i] = strlen(argv[i]);
+    if (cw_conn_command(d->reader, 8, argv, lens, (uint64_t)d->cfg->stream_block_ms, on_read, d) == 0) d->reading = 1;
+}
+
+/* ---- Writing indicator hashes and the health hash ---------------------- */
+
+static void on_write_reply(cw_conn *c, redisReply *r, void *privdata) {
+    (void)c;
+    (void)privdata;
+    if (r && r->type == REDIS_REPLY_ERROR) CW_LOG(CW_LOG_ERR, "write", "redis refused a write: %s", r->str);
+}
+
+static void emit_hash(const char *scope, const char *period, const char *const *fields, const char *const *values,
+                      size_t n, void *data) {
+    daemon_ctx *d = data;
+    const char *argv[2 + 2 * 40];
+    size_t lens[2 + 2 * 40];
+    char key[512];
+    snprintf(key, sizeof(key), "%s:%s:%s", d->cfg->ind_prefix, scope, period);
+    argv[0] = "HSET";
+    argv[1] = key;
+    int argc = 2;
+    for (size_t i = 0; i < n && i < 40; i++) {
+        argv[argc++] = fields[i];
+        argv[argc++] = values[i];
+    }
+    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+    cw_conn_command(d->writer, argc, argv, lens, 0, on_write_reply, d);
+    d->hashes_written++;
+}
+
+static long rss_bytes(void) {
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
+        fclose(f);
+    }
+    return rss * sysconf(_SC_PAGESIZE);
+}
+
+static void on_xinfo(cw_conn *c, redisReply *r, void *privdata) {
+    (void)c;
+    daemon_ctx *d = privdata;
+    if (!r || r->type != REDIS_REPLY_ARRAY) return;
+    long long length = -1, added = -1;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i], *v = r->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_INTEGER) continue;
+        if (strcmp(k->str, "length") == 0) length = v->integer;
+        if (strcmp(k->str, "entries-added") == 0) added = v->integer;
+    }
+    if (added < 0) added = length; /* Redis before 7.0 */
+    if (added < 0) return;
+    if (!d->base_known && d->read_total == 0) {
+        d->stream_base = added - length; /* trimmed before we ever read */
+        d->base_known = 1;
+    }
+    int64_t lag = added - d->stream_base - (int64_t)d->read_total;
+    d->lag = d->caught_up || lag < 0 ? 0 : lag;
+}
+
+static void write_health(daemon_ctx *d) {
+    char key[256];
+    snprintf(key, sizeof(key), "%s:%s", d->cfg->health_prefix, d->cfg->instance);
+    char v[10][32];
+    snprintf(v[0], 32, "%lld", (long long)d->started_at);
+    snprintf(v[1], 32, "%lld", (long long)wall_ms());
+    snprintf(v[2], 32, "%lld", (long long)d->lag);
+    snprintf(v[3], 32, "%llu", (unsigned long long)d->events);
+    snprintf(v[4], 32, "%llu", (unsigned long long)d->duplicates);
+    snprintf(v[5], 32, "%llu", (unsigned long long)d->dead_lettered);
+    snprintf(v[6], 32, "%zu", cw_cases_open(d->cases));
+    snprintf(v[7], 32, "%d", 0);
+    snprintf(v[8], 32, "%ld", rss_bytes());
+    snprintf(v[9], 32, "%llu", (unsigned long long)d->read_total);
+    const char *argv[] = {"HSET",        key,  "started_at", v[0], "heartbeat_at", v[1], "last_id",
+                          d->last_id,    "lag", v[2],        "events", v[3],         "duplicates", v[4],
+                          "dead_lettered", v[5], "open_cases", v[6], "alerts_firing", v[7], "rss_bytes", v[8],
+                          "entries_read", v[9], "version",    CW_VERSION};
+    size_t argc = sizeof(argv) / sizeof(argv[0]), lens[sizeof(argv) / sizeof(argv[0])];
+    for (size_t i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+    cw_conn_command(d->writer, (int)argc, argv, lens, 0, on_write_reply, d);
+    const char *xi[] = {"XINFO", "STREAM", d->cfg->stream_key};
+    size_t xl[] = {5, 6, strlen(d->cfg->stream_key)};
+    cw_conn_command(d->writer, 3, xi, xl, 0, on_xinfo, d);
+}
+
+static void flush(daemon_ctx *d) {
+    if (!cw_conn_is_ready(d->writer)) return; /* touched hashes wait for the writer */
+    cw_ind_flush(d->ind, emit_hash, d);
+    send_dead_letters(d);
+}
+
+static void on_flush_timer(uv_timer_t *t) {
+    daemon_ctx *d = t->data;
+    flush(d);
+    static uint64_t last_health;
+    uint64_t now = uv_now(&d->loop);
+    if (now - last_health >= 1000 && cw_conn_is_ready(d->writer)) {
+        last_health = now;
+        write_health(d);
+    }
+}
+
+/* ---- Life cycle --------------------------------------------------------- */
+
+static void on_conn_state(cw_conn *c, int ready, void *data) {
+    daemon_ctx *d = data;
+    if (!ready) return;
+    if (c == d->reader) {
+        CW_LOG(CW_LOG_INFO, "stream", "reading %s after %s", d->cfg->stream_key, d->last_id);
+        read_more(d);
+    } else {
+        send_dead_letters(d);
+    }
 }
 
 static void on_signal(uv_signal_t *s, int signum) {
@@ -29,24 +332,31 @@ static void on_signal(uv_signal_t *s, int signum) {
     if (d->stopping) return;
     d->stopping = 1;
     CW_LOG(CW_LOG_NOTICE, "daemon", "%s received, shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    flush(d);
     cw_conn_close(d->reader, NULL, NULL);
     cw_conn_close(d->writer, NULL, NULL);
     d->reader = d->writer = NULL;
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->flush_timer, NULL);
 }
 
 int cw_daemon_run(const cw_config *cfg) {
     daemon_ctx d;
     memset(&d, 0, sizeof(d));
     d.cfg = cfg;
+    d.started_at = wall_ms();
+    snprintf(d.last_id, sizeof(d.last_id), "0-0");
     if (uv_loop_init(&d.loop) != 0) {
         CW_LOG(CW_LOG_ERR, "daemon", "cannot initialise the event loop");
         return 1;
     }
+    d.dec = cw_event_decoder_new();
+    d.cases = cw_cases_new((size_t)cfg->closed_window, cfg->utc_offset_min);
+    d.ind = cw_ind_new(cfg->utc_offset_min, cfg->rolling_days, cfg->keep_quarters);
     d.reader = cw_conn_new(&d.loop, cfg, "read", on_conn_state, &d);
     d.writer = cw_conn_new(&d.loop, cfg, "write", on_conn_state, &d);
-    if (!d.reader || !d.writer) {
+    if (!d.dec || !d.cases || !d.ind || !d.reader || !d.writer) {
         CW_LOG(CW_LOG_ERR, "daemon", "out of memory");
         return 1;
     }
@@ -55,6 +365,9 @@ int cw_daemon_run(const cw_config *cfg) {
     d.sigterm.data = d.sigint.data = &d;
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     uv_signal_start(&d.sigint, on_signal, SIGINT);
+    uv_timer_init(&d.loop, &d.flush_timer);
+    d.flush_timer.data = &d;
+    uv_timer_start(&d.flush_timer, on_flush_timer, (uint64_t)cfg->flush_ms, (uint64_t)cfg->flush_ms);
     signal(SIGPIPE, SIG_IGN);
     CW_LOG(CW_LOG_INFO, "daemon", "casewatchd %s starting: instance %s, stream %s on %s:%d", CW_VERSION, cfg->instance,
            cfg->stream_key, cfg->redis_host, cfg->redis_port);
@@ -63,6 +376,15 @@ int cw_daemon_run(const cw_config *cfg) {
     uv_run(&d.loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(&d.loop);
     if (rc != 0) CW_LOG(CW_LOG_WARNING, "daemon", "event loop closed with handles still open: %s", uv_strerror(rc));
-    CW_LOG(CW_LOG_INFO, "daemon", "stopped");
+    while (d.dl_head) {
+        dead_letter *n = d.dl_head->next;
+        dead_letter_free(d.dl_head);
+        d.dl_head = n;
+    }
+    cw_ind_free(d.ind);
+    cw_cases_free(d.cases);
+    cw_event_decoder_free(d.dec);
+    CW_LOG(CW_LOG_INFO, "daemon", "stopped after %llu events, %llu duplicates, %llu dead-lettered",
+           (unsigned long long)d.events, (unsigned long long)d.duplicates, (unsigned long long)d.dead_lettered);
     return 0;
 }

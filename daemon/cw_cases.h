@@ -1,0 +1,37 @@
+/* cw_cases: the open-case table, keyed by (unit, case), with what the
+ * indicators (and later the deadline clocks) need, and the memory that
+ * keeps a redelivered event id from counting twice.
+ *
+ * Dedupe bound: every id of an open case is remembered with the case (8
+ * bytes each, a 64-bit hash of the id); when a case closes, its ids move
+ * to a window of the most recent `closed_window` ids of closed cases (16
+ * bytes each), oldest forgotten first. A redelivery older than that window
+ * for a case that has since closed would count again. */
+#ifndef CW_CASES_H
+#define CW_CASES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../proto/cw_event.h"
+
+typedef struct cw_cases cw_cases;
+
+/* What an applied event means beyond its own fields, for the counters. */
+typedef struct cw_case_facts {
+    int review_decided; /* a prosecution.decided with its accepted seen */
+    int64_t review_ms;  /* time in review, 退回补充侦查 excluded */
+    int letter_replied; /* 1 procedural, 2 substantive (received seen) */
+    int letter_ontime;
+} cw_case_facts;
+
+cw_cases *cw_cases_new(size_t closed_window, int offset_min);
+void cw_cases_free(cw_cases *t);
+
+/* Applies ev to its case. Returns 1 when ev is a duplicate (nothing
+ * changed), 0 when applied (facts filled), -1 on out of memory. */
+int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *facts);
+
+size_t cw_cases_open(const cw_cases *t);
+
+#endif

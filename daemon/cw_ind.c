@@ -1,0 +1,312 @@
+#include "cw_ind.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../proto/cw_text.h"
+#include "cw_map.h"
+#include "cw_period.h"
+
+/* ---- Counters and indicators, as tables -------------------------------- */
+
+#define COUNTERS(X)                                                                                       \
+    X(cases) X(extra_items) X(prosecution_accepted) X(returned) X(extended) X(decided_persons)             \
+    X(not_prosecuted_persons) X(plea_persons) X(determinate_persons) X(arrest_decided_persons)             \
+    X(not_arrested_persons) X(arrested_persons) X(recommendation_judged_persons) X(adopted_persons)        \
+    X(review_decided) X(review_ms) X(letters_procedural_due) X(letters_procedural_ontime)                 \
+    X(letters_substantive_due) X(letters_substantive_ontime) X(hearings)
+
+enum {
+#define X(name) C_##name,
+    COUNTERS(X)
+#undef X
+    NCOUNTERS
+};
+
+static const char *const counter_names[NCOUNTERS] = {
+#define X(name) #name,
+    COUNTERS(X)
+#undef X
+};
+
+/* indicator = (num [+ num2]) / den * scale */
+static const struct {
+    const char *name;
+    int num, num2, den;
+    double scale;
+} indicators[] = {
+    {"case_item_ratio", C_cases, C_extra_items, C_cases, 1.0},
+    {"plea_rate", C_plea_persons, -1, C_decided_persons, 1.0},
+    {"determinate_rate", C_determinate_persons, -1, C_plea_persons, 1.0},
+    {"adoption_rate", C_adopted_persons, -1, C_recommendation_judged_persons, 1.0},
+    {"return_rate", C_returned, -1, C_prosecution_accepted, 1.0},
+    {"extension_rate", C_extended, -1, C_prosecution_accepted, 1.0},
+    {"non_arrest_rate", C_not_arrested_persons, -1, C_arrest_decided_persons, 1.0},
+    {"non_prosecution_rate", C_not_prosecuted_persons, -1, C_decided_persons, 1.0},
+    {"pretrial_detention_rate", C_arrested_persons, -1, C_decided_persons, 1.0},
+    {"avg_review_days", C_review_ms, -1, C_review_decided, 1.0 / 86400000.0},
+    {"letter_procedural_ontime_rate", C_letters_procedural_ontime, -1, C_letters_procedural_due, 1.0},
+    {"letter_substantive_ontime_rate", C_letters_substantive_ontime, -1, C_letters_substantive_due, 1.0},
+};
+#define NIND (sizeof(indicators) / sizeof(indicators[0]))
+
+typedef struct entry {
+    char *scope;
+    char period[12]; /* "2020-Q3", or "d<day>" for a rolling day bucket */
+    int quarter;     /* for dropping old periods */
+    int dirty;
+    struct entry *next_dirty;
+    uint64_t c[NCOUNTERS];
+} entry;
+
+struct cw_ind {
+    cw_map *entries;     /* "scope\x1fperiod" -> entry */
+    cw_map *rolling;     /* scope -> (void*)1 when its window must be re-emitted */
+    entry *dirty;
+    int offset_min, rolling_days, keep_quarters;
+    int newest_quarter;
+    int64_t newest_day;
+    char rolling_name[24];
+};
+
+cw_ind *cw_ind_new(int offset_min, int rolling_days, int keep_quarters) {
+    cw_ind *x = calloc(1, sizeof(*x));
+    if (!x) return NULL;
+    x->entries = cw_map_new();
+    x->rolling = cw_map_new();
+    x->offset_min = offset_min;
+    x->rolling_days = rolling_days;
+    x->keep_quarters = keep_quarters;
+    snprintf(x->rolling_name, sizeof(x->rolling_name), "rolling-%dd", rolling_days);
+    if (!x->entries || !x->rolling) {
+        cw_ind_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+static void free_entries(cw_map *m) {
+    size_t pos = 0;
+    void *v;
+    while (cw_map_next(m, &pos, NULL, NULL, &v)) {
+        free(((entry *)v)->scope);
+        free(v);
+    }
+}
+
+void cw_ind_free(cw_ind *x) {
+    if (!x) return;
+    if (x->entries) free_entries(x->entries);
+    cw_map_free(x->entries);
+    cw_map_free(x->rolling);
+    free(x);
+}
+
+size_t cw_ind_entries(const cw_ind *x) {
+    return cw_map_size(x->entries);
+}
+
+static size_t entry_key(const char *scope, const char *period, char *buf, size_t len) {
+    int n = snprintf(buf, len, "%s\x1f%s", scope, period);
+    return n < 0 || (size_t)n >= len ? 0 : (size_t)n;
+}
+
+static entry *get_entry(cw_ind *x, const char *scope, const char *period, int quarter) {
+    char key[512];
+    size_t klen = entry_key(scope, period, key, sizeof(key));
+    entry *e = cw_map_get(x->entries, key, klen);
+    if (e) return e;
+    e = calloc(1, sizeof(*e));
+    if (!e) return NULL;
+    e->scope = strdup(scope);
+    snprintf(e->period, sizeof(e->period), "%s", period);
+    e->quarter = quarter;
+    if (!e->scope || cw_map_put(x->entries, key, klen, e) < 0) {
+        free(e->scope);
+        free(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* Adds the event's deltas to one entry. */
+static void add(entry *e, const uint64_t *delta, cw_ind *x) {
+    for (int i = 0; i < NCOUNTERS; i++) e->c[i] += delta[i];
+    if (!e->dirty) {
+        e->dirty = 1;
+        e->next_dirty = x->dirty;
+        x->dirty = e;
+    }
+}
+
+/* The counters an event moves (INDICATORS.md §2). */
+static int deltas(const cw_event *ev, const cw_case_facts *f, uint64_t *d) {
+    memset(d, 0, sizeof(uint64_t) * NCOUNTERS);
+    uint64_t n = ev->n;
+    if (cw_event_type_is_extra_item(ev->type)) d[C_extra_items] = 1;
+    switch (ev->type) {
+    case CW_EV_ARREST_ACCEPTED: d[C_cases] = 1; break;
+    case CW_EV_ARREST_DECIDED:
+        d[C_arrest_decided_persons] = n;
+        if (ev->decision == CW_DECISION_REJECT) d[C_not_arrested_persons] = n;
+        else d[C_arrested_persons] = n;
+        break;
+    case CW_EV_PROSECUTION_ACCEPTED:
+        d[C_prosecution_accepted] = 1;
+        if (!cw_event_flag(ev, CW_F_ARRESTED)) d[C_cases] = 1;
+        break;
+    case CW_EV_PROSECUTION_RETURNED: d[C_returned] = 1; break;
+    case CW_EV_PROSECUTION_EXTENDED: d[C_extended] = 1; break;
+    case CW_EV_PROSECUTION_DECIDED:
+        d[C_decided_persons] = n;
+        if (ev->decision == CW_DECISION_NOT_PROSECUTE) d[C_not_prosecuted_persons] = n;
+        if (cw_event_flag(ev, CW_F_PLEA)) {
+            d[C_plea_persons] = n;
+            if (ev->sentencing == CW_SENTENCING_DETERMINATE) d[C_determinate_persons] = n;
+        }
+        if (f->review_decided) {
+            d[C_review_decided] = 1;
+            d[C_review_ms] = (uint64_t)f->review_ms;
+        }
+        break;
+    case CW_EV_TRIAL_JUDGMENT:
+        if (cw_event_has(ev, CW_F_ADOPTED)) {
+            d[C_recommendation_judged_persons] = n;
+            if (cw_event_flag(ev, CW_F_ADOPTED)) d[C_adopted_persons] = n;
+        }
+        break;
+    case CW_EV_LETTER_REPLIED:
+        if (f->letter_replied == 1) {
+            d[C_letters_procedural_due] = 1;
+            d[C_letters_procedural_ontime] = (uint64_t)f->letter_ontime;
+        } else if (f->letter_replied == 2) {
+            d[C_letters_substantive_due] = 1;
+            d[C_letters_substantive_ontime] = (uint64_t)f->letter_ontime;
+        }
+        break;
+    case CW_EV_HEARING_HELD: d[C_hearings] = 1; break;
+    default: break;
+    }
+    for (int i = 0; i < NCOUNTERS; i++)
+        if (d[i]) return 1;
+    return 0;
+}
+
+int cw_ind_apply(cw_ind *x, const cw_event *ev, const cw_case_facts *facts) {
+    uint64_t d[NCOUNTERS];
+    if (!deltas(ev, facts, d)) return 0;
+    char scopes[6][8 + CW_UNIT_LEN + 3 * CW_NAME_MAX + 1];
+    int ns = 0;
+    char esc[3 * CW_NAME_MAX + 1];
+    if (ev->pros[0]) {
+        cw_key_escape(ev->pros, strlen(ev->pros), esc, sizeof(esc));
+        snprintf(scopes[ns++], sizeof(scopes[0]), "pros:%s:%s", ev->unit, esc);
+    }
+    if (ev->dept[0]) {
+        cw_key_escape(ev->dept, strlen(ev->dept), esc, sizeof(esc));
+        snprintf(scopes[ns++], sizeof(scopes[0]), "dept:%s:%s", ev->unit, esc);
+    }
+    snprintf(scopes[ns++], sizeof(scopes[0]), "unit:%s", ev->unit);
+    snprintf(scopes[ns++], sizeof(scopes[0]), "region:%.4s", ev->unit);
+    snprintf(scopes[ns++], sizeof(scopes[0]), "region:%.2s", ev->unit);
+    snprintf(scopes[ns++], sizeof(scopes[0]), "nation");
+
+    char month[8], quarter[8], year[8], day[24];
+    cw_period_names(ev->ts, x->offset_min, month, quarter, year);
+    int q = cw_period_quarter_index(ev->ts, x->offset_min);
+    int64_t dayno = cw_period_day(ev->ts, x->offset_min);
+    snprintf(day, sizeof(day), "d%lld", (long long)dayno);
+    if (q > x->newest_quarter) x->newest_quarter = q;
+    if (dayno > x->newest_day) x->newest_day = dayno;
+    const char *periods[4] = {month, quarter, year, day};
+    for (int s = 0; s < ns; s++) {
+        for (int p = 0; p < 4; p++) {
+            entry *e = get_entry(x, scopes[s], periods[p], p == 2 ? q / 4 * 4 + 3 : q);
+            if (!e) return -1;
+            add(e, d, x);
+        }
+        if (cw_map_put(x->rolling, scopes[s], strlen(scopes[s]), (void *)1) < 0) return -1;
+    }
+    return 0;
+}
+
+/* ---- Flushing ----------------------------------------------------------- */
+
+static void emit_counters(const char *scope, const char *period, const uint64_t *c, cw_ind_emit_fn emit,
+                          void *data) {
+    const char *fields[NCOUNTERS + NIND];
+    char values[NCOUNTERS + NIND][32];
+    const char *vp[NCOUNTERS + NIND];
+    size_t n = 0;
+    for (int i = 0; i < NCOUNTERS; i++) {
+        fields[n] = counter_names[i];
+        snprintf(values[n], sizeof(values[n]), "%llu", (unsigned long long)c[i]);
+        vp[n] = values[n];
+        n++;
+    }
+    for (size_t i = 0; i < NIND; i++) {
+        uint64_t den = c[indicators[i].den];
+        if (!den) continue; /* undefined until its denominator is */
+        double num = (double)c[indicators[i].num] + (indicators[i].num2 >= 0 ? (double)c[indicators[i].num2] : 0);
+        fields[n] = indicators[i].name;
+        snprintf(values[n], sizeof(values[n]), "%.4f", num / (double)den * indicators[i].scale);
+        vp[n] = values[n];
+        n++;
+    }
+    emit(scope, period, fields, vp, n, data);
+}
+
+size_t cw_ind_flush(cw_ind *x, cw_ind_emit_fn emit, void *data) {
+    size_t emitted = 0;
+    for (entry *e = x->dirty; e; e = e->next_dirty) {
+        e->dirty = 0;
+        if (e->period[0] == 'd') continue; /* day buckets feed the rolling window */
+        emit_counters(e->scope, e->period, e->c, emit, data);
+        emitted++;
+    }
+    x->dirty = NULL;
+    /* rolling windows of the scopes touched: the sum of their last days */
+    size_t pos = 0;
+    const char *scope;
+    while (cw_map_next(x->rolling, &pos, &scope, NULL, NULL)) {
+        uint64_t sum[NCOUNTERS] = {0};
+        for (int64_t dd = x->newest_day - x->rolling_days + 1; dd <= x->newest_day; dd++) {
+            char key[512], period[24];
+            snprintf(period, sizeof(period), "d%lld", (long long)dd);
+            size_t klen = entry_key(scope, period, key, sizeof(key));
+            entry *e = cw_map_get(x->entries, key, klen);
+            if (!e) continue;
+            for (int i = 0; i < NCOUNTERS; i++) sum[i] += e->c[i];
+        }
+        emit_counters(scope, x->rolling_name, sum, emit, data);
+        emitted++;
+        cw_map_del(x->rolling, scope, strlen(scope));
+    }
+    /* drop periods past what we keep */
+    pos = 0;
+    const char *key;
+    size_t klen;
+    void *v;
+    while (cw_map_next(x->entries, &pos, &key, &klen, &v)) {
+        entry *e = v;
+        int old = e->period[0] == 'd' ? atoll(e->period + 1) <= x->newest_day - x->rolling_days
+                                      : e->quarter < x->newest_quarter - x->keep_quarters;
+        if (old) {
+            cw_map_del(x->entries, key, klen);
+            free(e->scope);
+            free(e);
+        }
+    }
+    return emitted;
+}
+
+uint64_t cw_ind_counter(const cw_ind *x, const char *scope, const char *period, const char *counter) {
+    char key[512];
+    size_t klen = entry_key(scope, period, key, sizeof(key));
+    entry *e = cw_map_get(x->entries, key, klen);
+    if (!e) return 0;
+    for (int i = 0; i < NCOUNTERS; i++)
+        if (strcmp(counter_names[i], counter) == 0) return e->c[i];
+    return 0;
+}

@@ -1,0 +1,41 @@
+/* cw_ind: the raw counters of INDICATORS.md §2 for every scope (pros,
+ * dept, unit, city and province region, nation) and period (month,
+ * quarter, year, and a rolling window of days), and the indicators
+ * computed from them. A counter moves in the period of the event's own
+ * ts, so late events correct old periods. Touched (scope, period) pairs
+ * are remembered and handed out once per flush: a burst of a million
+ * events writes each touched hash once. */
+#ifndef CW_IND_H
+#define CW_IND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../proto/cw_event.h"
+#include "cw_cases.h"
+
+typedef struct cw_ind cw_ind;
+
+cw_ind *cw_ind_new(int offset_min, int rolling_days, int keep_quarters);
+void cw_ind_free(cw_ind *x);
+
+/* Counts an applied (not duplicate) event. Returns 0 or -1 (memory). */
+int cw_ind_apply(cw_ind *x, const cw_event *ev, const cw_case_facts *facts);
+
+/* One hash to write: scope "unit:410923", period "2020-Q3", and n
+ * field/value pairs (counters and indicators, values as decimal text). */
+typedef void (*cw_ind_emit_fn)(const char *scope, const char *period, const char *const *fields,
+                               const char *const *values, size_t n, void *data);
+
+/* Emits every (scope, period) touched since the last flush, then forgets
+ * that they were touched and drops periods older than keep_quarters
+ * before the newest event. Returns the number emitted. */
+size_t cw_ind_flush(cw_ind *x, cw_ind_emit_fn emit, void *data);
+
+/* A counter's current value, for tests and `status`; 0 when unknown. */
+uint64_t cw_ind_counter(const cw_ind *x, const char *scope, const char *period, const char *counter);
+
+/* Scopes and periods held. */
+size_t cw_ind_entries(const cw_ind *x);
+
+#endif

@@ -1,0 +1,146 @@
+#include "cw_map.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct slot {
+    char *key; /* NULL: empty; TOMB: deleted */
+    uint32_t len;
+    uint32_t hash32;
+    void *value;
+} slot;
+
+static char tomb_mark;
+#define TOMB (&tomb_mark)
+
+struct cw_map {
+    slot *slots;
+    size_t cap, size, used; /* used counts tombstones too */
+};
+
+uint64_t cw_hash(const void *data, size_t len) {
+    /* FNV-1a, then a 64-bit finaliser to spread the low bits */
+    const unsigned char *p = data;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 1099511628211ULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
+cw_map *cw_map_new(void) {
+    cw_map *m = calloc(1, sizeof(*m));
+    if (!m) return NULL;
+    m->cap = 16;
+    m->slots = calloc(m->cap, sizeof(slot));
+    if (!m->slots) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void cw_map_free(cw_map *m) {
+    if (!m) return;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].key && m->slots[i].key != TOMB) free(m->slots[i].key);
+    free(m->slots);
+    free(m);
+}
+
+static size_t find(const cw_map *m, const char *key, size_t len, uint64_t h, int *found) {
+    size_t mask = m->cap - 1, i = h & mask, tomb = (size_t)-1;
+    for (;;) {
+        slot *s = &m->slots[i];
+        if (!s->key) {
+            *found = 0;
+            return tomb != (size_t)-1 ? tomb : i;
+        }
+        if (s->key == TOMB) {
+            if (tomb == (size_t)-1) tomb = i;
+        } else if (s->hash32 == (uint32_t)h && s->len == len && memcmp(s->key, key, len) == 0) {
+            *found = 1;
+            return i;
+        }
+        i = (i + 1) & mask;
+    }
+}
+
+static int grow(cw_map *m) {
+    size_t cap = m->size * 4 > m->cap ? m->cap * 2 : m->cap; /* rehash in place when mostly tombstones */
+    slot *old = m->slots;
+    size_t oldcap = m->cap;
+    slot *ns = calloc(cap, sizeof(slot));
+    if (!ns) return -1;
+    m->slots = ns;
+    m->cap = cap;
+    m->used = m->size;
+    for (size_t i = 0; i < oldcap; i++) {
+        if (!old[i].key || old[i].key == TOMB) continue;
+        size_t j = cw_hash(old[i].key, old[i].len) & (cap - 1);
+        while (ns[j].key) j = (j + 1) & (cap - 1);
+        ns[j] = old[i];
+    }
+    free(old);
+    return 0;
+}
+
+void *cw_map_get(const cw_map *m, const char *key, size_t len) {
+    int found;
+    size_t i = find(m, key, len, cw_hash(key, len), &found);
+    return found ? m->slots[i].value : NULL;
+}
+
+int cw_map_put(cw_map *m, const char *key, size_t len, void *value) {
+    if ((m->used + 1) * 4 > m->cap * 3 && grow(m) < 0) return -1;
+    uint64_t h = cw_hash(key, len);
+    int found;
+    size_t i = find(m, key, len, h, &found);
+    slot *s = &m->slots[i];
+    if (found) {
+        s->value = value;
+        return 0;
+    }
+    char *k = malloc(len + 1);
+    if (!k) return -1;
+    memcpy(k, key, len);
+    k[len] = '\0';
+    if (!s->key) m->used++;
+    s->key = k;
+    s->len = (uint32_t)len;
+    s->hash32 = (uint32_t)h;
+    s->value = value;
+    m->size++;
+    return 0;
+}
+
+void *cw_map_del(cw_map *m, const char *key, size_t len) {
+    int found;
+    size_t i = find(m, key, len, cw_hash(key, len), &found);
+    if (!found) return NULL;
+    slot *s = &m->slots[i];
+    void *v = s->value;
+    free(s->key);
+    s->key = TOMB;
+    s->value = NULL;
+    m->size--;
+    return v;
+}
+
+size_t cw_map_size(const cw_map *m) {
+    return m->size;
+}
+
+int cw_map_next(const cw_map *m, size_t *pos, const char **key, size_t *len, void **value) {
+    while (*pos < m->cap) {
+        slot *s = &m->slots[(*pos)++];
+        if (s->key && s->key != TOMB) {
+            if (key) *key = s->key;
+            if (len) *len = s->len;
+            if (value) *value = s->value;
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,26 @@
+/* cw_map: an open-addressing hash map from byte-string keys to pointers.
+ * The map copies keys; values belong to the caller. Not thread-safe. */
+#ifndef CW_MAP_H
+#define CW_MAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cw_map cw_map;
+
+cw_map *cw_map_new(void);
+/* Frees the map and its key copies, not the values. */
+void cw_map_free(cw_map *m);
+void *cw_map_get(const cw_map *m, const char *key, size_t len);
+/* Inserts or replaces. Returns 0 or -1 (out of memory). */
+int cw_map_put(cw_map *m, const char *key, size_t len, void *value);
+/* Removes key; returns its value or NULL. */
+void *cw_map_del(cw_map *m, const char *key, size_t len);
+size_t cw_map_size(const cw_map *m);
+/* Iterates: start with *pos = 0; returns 0 at the end. The map must not
+ * change during an iteration, except by cw_map_del of the current key. */
+int cw_map_next(const cw_map *m, size_t *pos, const char **key, size_t *len, void **value);
+
+uint64_t cw_hash(const void *data, size_t len);
+
+#endif

@@ -1,0 +1,91 @@
+#include "cw_period.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define DAY_MS 86400000LL
+
+static int64_t floordiv(int64_t a, int64_t b) {
+    return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
+
+/* Civil date from days since 1970-01-01 (Howard Hinnant's algorithm). */
+static void civil(int64_t z, int *y, int *m, int *d) {
+    z += 719468;
+    int64_t era = floordiv(z, 146097);
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
+static int64_t days_from_civil(int y, int m, int d) {
+    y -= m <= 2;
+    int64_t era = floordiv(y, 400);
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int64_t cw_period_day(int64_t ts, int offset_min) {
+    return floordiv(ts + (int64_t)offset_min * 60000, DAY_MS);
+}
+
+void cw_period_names(int64_t ts, int offset_min, char month[8], char quarter[8], char year[8]) {
+    int y, m, d;
+    civil(cw_period_day(ts, offset_min), &y, &m, &d);
+    /* y is within 2000..9999 for any accepted ts; m within 1..12 */
+    unsigned yy = (unsigned)y % 10000u, mm = (unsigned)m % 13u;
+    snprintf(month, 8, "%04u-%02u", yy, mm);
+    snprintf(quarter, 8, "%04u-Q%u", yy, (mm + 2u) / 3u % 10u);
+    snprintf(year, 8, "%04u", yy);
+}
+
+int cw_period_quarter_index(int64_t ts, int offset_min) {
+    int y, m, d;
+    civil(cw_period_day(ts, offset_min), &y, &m, &d);
+    return y * 4 + (m - 1) / 3;
+}
+
+int cw_period_name_quarter_index(const char *name) {
+    int y, x;
+    if (sscanf(name, "%4d-Q%1d", &y, &x) == 2 && strlen(name) == 7) return y * 4 + x - 1;
+    if (sscanf(name, "%4d-%2d", &y, &x) == 2 && strlen(name) == 7) return y * 4 + (x - 1) / 3;
+    if (sscanf(name, "%4d", &y) == 1 && strlen(name) == 4) return y * 4 + 3;
+    return -1;
+}
+
+static int64_t local_midnight_ms(int64_t day, int offset_min) {
+    return day * DAY_MS - (int64_t)offset_min * 60000;
+}
+
+int64_t cw_deadline_days(int64_t start_ts, int days, int offset_min) {
+    return local_midnight_ms(cw_period_day(start_ts, offset_min) + days + 1, offset_min);
+}
+
+int64_t cw_deadline_months(int64_t start_ts, int months, int offset_min) {
+    int y, m, d;
+    civil(cw_period_day(start_ts, offset_min), &y, &m, &d);
+    int total = m - 1 + months;
+    y += total / 12;
+    m = total % 12 + 1;
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int last = mdays[m - 1] + (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
+    if (d > last) d = last;
+    return local_midnight_ms(days_from_civil(y, m, d) + 1, offset_min);
+}
+
+int cw_period_parse_offset(const char *s, int *out_min) {
+    if (strcmp(s, "Z") == 0) return (*out_min = 0, 0);
+    int h, mi;
+    char sign;
+    if (sscanf(s, "%c%2d:%2d", &sign, &h, &mi) != 3 || (sign != '+' && sign != '-') || strlen(s) != 6 || h > 14 ||
+        mi > 59)
+        return -1;
+    *out_min = (sign == '-' ? -1 : 1) * (h * 60 + mi);
+    return 0;
+}

@@ -1,0 +1,30 @@
+/* cw_period: calendar periods and statutory day counting in the
+ * configured local time (China time, UTC+08:00, by default). */
+#ifndef CW_PERIOD_H
+#define CW_PERIOD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Names of the month, quarter and year ts falls in: "2020-07",
+ * "2020-Q3", "2020". offset_min is the local offset from UTC. */
+void cw_period_names(int64_t ts, int offset_min, char month[8], char quarter[8], char year[8]);
+/* Local calendar day number (days since 1970-01-01 local). */
+int64_t cw_period_day(int64_t ts, int offset_min);
+/* Quarter index (year * 4 + q - 1) of ts. */
+int cw_period_quarter_index(int64_t ts, int offset_min);
+/* Quarter index of a period name ("2020-07", "2020-Q3", "2020" -> its
+ * last quarter), or -1. */
+int cw_period_name_quarter_index(const char *name);
+
+/* Statutory deadlines: the start day does not count; N days end at 24:00
+ * local on the Nth day after; months end at 24:00 on the same date N
+ * months later (the month's last day when it has no such date). Returns
+ * the ms instant the period has run out. */
+int64_t cw_deadline_days(int64_t start_ts, int days, int offset_min);
+int64_t cw_deadline_months(int64_t start_ts, int months, int offset_min);
+
+/* "+08:00" / "-05:30" / "Z" -> minutes; returns 0 or -1. */
+int cw_period_parse_offset(const char *s, int *out_min);
+
+#endif
