@@ -285,14 +285,15 @@ static int decode_map(const msgpack_object *root, int64_t now_ms, cw_event *ev, 
         val[id] = o;
     }
 
+    /* an unknown version is named first: its other keys may differ */
+    if (val[K_V] && val[K_V]->via.u64 != CW_PROTO_VERSION)
+        return fail(err, errlen, "key 'v' is %llu, only protocol version %d is known",
+                    (unsigned long long)val[K_V]->via.u64, CW_PROTO_VERSION);
     static const int required[] = {K_V, K_ID, K_TS, K_TYPE, K_CASE, K_UNIT};
     for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
         if (!val[required[i]]) return fail(err, errlen, "key '%s' is required", keys[required[i]].name);
 
     memset(ev, 0, sizeof(*ev));
-    if (val[K_V]->via.u64 != CW_PROTO_VERSION)
-        return fail(err, errlen, "key 'v' is %llu, only protocol version %d is known",
-                    (unsigned long long)val[K_V]->via.u64, CW_PROTO_VERSION);
     ev->v = CW_PROTO_VERSION;
 
     if (take_str(val[K_ID], "id", 1, CW_ID_MAX, ev->id, err, errlen)) return -1;

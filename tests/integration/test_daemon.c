@@ -159,7 +159,8 @@ static void the_published_xuchang_figures_give_1_to_1_545(void **state) {
         char *ratio = hget(c, key, "case_item_ratio");
         assert_string_equal(ratio, "1.5445"); /* 27315/17685 = 1.54453 */
         char three[16];
-        snprintf(three, sizeof(three), "%.3f", atof(ratio));
+        snprintf(three, sizeof(three), "%.3f",
+                 (double)(hget_ll(c, key, "cases") + hget_ll(c, key, "extra_items")) / (double)hget_ll(c, key, "cases"));
         assert_string_equal(three, "1.545"); /* the published 1 : 1.545 */
         free(ratio);
     }
@@ -275,7 +276,7 @@ static void a_generated_stream_matches_an_independent_computation(void **state) 
     /* dead letters keep their original fields, a reason and the source id */
     redisReply *r = redisCommand(c, "XRANGE casewatch:events:dead - +");
     assert_int_equal(r->elements, 3);
-    const char *reasons[] = {"trailing bytes after the msgpack value", "no field 'e'", "only protocol version 1"};
+    const char *reasons[] = {"trailing bytes after the msgpack value", "entry has 2 fields, expected only 'e'", "only protocol version 1"};
     for (int i = 0; i < 3; i++) {
         redisReply *f = r->element[i]->element[1];
         int has_reason = 0, has_source = 0;
