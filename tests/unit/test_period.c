@@ -1,0 +1,109 @@
+/* Unit tests of daemon/cw_period (periods, statutory day counting) and
+ * daemon/cw_map. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../daemon/cw_map.h"
+#include "../../daemon/cw_period.h"
+
+#define CN 480
+#define H 3600000LL
+
+static void periods_are_named_in_china_time(void **state) {
+    (void)state;
+    char m[8], q[8], y[8];
+    /* 2020-06-30T16:30:00Z is 2020-07-01 00:30 in China: Q3 there */
+    cw_period_names(1593534600000LL, CN, m, q, y);
+    assert_string_equal(m, "2020-07");
+    assert_string_equal(q, "2020-Q3");
+    assert_string_equal(y, "2020");
+    cw_period_names(1593534600000LL, 0, m, q, y);
+    assert_string_equal(m, "2020-06");
+    assert_string_equal(q, "2020-Q2");
+    assert_int_equal(cw_period_name_quarter_index("2020-Q3"), 2020 * 4 + 2);
+    assert_int_equal(cw_period_name_quarter_index("2020-08"), 2020 * 4 + 2);
+    assert_int_equal(cw_period_name_quarter_index("2020"), 2020 * 4 + 3);
+    assert_int_equal(cw_period_name_quarter_index("rolling-30d"), -1);
+}
+
+static void n_days_end_at_midnight_after_the_nth_day_not_counting_the_first(void **state) {
+    (void)state;
+    /* accepted 2020-08-01 15:00 China: 7 days end 2020-08-08 24:00 China
+     * = 2020-08-08T16:00:00Z */
+    int64_t start = 1596265200000LL; /* 2020-08-01T07:00:00Z = 15:00 China */
+    assert_true(cw_deadline_days(start, 7, CN) == 1596902400000LL);
+    /* accepted at 00:00:00 China still does not count its own day */
+    int64_t midnight = 1596211200000LL; /* 2020-08-01 00:00 China */
+    assert_true(cw_deadline_days(midnight, 7, CN) == 1596902400000LL);
+    /* accepted at 23:59 China, same day */
+    assert_true(cw_deadline_days(midnight + 24 * H - 60000, 7, CN) == 1596902400000LL);
+}
+
+static void one_month_ends_on_the_same_date_next_month(void **state) {
+    (void)state;
+    int64_t start = 1596265200000LL; /* 2020-08-01 15:00 China */
+    /* ends 2020-09-01 24:00 China = 2020-09-01T16:00:00Z */
+    assert_true(cw_deadline_months(start, 1, CN) == 1598976000000LL);
+    /* 2020-01-31 -> 2020-02-29 (no 31st: the month's last day), 24:00 */
+    int64_t jan31 = 1580400000000LL; /* 2020-01-31 00:00 China */
+    assert_true(cw_deadline_months(jan31, 1, CN) == 1582992000000LL); /* 2020-02-29T16:00:00Z */
+    /* three months from 2020-11-15 ends 2021-02-15 24:00 China */
+    int64_t nov15 = 1605369600000LL; /* 2020-11-15 00:00 China */
+    assert_true(cw_deadline_months(nov15, 3, CN) == 1613404800000LL);
+}
+
+static void utc_offsets_parse_strictly(void **state) {
+    (void)state;
+    int m;
+    assert_int_equal(cw_period_parse_offset("+08:00", &m), 0);
+    assert_int_equal(m, 480);
+    assert_int_equal(cw_period_parse_offset("-05:30", &m), 0);
+    assert_int_equal(m, -330);
+    assert_int_equal(cw_period_parse_offset("Z", &m), 0);
+    assert_int_equal(m, 0);
+    assert_int_equal(cw_period_parse_offset("8", &m), -1);
+    assert_int_equal(cw_period_parse_offset("+08:00x", &m), -1);
+}
+
+static void the_map_survives_growth_and_deletes(void **state) {
+    (void)state;
+    cw_map *m = cw_map_new();
+    char k[32];
+    for (long i = 0; i < 50000; i++) {
+        int n = snprintf(k, sizeof(k), "case-%ld", i);
+        assert_int_equal(cw_map_put(m, k, (size_t)n, (void *)(i + 1)), 0);
+    }
+    for (long i = 0; i < 50000; i += 2) {
+        int n = snprintf(k, sizeof(k), "case-%ld", i);
+        assert_true(cw_map_del(m, k, (size_t)n) == (void *)(i + 1));
+    }
+    assert_int_equal(cw_map_size(m), 25000);
+    for (long i = 0; i < 50000; i++) {
+        int n = snprintf(k, sizeof(k), "case-%ld", i);
+        void *v = cw_map_get(m, k, (size_t)n);
+        assert_true(i % 2 ? v == (void *)(i + 1) : v == NULL);
+    }
+    size_t pos = 0, seen = 0;
+    while (cw_map_next(m, &pos, NULL, NULL, NULL)) seen++;
+    assert_int_equal(seen, 25000);
+    cw_map_free(m);
+    cw_map_free(NULL);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(periods_are_named_in_china_time),
+        cmocka_unit_test(n_days_end_at_midnight_after_the_nth_day_not_counting_the_first),
+        cmocka_unit_test(one_month_ends_on_the_same_date_next_month),
+        cmocka_unit_test(utc_offsets_parse_strictly),
+        cmocka_unit_test(the_map_survives_growth_and_deletes),
+    };
+    return cmocka_run_group_tests_name("periods and map", tests, NULL, NULL);
+}
