@@ -56,6 +56,7 @@ typedef struct daemon_ctx {
     int64_t stream_base; /* entries added before what we first read */
     int base_known;
     size_t hashes_written;
+    uint64_t last_health; /* uv_now() of the last health write */
 } daemon_ctx;
 
 static int64_t wall_ms(void) {
@@ -306,10 +307,9 @@ static void flush(daemon_ctx *d) {
 static void on_flush_timer(uv_timer_t *t) {
     daemon_ctx *d = t->data;
     flush(d);
-    static uint64_t last_health;
     uint64_t now = uv_now(&d->loop);
-    if (now - last_health >= 1000 && cw_conn_is_ready(d->writer)) {
-        last_health = now;
+    if (now - d->last_health >= 1000 && cw_conn_is_ready(d->writer)) {
+        d->last_health = now;
         write_health(d);
     }
 }
