@@ -174,3 +174,16 @@ int cw_test_run(char *const argv[], const char *stdin_data, size_t stdin_len, ch
     unlink(err_path);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+cw_testredis cw_test_redis;
+
+int cw_testredis_group_setup(void **state) {
+    (void)state;
+    return cw_testredis_start(&cw_test_redis);
+}
+
+int cw_testredis_group_teardown(void **state) {
+    (void)state;
+    cw_testredis_stop(&cw_test_redis);
+    return 0;
+}

@@ -24,6 +24,12 @@ void cw_testredis_stop(cw_testredis *r);
 int cw_testredis_restart(cw_testredis *r);
 redisContext *cw_testredis_connect(const cw_testredis *r);
 
+/* The redis-server of a test group, started by cw_testredis_group_setup
+ * and stopped by cw_testredis_group_teardown (cmocka group fixtures). */
+extern cw_testredis cw_test_redis;
+int cw_testredis_group_setup(void **state);
+int cw_testredis_group_teardown(void **state);
+
 /* Path of a project binary: $CW_BIN/name (or bin/name). */
 const char *cw_test_bin(const char *name, char *buf, size_t len);
 

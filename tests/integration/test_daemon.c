@@ -17,18 +17,6 @@
 #include "../../proto/cw_event.h"
 #include "cw_testredis.h"
 
-static cw_testredis redis;
-
-static int setup(void **state) {
-    (void)state;
-    return cw_testredis_start(&redis);
-}
-
-static int teardown(void **state) {
-    (void)state;
-    cw_testredis_stop(&redis);
-    return 0;
-}
 
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -38,7 +26,7 @@ static void sleep_ms(int ms) {
 static pid_t start_daemon(void) {
     char bin[256], port[64];
     cw_test_bin("casewatchd", bin, sizeof(bin));
-    snprintf(port, sizeof(port), "redis.port=%d", redis.port);
+    snprintf(port, sizeof(port), "redis.port=%d", cw_test_redis.port);
     pid_t pid = fork();
     if (pid == 0) {
         execl(bin, bin, "-c", "/dev/null", "-o", port, "-o", "daemon.clock=event", "-o", "daemon.log_level=warning",
@@ -118,7 +106,7 @@ static cw_event mk(const char *id, const char *cs, const char *unit, cw_event_ty
  * 1249 appeals, 184 others: 案件比 1 : 27315/17685 = 1 : 1.545. */
 static void the_published_xuchang_figures_give_1_to_1_545(void **state) {
     (void)state;
-    redisContext *c = cw_testredis_connect(&redis);
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
     freeReplyObject(redisCommand(c, "FLUSHALL"));
     const int64_t t0 = 1514822400000LL; /* 2018-01-02 00:00 +08:00 */
     const struct {
@@ -176,7 +164,7 @@ static void the_published_xuchang_figures_give_1_to_1_545(void **state) {
  * expected counters are computed here, independently of the daemon. */
 static void a_generated_stream_matches_an_independent_computation(void **state) {
     (void)state;
-    redisContext *c = cw_testredis_connect(&redis);
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
     freeReplyObject(redisCommand(c, "FLUSHALL"));
     const char *units[] = {"410923", "410922", "410900"};
     const int64_t q3 = 1593532800000LL; /* 2020-07-01 00:00 +08:00 */
@@ -301,5 +289,5 @@ int main(void) {
         cmocka_unit_test(the_published_xuchang_figures_give_1_to_1_545),
         cmocka_unit_test(a_generated_stream_matches_an_independent_computation),
     };
-    return cmocka_run_group_tests_name("casewatchd data path", tests, setup, teardown);
+    return cmocka_run_group_tests_name("casewatchd data path", tests, cw_testredis_group_setup, cw_testredis_group_teardown);
 }

@@ -15,18 +15,6 @@
 #include "../../proto/cw_event.h"
 #include "cw_testredis.h"
 
-static cw_testredis redis;
-
-static int setup(void **state) {
-    (void)state;
-    return cw_testredis_start(&redis);
-}
-
-static int teardown(void **state) {
-    (void)state;
-    cw_testredis_stop(&redis);
-    return 0;
-}
 
 static int64_t now_ms(void) {
     struct timeval tv;
@@ -38,7 +26,7 @@ static int64_t now_ms(void) {
 static int feed(const char *input, const char *const *extra, const char *const *feed_args, char **out, char **err) {
     char bin[256], port[64];
     cw_test_bin("casewatch", bin, sizeof(bin));
-    snprintf(port, sizeof(port), "redis.port=%d", redis.port);
+    snprintf(port, sizeof(port), "redis.port=%d", cw_test_redis.port);
     char *argv[32];
     int n = 0;
     argv[n++] = bin;
@@ -52,7 +40,7 @@ static int feed(const char *input, const char *const *extra, const char *const *
 }
 
 static void flush_all(void) {
-    redisContext *c = cw_testredis_connect(&redis);
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
     freeReplyObject(redisCommand(c, "FLUSHALL"));
     redisFree(c);
 }
@@ -60,7 +48,7 @@ static void flush_all(void) {
 /* Reads the whole stream and decodes every entry; returns the count and
  * fills ids (up to max). Fails the test on any entry not of one field e. */
 static size_t read_stream(const char *key, cw_event *evs, size_t max) {
-    redisContext *c = cw_testredis_connect(&redis);
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
     redisReply *r = redisCommand(c, "XRANGE %s - +", key);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
@@ -206,7 +194,7 @@ static void feed_reads_a_msgpack_stream_and_stops_at_broken_bytes(void **state) 
     char *out, *err;
     char bin[256], port[64];
     cw_test_bin("casewatch", bin, sizeof(bin));
-    snprintf(port, sizeof(port), "redis.port=%d", redis.port);
+    snprintf(port, sizeof(port), "redis.port=%d", cw_test_redis.port);
     char *argv[] = {bin, "-o", port, "feed", NULL};
     assert_int_equal(cw_test_run(argv, sb.data, sb.size, &out, &err), 1);
     assert_non_null(strstr(err, "line 4: msgpack stream broken"));
@@ -220,7 +208,7 @@ static void feed_reads_a_msgpack_stream_and_stops_at_broken_bytes(void **state) 
 static void feed_authenticates_with_the_password_file_and_never_prints_it(void **state) {
     (void)state;
     flush_all();
-    redisContext *c = cw_testredis_connect(&redis);
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
     freeReplyObject(redisCommand(c, "ACL SETUSER feeder on >s3cret-pw ~* +@all"));
     char pwfile[64], conf[64], bad_pwfile[64];
     cw_test_tmpfile("s3cret-pw\n", 10, pwfile, sizeof(pwfile));
@@ -288,5 +276,5 @@ int main(void) {
         cmocka_unit_test(feed_to_an_unreachable_redis_fails_with_a_message),
         cmocka_unit_test(feed_rejects_a_bad_override_naming_it),
     };
-    return cmocka_run_group_tests_name("casewatch feed", tests, setup, teardown);
+    return cmocka_run_group_tests_name("casewatch feed", tests, cw_testredis_group_setup, cw_testredis_group_teardown);
 }
