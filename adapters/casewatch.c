@@ -9,6 +9,7 @@
 
 #include "../daemon/cw_config.h"
 #include "../daemon/cw_log.h"
+#include "../daemon/cw_period.h"
 #include "cw_feed.h"
 #include "cw_redis_sync.h"
 
@@ -31,12 +32,6 @@ static void usage(FILE *out) {
             "                      override one configuration value (repeatable)\n"
             "  -h, --help          this text\n"
             "  -V, --version       print the version\n");
-}
-
-static double mono_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int cmd_feed(cw_config *cfg, int argc, char **argv) {
@@ -84,9 +79,9 @@ static int cmd_feed(cw_config *cfg, int argc, char **argv) {
         return 2;
     }
     cw_feed_set_progress(f, isatty(2));
-    double t0 = mono_now();
+    double t0 = cw_mono_s();
     int r = cw_feed_run(f, in, fmt, err, sizeof(err));
-    double secs = mono_now() - t0;
+    double secs = cw_mono_s() - t0;
     const cw_feed_stats *st = cw_feed_get_stats(f);
     if (r < 0) fprintf(stderr, "casewatch feed: %s\n", err);
     fprintf(stderr, "casewatch feed: %s: %llu records, %llu %s %s, %llu bad, %.2f s\n", name,

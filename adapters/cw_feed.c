@@ -10,6 +10,7 @@
 #include <csv.h>
 
 #include "../proto/cw_event.h"
+#include "../daemon/cw_period.h"
 #include "../proto/cw_record.h"
 
 struct cw_feed {
@@ -28,18 +29,6 @@ struct cw_feed {
     size_t errlen;
     int fatal;
 };
-
-static double mono_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int64_t wall_ms(void) {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 cw_feed *cw_feed_new(redisContext *rc, const char *stream_key, int batch) {
     cw_feed *f = calloc(1, sizeof(*f));
@@ -114,7 +103,7 @@ static int flush(cw_feed *f) {
     }
     f->npending = 0;
     if (f->progress) {
-        double now = mono_now();
+        double now = cw_mono_s();
         if (now - f->last_progress >= 1.0) {
             f->last_progress = now;
             fprintf(stderr, "\rfeed: %llu records, %llu added, %llu bad ", (unsigned long long)f->st.records,
@@ -335,8 +324,8 @@ static int run_msgpack(cw_feed *f, FILE *in, const char *head, size_t headlen) {
 int cw_feed_run(cw_feed *f, FILE *in, cw_feed_format fmt, char *err, size_t errlen) {
     f->err = err;
     f->errlen = errlen;
-    f->now_ms = wall_ms();
-    f->last_progress = mono_now();
+    f->now_ms = cw_wall_ms();
+    f->last_progress = cw_mono_s();
     int c = 0;
     if (fmt == CW_FEED_AUTO || fmt == CW_FEED_MSGPACK) {
         /* look at the first byte; a msgpack map starts 0x80-0x8f/0xde/0xdf */

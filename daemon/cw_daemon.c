@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "../proto/cw_event.h"
+#include "cw_period.h"
 #include "cw_cases.h"
 #include "cw_conn.h"
 #include "cw_ind.h"
@@ -49,6 +50,7 @@ typedef struct daemon_ctx {
     int caught_up;
     dead_letter *dl_head, *dl_tail; /* not yet acknowledged */
     int dl_sending;
+    int writer_was_ready; /* a later READY means writes may have been lost */
     /* stats for the health hash */
     int64_t started_at;
     uint64_t events, duplicates, dead_lettered, read_total;
@@ -58,12 +60,6 @@ typedef struct daemon_ctx {
     size_t hashes_written;
     uint64_t last_health; /* uv_now() of the last health write */
 } daemon_ctx;
-
-static int64_t wall_ms(void) {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 static void read_more(daemon_ctx *d);
 static void send_dead_letters(daemon_ctx *d);
@@ -164,7 +160,7 @@ static void apply_entry(daemon_ctx *d, const redisReply *entry) {
     char why[256];
     d->read_total++;
     snprintf(d->last_id, sizeof(d->last_id), "%s", id);
-    if (cw_event_decode_entry(d->dec, f, nf, wall_ms(), &ev, why, sizeof(why)) < 0) {
+    if (cw_event_decode_entry(d->dec, f, nf, cw_wall_ms(), &ev, why, sizeof(why)) < 0) {
         if (nf > MAX_FIELDS) snprintf(why, sizeof(why), "entry has %zu fields, expected only 'e'", nf);
         dead_letter_queue(d, id, fields, why);
         return;
@@ -277,7 +273,7 @@ static void write_health(daemon_ctx *d) {
     snprintf(key, sizeof(key), "%s:%s", d->cfg->health_prefix, d->cfg->instance);
     char v[10][32];
     snprintf(v[0], 32, "%lld", (long long)d->started_at);
-    snprintf(v[1], 32, "%lld", (long long)wall_ms());
+    snprintf(v[1], 32, "%lld", (long long)cw_wall_ms());
     snprintf(v[2], 32, "%lld", (long long)d->lag);
     snprintf(v[3], 32, "%llu", (unsigned long long)d->events);
     snprintf(v[4], 32, "%llu", (unsigned long long)d->duplicates);
@@ -323,6 +319,11 @@ static void on_conn_state(cw_conn *c, int ready, void *data) {
         CW_LOG(CW_LOG_INFO, "stream", "reading %s after %s", d->cfg->stream_key, d->last_id);
         read_more(d);
     } else {
+        /* hash writes handed out before the writer dropped may be lost;
+         * write everything again (idempotent HSETs) */
+        if (d->writer_was_ready && cw_ind_touch_all(d->ind) < 0)
+            CW_LOG(CW_LOG_ERR, "daemon", "out of memory marking indicator hashes for rewrite");
+        d->writer_was_ready = 1;
         send_dead_letters(d);
     }
 }
@@ -345,7 +346,7 @@ int cw_daemon_run(const cw_config *cfg) {
     daemon_ctx d;
     memset(&d, 0, sizeof(d));
     d.cfg = cfg;
-    d.started_at = wall_ms();
+    d.started_at = cw_wall_ms();
     snprintf(d.last_id, sizeof(d.last_id), "0-0");
     if (uv_loop_init(&d.loop) != 0) {
         CW_LOG(CW_LOG_ERR, "daemon", "cannot initialise the event loop");

@@ -301,6 +301,21 @@ size_t cw_ind_flush(cw_ind *x, cw_ind_emit_fn emit, void *data) {
     return emitted;
 }
 
+int cw_ind_touch_all(cw_ind *x) {
+    size_t pos = 0;
+    void *v;
+    while (cw_map_next(x->entries, &pos, NULL, NULL, &v)) {
+        entry *e = v;
+        if (!e->dirty) {
+            e->dirty = 1;
+            e->next_dirty = x->dirty;
+            x->dirty = e;
+        }
+        if (cw_map_put(x->rolling, e->scope, strlen(e->scope), (void *)1) < 0) return -1;
+    }
+    return 0;
+}
+
 uint64_t cw_ind_counter(const cw_ind *x, const char *scope, const char *period, const char *counter) {
     char key[512];
     size_t klen = entry_key(scope, period, key, sizeof(key));

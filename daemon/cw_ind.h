@@ -32,6 +32,11 @@ typedef void (*cw_ind_emit_fn)(const char *scope, const char *period, const char
  * before the newest event. Returns the number emitted. */
 size_t cw_ind_flush(cw_ind *x, cw_ind_emit_fn emit, void *data);
 
+/* Marks every held (scope, period) touched, so that the next flush
+ * writes them all: for when hash writes may have been lost (the writer
+ * connection dropped after a flush handed them out). Returns 0 or -1. */
+int cw_ind_touch_all(cw_ind *x);
+
 /* A counter's current value, for tests and `status`; 0 when unknown. */
 uint64_t cw_ind_counter(const cw_ind *x, const char *scope, const char *period, const char *counter);
 

@@ -2,6 +2,8 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
 
 #define DAY_MS 86400000LL
 
@@ -88,4 +90,16 @@ int cw_period_parse_offset(const char *s, int *out_min) {
         return -1;
     *out_min = (sign == '-' ? -1 : 1) * (h * 60 + mi);
     return 0;
+}
+
+int64_t cw_wall_ms(void) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+double cw_mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

@@ -1,5 +1,6 @@
 /* cw_period: calendar periods and statutory day counting in the
- * configured local time (China time, UTC+08:00, by default). */
+ * configured local time (China time, UTC+08:00, by default), and the
+ * two clocks the rest of the code reads. */
 #ifndef CW_PERIOD_H
 #define CW_PERIOD_H
 
@@ -23,6 +24,11 @@ int cw_period_name_quarter_index(const char *name);
  * the ms instant the period has run out. */
 int64_t cw_deadline_days(int64_t start_ts, int days, int offset_min);
 int64_t cw_deadline_months(int64_t start_ts, int months, int offset_min);
+
+/* The wall clock in ms since the epoch, and a monotonic clock in
+ * seconds for measuring durations. */
+int64_t cw_wall_ms(void);
+double cw_mono_s(void);
 
 /* "+08:00" / "-05:30" / "Z" -> minutes; returns 0 or -1. */
 int cw_period_parse_offset(const char *s, int *out_min);
