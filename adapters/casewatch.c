@@ -11,6 +11,7 @@
 #include "../daemon/cw_log.h"
 #include "../daemon/cw_period.h"
 #include "cw_feed.h"
+#include "cw_gen.h"
 #include "cw_redis_sync.h"
 
 #define DEFAULT_CONFIG "/etc/casewatch/casewatch.conf"
@@ -20,11 +21,17 @@ static void usage(FILE *out) {
             "usage: casewatch [-c FILE] [-o section.key=value ...] COMMAND [ARGS]\n"
             "\n"
             "Commands:\n"
-            "  feed [--format auto|json|csv|msgpack] [--dry-run] [FILE]\n"
+            "  feed [--format auto|json|csv|msgpack] [--dry-run] [--raw] [FILE]\n"
             "        validate upstream records (JSON lines, CSV with a header row, or\n"
             "        msgpack) from FILE or stdin and append the good ones to the event\n"
             "        stream; bad records are reported with their line and reason.\n"
+            "        --raw appends every record unchecked (to test dead letters).\n"
             "        Exit status: 0 all added, 1 some records were bad, 2 failure.\n"
+            "  gen [--seed N] [--cases N] [--lines N] [--units A,B,..] [--start YYYY-MM-DD]\n"
+            "      [--days N] [--dup-rate F] [--late-rate F] [--bad-rate F] [--overdue-rate F]\n"
+            "        write realistic case lifecycles as JSON lines to stdout, in time\n"
+            "        order but for the duplicates, late and bad lines asked for;\n"
+            "        pipe into 'casewatch feed' (or 'feed --raw' to keep bad lines).\n"
             "\n"
             "Options:\n"
             "  -c, --config FILE   configuration (default " DEFAULT_CONFIG " if present)\n"
@@ -37,12 +44,13 @@ static void usage(FILE *out) {
 static int cmd_feed(cw_config *cfg, int argc, char **argv) {
     static const struct option lo[] = {{"format", required_argument, NULL, 'f'},
                                        {"dry-run", no_argument, NULL, 'n'},
+                                       {"raw", no_argument, NULL, 'r'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
     cw_feed_format fmt = CW_FEED_AUTO;
-    int dry = 0, o;
+    int dry = 0, raw = 0, o;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "f:nh", lo, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "f:nrh", lo, NULL)) != -1) {
         switch (o) {
         case 'f':
             if (cw_feed_format_parse(optarg, &fmt) < 0) {
@@ -51,6 +59,7 @@ static int cmd_feed(cw_config *cfg, int argc, char **argv) {
             }
             break;
         case 'n': dry = 1; break;
+        case 'r': raw = 1; break;
         case 'h': usage(stdout); return 0;
         default: return 2;
         }
@@ -79,6 +88,7 @@ static int cmd_feed(cw_config *cfg, int argc, char **argv) {
         return 2;
     }
     cw_feed_set_progress(f, isatty(2));
+    cw_feed_set_raw(f, raw);
     double t0 = cw_mono_s();
     int r = cw_feed_run(f, in, fmt, err, sizeof(err));
     double secs = cw_mono_s() - t0;
@@ -94,11 +104,100 @@ static int cmd_feed(cw_config *cfg, int argc, char **argv) {
     return code;
 }
 
+/* Reads a number option within bounds; prints what was wrong. */
+static int num_opt(const char *cmd, const char *name, const char *s, double lo, double hi, double *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "casewatch %s: --%s must be a number from %g to %g, not '%s'\n", cmd, name, lo, hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int cmd_gen(cw_config *cfg, int argc, char **argv) {
+    (void)cfg;
+    static const struct option lo[] = {{"seed", required_argument, NULL, 's'},
+                                       {"cases", required_argument, NULL, 'n'},
+                                       {"lines", required_argument, NULL, 'l'},
+                                       {"units", required_argument, NULL, 'u'},
+                                       {"start", required_argument, NULL, 'S'},
+                                       {"days", required_argument, NULL, 'd'},
+                                       {"dup-rate", required_argument, NULL, 'D'},
+                                       {"late-rate", required_argument, NULL, 'L'},
+                                       {"bad-rate", required_argument, NULL, 'B'},
+                                       {"overdue-rate", required_argument, NULL, 'O'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+    cw_gen_opts go;
+    cw_gen_defaults(&go);
+    const char *units[64];
+    char *unit_list = NULL;
+    double v;
+    int o, y, m, dd;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        int bad = 0;
+        switch (o) {
+        case 's': bad = num_opt("gen", "seed", optarg, 0, 1e15, &v); go.seed = (uint64_t)v; break;
+        case 'n': bad = num_opt("gen", "cases", optarg, 1, 1e9, &v); go.cases = (uint64_t)v; break;
+        case 'l': bad = num_opt("gen", "lines", optarg, 1, 1e10, &v); go.max_lines = (uint64_t)v; break;
+        case 'd': bad = num_opt("gen", "days", optarg, 1, 36500, &v); go.days = (int)v; break;
+        case 'D': bad = num_opt("gen", "dup-rate", optarg, 0, 1, &go.dup_rate); break;
+        case 'L': bad = num_opt("gen", "late-rate", optarg, 0, 1, &go.late_rate); break;
+        case 'B': bad = num_opt("gen", "bad-rate", optarg, 0, 1, &go.bad_rate); break;
+        case 'O': bad = num_opt("gen", "overdue-rate", optarg, 0, 1, &go.overdue_rate); break;
+        case 'S':
+            if (sscanf(optarg, "%d-%d-%d", &y, &m, &dd) != 3 || y < 2000 || m < 1 || m > 12 || dd < 1 || dd > 31) {
+                fprintf(stderr, "casewatch gen: --start must be a date YYYY-MM-DD from 2000 on, not '%s'\n", optarg);
+                bad = 1;
+            } else {
+                go.start_ms = cw_period_local_midnight(y, m, dd, 480);
+            }
+            break;
+        case 'u': {
+            free(unit_list);
+            unit_list = strdup(optarg);
+            go.nunits = 0;
+            for (char *save = NULL, *t = strtok_r(unit_list, ",", &save); t && go.nunits < 64;
+                 t = strtok_r(NULL, ",", &save)) {
+                if (strlen(t) != 6 || strspn(t, "0123456789") != 6) {
+                    fprintf(stderr, "casewatch gen: --units takes 6-digit unit codes, not '%s'\n", t);
+                    bad = 1;
+                }
+                units[go.nunits++] = t;
+            }
+            go.units = units;
+            break;
+        }
+        case 'h': usage(stdout); free(unit_list); return 0;
+        default: bad = 1;
+        }
+        if (bad) {
+            free(unit_list);
+            return 2;
+        }
+    }
+    char err[256];
+    cw_gen_stats st;
+    int r = cw_gen_run(&go, stdout, &st, err, sizeof(err));
+    free(unit_list);
+    if (r < 0) {
+        fprintf(stderr, "casewatch gen: %s\n", err);
+        return 2;
+    }
+    fprintf(stderr, "casewatch gen: %llu lines (%llu duplicates, %llu late, %llu bad)\n", (unsigned long long)st.lines,
+            (unsigned long long)st.duplicates, (unsigned long long)st.late, (unsigned long long)st.bad);
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*run)(cw_config *, int, char **);
 } commands[] = {
     {"feed", cmd_feed},
+    {"gen", cmd_gen},
 };
 
 int main(int argc, char **argv) {

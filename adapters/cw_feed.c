@@ -18,6 +18,7 @@ struct cw_feed {
     char *key;
     int batch;
     int progress;
+    int raw;
     cw_event_decoder *dec;
     msgpack_sbuffer sb;
     uint64_t *pending_lines; /* line of each XADD in flight */
@@ -57,6 +58,10 @@ void cw_feed_free(cw_feed *f) {
 
 void cw_feed_set_progress(cw_feed *f, int on) {
     f->progress = on;
+}
+
+void cw_feed_set_raw(cw_feed *f, int on) {
+    f->raw = on;
 }
 
 const cw_feed_stats *cw_feed_get_stats(const cw_feed *f) {
@@ -118,7 +123,7 @@ static int flush(cw_feed *f) {
 static int take(cw_feed *f, uint64_t line, const char *buf, size_t len) {
     cw_event ev;
     char why[256];
-    if (cw_event_decode(f->dec, buf, len, f->now_ms, &ev, why, sizeof(why)) < 0) {
+    if (!f->raw && cw_event_decode(f->dec, buf, len, f->now_ms, &ev, why, sizeof(why)) < 0) {
         bad_record(f, line, why);
         return 0;
     }

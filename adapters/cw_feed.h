@@ -29,6 +29,11 @@ void cw_feed_free(cw_feed *f);
 /* Reports progress on stderr about once a second while running. */
 void cw_feed_set_progress(cw_feed *f, int on);
 
+/* Raw mode appends every record as it is, bad ones too (after only
+ * turning JSON or CSV into msgpack): for exercising the daemon's
+ * dead-letter path in tests and demos. */
+void cw_feed_set_raw(cw_feed *f, int on);
+
 /* Parses a --format word. Returns 0 or -1. */
 int cw_feed_format_parse(const char *s, cw_feed_format *out);
 

@@ -38,6 +38,11 @@ static uint64_t id_hash(const char *key, size_t klen, const char *id) {
     return h ? h : 1;
 }
 
+/* What the window remembers of a closed case itself, beside its ids. */
+static uint64_t closed_mark(const char *key, size_t klen) {
+    return id_hash(key, klen, "\x01closed");
+}
+
 cw_cases *cw_cases_new(size_t closed_window, int offset_min) {
     cw_cases *t = calloc(1, sizeof(*t));
     if (!t) return NULL;
@@ -136,6 +141,11 @@ int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *f) {
             if (c->ids[i] == h) return 1;
     } else if (set_has(t, h)) {
         return 1;
+    } else if (set_has(t, closed_mark(key, klen))) {
+        /* the case closed (within the window): count the event, keep the
+         * case closed, remember the id */
+        window_add(t, h);
+        return 2;
     }
     if (ev->type == CW_EV_CASE_CLOSED) {
         if (c) {
@@ -145,6 +155,7 @@ int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *f) {
             free(c);
         }
         window_add(t, h);
+        window_add(t, closed_mark(key, klen));
         return 0;
     }
     if (!c) {

@@ -6,7 +6,9 @@
  * bytes each, a 64-bit hash of the id); when a case closes, its ids move
  * to a window of the most recent `closed_window` ids of closed cases (16
  * bytes each), oldest forgotten first. A redelivery older than that window
- * for a case that has since closed would count again. */
+ * for a case that has since closed would count again. The window also
+ * holds one entry per closed case, so that a later event does not
+ * reopen it. */
 #ifndef CW_CASES_H
 #define CW_CASES_H
 
@@ -29,7 +31,9 @@ cw_cases *cw_cases_new(size_t closed_window, int offset_min);
 void cw_cases_free(cw_cases *t);
 
 /* Applies ev to its case. Returns 1 when ev is a duplicate (nothing
- * changed), 0 when applied (facts filled), -1 on out of memory. */
+ * changed), 0 when applied (facts filled), 2 when ev came after its
+ * case's case.closed (counted, but the case stays closed; the window
+ * remembers closed cases as it does their ids), -1 on out of memory. */
 int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *facts);
 
 size_t cw_cases_open(const cw_cases *t);

@@ -54,6 +54,7 @@ typedef struct daemon_ctx {
     /* stats for the health hash */
     int64_t started_at;
     uint64_t events, duplicates, dead_lettered, read_total;
+    uint64_t after_close; /* events on cases already closed */
     int64_t lag;
     int64_t stream_base; /* entries added before what we first read */
     int base_known;
@@ -171,6 +172,7 @@ static void apply_entry(daemon_ctx *d, const redisReply *entry) {
         d->duplicates++;
         return;
     }
+    if (rc == 2) d->after_close++;
     if (rc < 0 || cw_ind_apply(d->ind, &ev, &facts) < 0) {
         CW_LOG(CW_LOG_ERR, "daemon", "out of memory applying entry %s", id);
         return;

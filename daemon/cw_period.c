@@ -103,3 +103,7 @@ double cw_mono_s(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+
+int64_t cw_period_local_midnight(int y, int m, int d, int offset_min) {
+    return days_from_civil(y, m, d) * DAY_MS - (int64_t)offset_min * 60000;
+}

@@ -18,6 +18,9 @@ int cw_period_quarter_index(int64_t ts, int offset_min);
  * last quarter), or -1. */
 int cw_period_name_quarter_index(const char *name);
 
+/* The instant local midnight begins the date y-m-d. */
+int64_t cw_period_local_midnight(int y, int m, int d, int offset_min);
+
 /* Statutory deadlines: the start day does not count; N days end at 24:00
  * local on the Nth day after; months end at 24:00 on the same date N
  * months later (the month's last day when it has no such date). Returns

@@ -14,6 +14,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
 static int free_port(void) {
     int s = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
@@ -186,4 +192,61 @@ int cw_testredis_group_teardown(void **state) {
     (void)state;
     cw_testredis_stop(&cw_test_redis);
     return 0;
+}
+
+void cw_test_sleep_ms(int ms) {
+    sleep_ms(ms);
+}
+
+pid_t cw_test_daemon_start(const char *const *extra) {
+    char bin[256], port[64];
+    cw_test_bin("casewatchd", bin, sizeof(bin));
+    snprintf(port, sizeof(port), "redis.port=%d", cw_test_redis.port);
+    const char *argv[64] = {bin, "-c", "/dev/null", "-o", port, "-o", "daemon.clock=event", "-o",
+                            "daemon.log_level=warning", "-o", "indicators.flush_ms=100"};
+    int n = 11;
+    for (int i = 0; extra && extra[i] && n < 60; i++) {
+        argv[n++] = "-o";
+        argv[n++] = extra[i];
+    }
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+void cw_test_daemon_stop(pid_t pid) {
+    int st = 0;
+    kill(pid, SIGTERM);
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+long long cw_test_hget_ll(redisContext *c, const char *key, const char *field) {
+    redisReply *r = redisCommand(c, "HGET %s %s", key, field);
+    long long v = r && r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+    if (r) freeReplyObject(r);
+    return v;
+}
+
+char *cw_test_hget(redisContext *c, const char *key, const char *field) {
+    redisReply *r = redisCommand(c, "HGET %s %s", key, field);
+    char *v = r && r->type == REDIS_REPLY_STRING ? strdup(r->str) : strdup("(nil)");
+    if (r) freeReplyObject(r);
+    return v;
+}
+
+void cw_test_wait_read(redisContext *c, long long entries) {
+    for (int i = 0; i < 600; i++) {
+        if (cw_test_hget_ll(c, "casewatch:daemon:main", "entries_read") >= entries) {
+            sleep_ms(1300); /* one more flush and heartbeat */
+            return;
+        }
+        sleep_ms(50);
+    }
+    fail_msg("daemon read %lld of %lld entries", cw_test_hget_ll(c, "casewatch:daemon:main", "entries_read"), entries);
 }

@@ -40,4 +40,22 @@ int cw_test_run(char *const argv[], const char *stdin_data, size_t stdin_len, ch
 /* Writes a temporary file with the given content; returns its path in buf. */
 const char *cw_test_tmpfile(const char *content, size_t len, char *buf, size_t buflen);
 
+/* Starts casewatchd against cw_test_redis with the test settings (event
+ * clock, flush every 100 ms, warnings only) and the extra "-o" overrides
+ * in `extra` (NULL-terminated, may be NULL). Returns its pid. */
+pid_t cw_test_daemon_start(const char *const *extra);
+/* SIGTERM, wait, and assert a clean exit 0. */
+void cw_test_daemon_stop(pid_t pid);
+
+/* HGET as a number (-1 when absent) or as a string (caller frees;
+ * "(nil)" when absent). */
+long long cw_test_hget_ll(redisContext *c, const char *key, const char *field);
+char *cw_test_hget(redisContext *c, const char *key, const char *field);
+
+/* Waits until the daemon's health hash says it has read `entries` stream
+ * entries, then one more flush and heartbeat; fails the test after 30 s. */
+void cw_test_wait_read(redisContext *c, long long entries);
+
+void cw_test_sleep_ms(int ms);
+
 #endif

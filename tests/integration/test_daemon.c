@@ -18,59 +18,6 @@
 #include "cw_testredis.h"
 
 
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static pid_t start_daemon(void) {
-    char bin[256], port[64];
-    cw_test_bin("casewatchd", bin, sizeof(bin));
-    snprintf(port, sizeof(port), "redis.port=%d", cw_test_redis.port);
-    pid_t pid = fork();
-    if (pid == 0) {
-        execl(bin, bin, "-c", "/dev/null", "-o", port, "-o", "daemon.clock=event", "-o", "daemon.log_level=warning",
-              "-o", "indicators.flush_ms=100", (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
-static void stop_daemon(pid_t pid) {
-    int st = 0;
-    kill(pid, SIGTERM);
-    waitpid(pid, &st, 0);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-}
-
-static long long hget_ll(redisContext *c, const char *key, const char *field) {
-    redisReply *r = redisCommand(c, "HGET %s %s", key, field);
-    long long v = r && r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
-    if (r) freeReplyObject(r);
-    return v;
-}
-
-static char *hget(redisContext *c, const char *key, const char *field) {
-    redisReply *r = redisCommand(c, "HGET %s %s", key, field);
-    char *v = r && r->type == REDIS_REPLY_STRING ? strdup(r->str) : strdup("(nil)");
-    if (r) freeReplyObject(r);
-    return v;
-}
-
-/* Waits until the daemon has read `entries` stream entries and written its
- * hashes once more after that. */
-static void wait_read(redisContext *c, long long entries) {
-    for (int i = 0; i < 600; i++) {
-        if (hget_ll(c, "casewatch:daemon:main", "entries_read") >= entries) {
-            sleep_ms(1300); /* one more flush and heartbeat */
-            return;
-        }
-        sleep_ms(50);
-    }
-    fail_msg("daemon read %lld of %lld entries", hget_ll(c, "casewatch:daemon:main", "entries_read"), entries);
-}
-
 static void xadd_event(redisContext *c, const cw_event *ev) {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -135,28 +82,28 @@ static void the_published_xuchang_figures_give_1_to_1_545(void **state) {
         }
     }
     drain(c, total % 1000);
-    pid_t pid = start_daemon();
-    wait_read(c, total);
-    stop_daemon(pid);
+    pid_t pid = cw_test_daemon_start(NULL);
+    cw_test_wait_read(c, total);
+    cw_test_daemon_stop(pid);
     const char *scopes[] = {"unit:411000", "region:4110", "region:41", "nation"};
     for (int s = 0; s < 4; s++) {
         char key[128];
         snprintf(key, sizeof(key), "casewatch:ind:%s:2018", scopes[s]);
-        assert_int_equal(hget_ll(c, key, "cases"), 17685);
-        assert_int_equal(hget_ll(c, key, "extra_items"), 9630);
-        char *ratio = hget(c, key, "case_item_ratio");
+        assert_int_equal(cw_test_hget_ll(c, key, "cases"), 17685);
+        assert_int_equal(cw_test_hget_ll(c, key, "extra_items"), 9630);
+        char *ratio = cw_test_hget(c, key, "case_item_ratio");
         assert_string_equal(ratio, "1.5445"); /* 27315/17685 = 1.54453 */
         char three[16];
         snprintf(three, sizeof(three), "%.3f",
-                 (double)(hget_ll(c, key, "cases") + hget_ll(c, key, "extra_items")) / (double)hget_ll(c, key, "cases"));
+                 (double)(cw_test_hget_ll(c, key, "cases") + cw_test_hget_ll(c, key, "extra_items")) / (double)cw_test_hget_ll(c, key, "cases"));
         assert_string_equal(three, "1.545"); /* the published 1 : 1.545 */
         free(ratio);
     }
-    char *rr = hget(c, "casewatch:ind:unit:411000:2018", "return_rate");
+    char *rr = cw_test_hget(c, "casewatch:ind:unit:411000:2018", "return_rate");
     assert_string_equal(rr, "0.2613"); /* 3825 / 14640 */
     free(rr);
-    assert_int_equal(hget_ll(c, "casewatch:daemon:main", "events"), total);
-    assert_int_equal(hget_ll(c, "casewatch:daemon:main", "lag"), 0);
+    assert_int_equal(cw_test_hget_ll(c, "casewatch:daemon:main", "events"), total);
+    assert_int_equal(cw_test_hget_ll(c, "casewatch:daemon:main", "lag"), 0);
     redisFree(c);
 }
 
@@ -232,35 +179,35 @@ static void a_generated_stream_matches_an_independent_computation(void **state) 
     freeReplyObject(redisCommand(c, "XADD casewatch:events * e %b", "\x81\xa1v\x02", (size_t)4));
     sent += 3;
 
-    pid_t pid = start_daemon();
-    wait_read(c, sent);
-    stop_daemon(pid);
+    pid_t pid = cw_test_daemon_start(NULL);
+    cw_test_wait_read(c, sent);
+    cw_test_daemon_stop(pid);
     for (int u = 0; u < 3; u++) {
         char key[128];
         snprintf(key, sizeof(key), "casewatch:ind:unit:%s:2020-Q3", units[u]);
-        assert_int_equal(hget_ll(c, key, "cases"), exp_cases[u]);
-        assert_int_equal(hget_ll(c, key, "extra_items"), exp_extra[u]);
-        assert_int_equal(hget_ll(c, key, "decided_persons"), exp_decided[u]);
-        assert_int_equal(hget_ll(c, key, "plea_persons"), exp_plea[u]);
-        char want[32], *got = hget(c, key, "case_item_ratio");
+        assert_int_equal(cw_test_hget_ll(c, key, "cases"), exp_cases[u]);
+        assert_int_equal(cw_test_hget_ll(c, key, "extra_items"), exp_extra[u]);
+        assert_int_equal(cw_test_hget_ll(c, key, "decided_persons"), exp_decided[u]);
+        assert_int_equal(cw_test_hget_ll(c, key, "plea_persons"), exp_plea[u]);
+        char want[32], *got = cw_test_hget(c, key, "case_item_ratio");
         snprintf(want, sizeof(want), "%.4f", (double)(exp_cases[u] + exp_extra[u]) / (double)exp_cases[u]);
         assert_string_equal(got, want);
         free(got);
-        got = hget(c, key, "plea_rate");
+        got = cw_test_hget(c, key, "plea_rate");
         snprintf(want, sizeof(want), "%.4f", (double)exp_plea[u] / (double)exp_decided[u]);
         assert_string_equal(got, want);
         free(got);
     }
     /* a prosecutor's and a department's scope, names kept in UTF-8 */
-    assert_int_equal(hget_ll(c, "casewatch:ind:pros:410923:P017:2020-Q3", "decided_persons"), exp_p017_decided);
-    assert_true(hget_ll(c, "casewatch:ind:dept:410923:第一检察部:2020-Q3", "decided_persons") > 0);
-    assert_true(hget_ll(c, "casewatch:ind:unit:410923:rolling-30d", "cases") >= 0);
+    assert_int_equal(cw_test_hget_ll(c, "casewatch:ind:pros:410923:P017:2020-Q3", "decided_persons"), exp_p017_decided);
+    assert_true(cw_test_hget_ll(c, "casewatch:ind:dept:410923:第一检察部:2020-Q3", "decided_persons") > 0);
+    assert_true(cw_test_hget_ll(c, "casewatch:ind:unit:410923:rolling-30d", "cases") >= 0);
     /* health */
-    assert_int_equal(hget_ll(c, "casewatch:daemon:main", "duplicates"), dupes);
-    assert_int_equal(hget_ll(c, "casewatch:daemon:main", "events"), applied);
-    assert_int_equal(hget_ll(c, "casewatch:daemon:main", "dead_lettered"), 3);
-    assert_int_equal(hget_ll(c, "casewatch:daemon:main", "open_cases"), NCASES + 20);
-    assert_true(hget_ll(c, "casewatch:daemon:main", "rss_bytes") > 0);
+    assert_int_equal(cw_test_hget_ll(c, "casewatch:daemon:main", "duplicates"), dupes);
+    assert_int_equal(cw_test_hget_ll(c, "casewatch:daemon:main", "events"), applied);
+    assert_int_equal(cw_test_hget_ll(c, "casewatch:daemon:main", "dead_lettered"), 3);
+    assert_int_equal(cw_test_hget_ll(c, "casewatch:daemon:main", "open_cases"), NCASES + 20);
+    assert_true(cw_test_hget_ll(c, "casewatch:daemon:main", "rss_bytes") > 0);
     /* dead letters keep their original fields, a reason and the source id */
     redisReply *r = redisCommand(c, "XRANGE casewatch:events:dead - +");
     assert_int_equal(r->elements, 3);
