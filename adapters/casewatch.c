@@ -12,6 +12,7 @@
 #include "../daemon/cw_period.h"
 #include "cw_feed.h"
 #include "cw_gen.h"
+#include "cw_show.h"
 #include "cw_redis_sync.h"
 
 #define DEFAULT_CONFIG "/etc/casewatch/casewatch.conf"
@@ -32,6 +33,13 @@ static void usage(FILE *out) {
             "        write realistic case lifecycles as JSON lines to stdout, in time\n"
             "        order but for the duplicates, late and bad lines asked for;\n"
             "        pipe into 'casewatch feed' (or 'feed --raw' to keep bad lines).\n"
+            "  status\n"
+            "        the daemon's health: heartbeat, lag, events, dead letters, open cases.\n"
+            "        Exit status: 0 running, 1 heartbeat stale or missing, 2 failure.\n"
+            "  ind SCOPE [PERIOD]\n"
+            "        one indicator hash with Chinese labels (案件比 as 1:x), e.g.\n"
+            "        'ind unit:410923 2020-Q3', 'ind dept:410923:第一检察部 2020-07',\n"
+            "        'ind region:41 rolling-30d'; without PERIOD, the periods held.\n"
             "\n"
             "Options:\n"
             "  -c, --config FILE   configuration (default " DEFAULT_CONFIG " if present)\n"
@@ -192,12 +200,48 @@ static int cmd_gen(cw_config *cfg, int argc, char **argv) {
     return 0;
 }
 
+static int cmd_status(cw_config *cfg, int argc, char **argv) {
+    if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    char err[512];
+    redisContext *rc = cw_redis_sync_connect(cfg, err, sizeof(err));
+    if (!rc) {
+        fprintf(stderr, "casewatch status: %s\n", err);
+        return 2;
+    }
+    int r = cw_show_status(rc, cfg, stdout, err, sizeof(err));
+    if (r < 0) fprintf(stderr, "casewatch status: %s\n", err);
+    redisFree(rc);
+    return r < 0 ? 2 : r;
+}
+
+static int cmd_ind(cw_config *cfg, int argc, char **argv) {
+    if (argc < 2 || argc > 3 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 || argc > 3 ? 2 : 0;
+    }
+    char err[512];
+    redisContext *rc = cw_redis_sync_connect(cfg, err, sizeof(err));
+    if (!rc) {
+        fprintf(stderr, "casewatch ind: %s\n", err);
+        return 2;
+    }
+    int r = cw_show_ind(rc, cfg, argv[1], argc == 3 ? argv[2] : NULL, stdout, err, sizeof(err));
+    if (r < 0) fprintf(stderr, "casewatch ind: %s\n", err);
+    redisFree(rc);
+    return r < 0 ? 2 : r;
+}
+
 static const struct {
     const char *name;
     int (*run)(cw_config *, int, char **);
 } commands[] = {
     {"feed", cmd_feed},
     {"gen", cmd_gen},
+    {"status", cmd_status},
+    {"ind", cmd_ind},
 };
 
 int main(int argc, char **argv) {

@@ -10,44 +10,53 @@
 
 /* ---- Counters and indicators, as tables -------------------------------- */
 
-#define COUNTERS(X)                                                                                       \
-    X(cases) X(extra_items) X(prosecution_accepted) X(returned) X(extended) X(decided_persons)             \
-    X(not_prosecuted_persons) X(plea_persons) X(determinate_persons) X(arrest_decided_persons)             \
-    X(not_arrested_persons) X(arrested_persons) X(recommendation_judged_persons) X(adopted_persons)        \
-    X(review_decided) X(review_ms) X(letters_procedural_due) X(letters_procedural_ontime)                 \
-    X(letters_substantive_due) X(letters_substantive_ontime) X(hearings)
+/* X(name, 中文) */
+#define COUNTERS(X)                                                                                        \
+    X(cases, "案") X(extra_items, "非常态件") X(prosecution_accepted, "受理审查起诉")                        \
+    X(returned, "退回补充侦查") X(extended, "延长审查起诉期限") X(decided_persons, "审结人数")              \
+    X(not_prosecuted_persons, "不起诉人数") X(plea_persons, "认罪认罚人数")                                 \
+    X(determinate_persons, "确定刑量刑建议人数") X(arrest_decided_persons, "审查逮捕审结人数")              \
+    X(not_arrested_persons, "不捕人数") X(arrested_persons, "批捕人数")                                     \
+    X(recommendation_judged_persons, "量刑建议判决人数") X(adopted_persons, "量刑建议采纳人数")             \
+    X(review_decided, "审查起诉审结件数") X(review_ms, "审查起诉用时(毫秒)")                                \
+    X(letters_procedural_due, "应程序性回复来信") X(letters_procedural_ontime, "按期程序性回复")           \
+    X(letters_substantive_due, "应实体性答复来信") X(letters_substantive_ontime, "按期实体性答复")          \
+    X(hearings, "公开听证")
 
 enum {
-#define X(name) C_##name,
+#define X(name, zh) C_##name,
     COUNTERS(X)
 #undef X
     NCOUNTERS
 };
 
 static const char *const counter_names[NCOUNTERS] = {
-#define X(name) #name,
+#define X(name, zh) #name,
     COUNTERS(X)
 #undef X
 };
 
 /* indicator = (num [+ num2]) / den * scale */
 static const struct {
-    const char *name;
+    const char *name, *zh;
+    cw_ind_kind kind;
     int num, num2, den;
     double scale;
 } indicators[] = {
-    {"case_item_ratio", C_cases, C_extra_items, C_cases, 1.0},
-    {"plea_rate", C_plea_persons, -1, C_decided_persons, 1.0},
-    {"determinate_rate", C_determinate_persons, -1, C_plea_persons, 1.0},
-    {"adoption_rate", C_adopted_persons, -1, C_recommendation_judged_persons, 1.0},
-    {"return_rate", C_returned, -1, C_prosecution_accepted, 1.0},
-    {"extension_rate", C_extended, -1, C_prosecution_accepted, 1.0},
-    {"non_arrest_rate", C_not_arrested_persons, -1, C_arrest_decided_persons, 1.0},
-    {"non_prosecution_rate", C_not_prosecuted_persons, -1, C_decided_persons, 1.0},
-    {"pretrial_detention_rate", C_arrested_persons, -1, C_decided_persons, 1.0},
-    {"avg_review_days", C_review_ms, -1, C_review_decided, 1.0 / 86400000.0},
-    {"letter_procedural_ontime_rate", C_letters_procedural_ontime, -1, C_letters_procedural_due, 1.0},
-    {"letter_substantive_ontime_rate", C_letters_substantive_ontime, -1, C_letters_substantive_due, 1.0},
+    {"case_item_ratio", "案件比", CW_IND_RATIO, C_cases, C_extra_items, C_cases, 1.0},
+    {"plea_rate", "认罪认罚从宽制度适用率", CW_IND_RATE, C_plea_persons, -1, C_decided_persons, 1.0},
+    {"determinate_rate", "确定刑量刑建议提出率", CW_IND_RATE, C_determinate_persons, -1, C_plea_persons, 1.0},
+    {"adoption_rate", "量刑建议采纳率", CW_IND_RATE, C_adopted_persons, -1, C_recommendation_judged_persons, 1.0},
+    {"return_rate", "退回补充侦查率", CW_IND_RATE, C_returned, -1, C_prosecution_accepted, 1.0},
+    {"extension_rate", "延长审查起诉期限率", CW_IND_RATE, C_extended, -1, C_prosecution_accepted, 1.0},
+    {"non_arrest_rate", "不捕率", CW_IND_RATE, C_not_arrested_persons, -1, C_arrest_decided_persons, 1.0},
+    {"non_prosecution_rate", "不诉率", CW_IND_RATE, C_not_prosecuted_persons, -1, C_decided_persons, 1.0},
+    {"pretrial_detention_rate", "诉前羁押率", CW_IND_RATE, C_arrested_persons, -1, C_decided_persons, 1.0},
+    {"avg_review_days", "审查起诉平均办案天数", CW_IND_DAYS, C_review_ms, -1, C_review_decided, 1.0 / 86400000.0},
+    {"letter_procedural_ontime_rate", "7日内程序性回复率", CW_IND_RATE, C_letters_procedural_ontime, -1,
+     C_letters_procedural_due, 1.0},
+    {"letter_substantive_ontime_rate", "3个月内实体性答复率", CW_IND_RATE, C_letters_substantive_ontime, -1,
+     C_letters_substantive_due, 1.0},
 };
 #define NIND (sizeof(indicators) / sizeof(indicators[0]))
 
@@ -69,6 +78,23 @@ struct cw_ind {
     int64_t newest_day;
     char rolling_name[24];
 };
+
+static const char *const counter_labels[NCOUNTERS] = {
+#define X(name, zh) zh,
+    COUNTERS(X)
+#undef X
+};
+
+size_t cw_ind_fields(size_t i, cw_ind_field *out) {
+    if (i < NIND) {
+        *out = (cw_ind_field){indicators[i].name, indicators[i].zh, indicators[i].kind};
+    } else if (i < NIND + NCOUNTERS) {
+        *out = (cw_ind_field){counter_names[i - NIND], counter_labels[i - NIND], CW_IND_COUNTER};
+    } else {
+        return 0;
+    }
+    return NIND + NCOUNTERS;
+}
 
 cw_ind *cw_ind_new(int offset_min, int rolling_days, int keep_quarters) {
     cw_ind *x = calloc(1, sizeof(*x));

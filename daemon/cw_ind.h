@@ -16,6 +16,18 @@
 
 typedef struct cw_ind cw_ind;
 
+/* What a field of an indicator hash is, for people: its Chinese label
+ * and how to show it (案件比 as 1:x, rates as fractions, days). */
+typedef enum cw_ind_kind { CW_IND_COUNTER, CW_IND_RATIO, CW_IND_RATE, CW_IND_DAYS } cw_ind_kind;
+typedef struct cw_ind_field {
+    const char *name, *zh;
+    cw_ind_kind kind;
+} cw_ind_field;
+
+/* The i-th field (indicators first, then counters) into *out; returns
+ * the number of fields, or 0 when i is past the end. */
+size_t cw_ind_fields(size_t i, cw_ind_field *out);
+
 cw_ind *cw_ind_new(int offset_min, int rolling_days, int keep_quarters);
 void cw_ind_free(cw_ind *x);
 

@@ -181,6 +181,44 @@ static void check_hashes(redisContext *c, const expect *x) {
     freeReplyObject(r);
 }
 
+static int cli(const char *const *args, char **out) {
+    char bin[256], port[64];
+    cw_test_bin("casewatch", bin, sizeof(bin));
+    snprintf(port, sizeof(port), "redis.port=%d", cw_test_redis.port);
+    char *argv[16] = {bin, "-c", "/dev/null", "-o", port, "-o", "units.410923=南乐县人民检察院"};
+    int n = 7;
+    for (int i = 0; args[i]; i++) argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    char *err = NULL;
+    int rc = cw_test_run(argv, NULL, 0, out, &err);
+    free(err);
+    return rc;
+}
+
+/* `casewatch status` and `casewatch ind` read the same numbers back. */
+static void show_status_and_indicators(const expect *x) {
+    char *out, want[128];
+    assert_int_equal(cli((const char *[]){"status", NULL}, &out), 0);
+    snprintf(want, sizeof(want), "%lld applied, %lld duplicates, %lld dead-lettered", x->events, x->duplicates,
+             x->bad);
+    if (!strstr(out, want) || !strstr(out, "running")) fail_msg("status lacks '%s':\n%s", want, out);
+    free(out);
+    int q = 2; /* 2020-Q3 */
+    assert_int_equal(cli((const char *[]){"ind", "unit:410923", "2020-Q3", NULL}, &out), 0);
+    snprintf(want, sizeof(want), "1:%.3f", (double)(x->cases[0][q] + x->extra[0][q]) / (double)x->cases[0][q]);
+    if (!strstr(out, want) || !strstr(out, "案件比") || !strstr(out, "南乐县人民检察院") ||
+        !strstr(out, "认罪认罚从宽制度适用率"))
+        fail_msg("ind lacks '%s' or a label:\n%s", want, out);
+    free(out);
+    assert_int_equal(cli((const char *[]){"ind", "dept:410923:第一检察部", NULL}, &out), 0);
+    assert_non_null(strstr(out, "2020-Q3\n"));
+    free(out);
+    assert_int_equal(cli((const char *[]){"ind", "unit:410923", "1999-Q1", NULL}, &out), 1);
+    free(out);
+    assert_int_equal(cli((const char *[]){"ind", "bogus:1", "2020", NULL}, &out), 2);
+    free(out);
+}
+
 static const char *const gen_args[] = {"--seed", "11", "--cases", "4000", "--days", "540", "--dup-rate", "0.03",
                                        "--late-rate", "0.3", "--bad-rate", "0.002", NULL};
 
@@ -195,6 +233,7 @@ static void a_generated_year_and_a_half_matches_the_formulas(void **state) {
     feed_raw(lines, strlen(lines));
     pid_t pid = cw_test_daemon_start(NULL);
     cw_test_wait_read(c, x->lines);
+    show_status_and_indicators(x);
     cw_test_daemon_stop(pid);
     check_hashes(c, x);
     free(x);
