@@ -68,8 +68,16 @@ test: all $(TEST_BINS)
 run: all
 	@sh tests/demo.sh $(BIN)
 
-bench: all
+BENCH_BINS := $(BUILD)/tests/bench/bench_cases
+
+$(BUILD)/tests/bench/%: $(BUILD)/tests/bench/%.o $(BUILD)/libcw.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+bench: all $(BENCH_BINS)
 	@sh tests/bench/feed.sh $(BIN) 100000
+	@echo "== memory per open case (1,000,000 open cases) =="
+	@$(BUILD)/tests/bench/bench_cases 1000000
 
 # libFuzzer needs clang; runs each target for FUZZ_SECONDS (default 60).
 FUZZ_SECONDS ?= 60

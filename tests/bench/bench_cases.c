@@ -1,0 +1,70 @@
+/* Memory per open case: applies N arrest.accepted events for N distinct
+ * cases (ids and case numbers shaped like real ones) to the case table
+ * and the counters, as the daemon does, and prints the RSS growth per
+ * case; then one more event per case (a second remembered id) and the
+ * time per event. Usage: bench_cases [N] (default 1000000). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../daemon/cw_cases.h"
+#include "../../daemon/cw_ind.h"
+#include "../../daemon/cw_period.h"
+
+static long rss_bytes(void) {
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
+        fclose(f);
+    }
+    return rss * sysconf(_SC_PAGESIZE);
+}
+
+static const char *const units[] = {"410923", "410922", "410900", "410902", "410926", "410927", "410928"};
+
+static void event(cw_event *ev, long i, cw_event_type t, int step) {
+    memset(ev, 0, sizeof(*ev));
+    ev->v = 1;
+    ev->type = t;
+    ev->n = 1;
+    ev->ts = 1577808000000LL + (int64_t)(i % 360) * 86400000LL + step * 3600000LL;
+    snprintf(ev->id, sizeof(ev->id), "XJ-2020-%08ld-%d", i, step);
+    snprintf(ev->case_id, sizeof(ev->case_id), "南检刑诉受[2020]%ld号", i);
+    snprintf(ev->unit, sizeof(ev->unit), "%s", units[i % 7]);
+    snprintf(ev->dept, sizeof(ev->dept), "第%s检察部", i % 2 ? "一" : "二");
+    snprintf(ev->pros, sizeof(ev->pros), "P%03ld", i % 40);
+    if (t == CW_EV_ARREST_DECIDED) ev->decision = CW_DECISION_APPROVE;
+}
+
+int main(int argc, char **argv) {
+    long n = argc > 1 ? atol(argv[1]) : 1000000;
+    cw_cases *cases = cw_cases_new(1000000, 480);
+    cw_ind *ind = cw_ind_new(480, 30, 8);
+    if (!cases || !ind) return 1;
+    long before = rss_bytes();
+    double t0 = cw_mono_s();
+    cw_event ev;
+    cw_case_facts f;
+    for (long i = 0; i < n; i++) {
+        event(&ev, i, CW_EV_ARREST_ACCEPTED, 0);
+        if (cw_cases_apply(cases, &ev, &f) != 0 || cw_ind_apply(ind, &ev, &f) != 0) return 1;
+    }
+    double t1 = cw_mono_s();
+    long after = rss_bytes();
+    printf("open cases            %zu\n", cw_cases_open(cases));
+    printf("RSS growth            %.1f MiB\n", (double)(after - before) / 1048576.0);
+    printf("bytes per open case   %.0f (one event each, counters included)\n", (double)(after - before) / (double)n);
+    for (long i = 0; i < n; i++) {
+        event(&ev, i, CW_EV_ARREST_DECIDED, 1);
+        if (cw_cases_apply(cases, &ev, &f) != 0 || cw_ind_apply(ind, &ev, &f) != 0) return 1;
+    }
+    double t2 = cw_mono_s();
+    long after2 = rss_bytes();
+    printf("bytes per open case   %.0f (two events each)\n", (double)(after2 - before) / (double)n);
+    printf("apply                 %.0f ns/event (table + counters, no I/O)\n", (t1 - t0 + t2 - t1) / (2.0 * n) * 1e9);
+    cw_ind_free(ind);
+    cw_cases_free(cases);
+    return 0;
+}
