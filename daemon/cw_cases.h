@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "../proto/cw_event.h"
+#include "cw_rules.h"
 
 typedef struct cw_cases cw_cases;
 
@@ -25,9 +26,33 @@ typedef struct cw_case_facts {
     int64_t review_ms;  /* time in review, 退回补充侦查 excluded */
     int letter_replied; /* 1 procedural, 2 substantive (received seen) */
     int letter_ontime;
+    int letter_counted; /* its clock ran out before: already counted as due */
 } cw_case_facts;
 
-cw_cases *cw_cases_new(size_t closed_window, int offset_min);
+/* Where the statutory clocks report: a light (1 yellow, 2 orange, 3 red)
+ * of a clock of a case coming on (firing 1) or going off because the
+ * clock stopped, paused or moved (firing 0); and data checks. Called from
+ * inside cw_cases_apply and cw_cases_advance; the strings live for the
+ * call. */
+typedef struct cw_case_listener {
+    void (*light)(int clock, int light, int firing, const char *unit, const char *case_id, int64_t due_day,
+                  int64_t ts, void *data);
+    void (*check)(int check, const char *unit, const char *case_id, const cw_event *ev, void *data);
+    void *data;
+} cw_case_listener;
+
+/* clocks: the configured periods (copied); listener may be NULL. */
+cw_cases *cw_cases_new(size_t closed_window, int offset_min, const cw_clock_rules *clocks,
+                       const cw_case_listener *listener);
+
+/* Replaces the clock periods (a reload); running clocks keep their due
+ * days, new ones use the new periods. */
+void cw_cases_set_clocks(cw_cases *t, const cw_clock_rules *clocks);
+
+/* Lights every light whose day has come by local day `today` (clock
+ * time: the wall clock live, event time in replays). Cheap when nothing
+ * is due. */
+void cw_cases_advance(cw_cases *t, int64_t today);
 void cw_cases_free(cw_cases *t);
 
 /* Applies ev to its case. Returns 1 when ev is a duplicate (nothing

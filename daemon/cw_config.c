@@ -65,6 +65,12 @@ static const opt opts[] = {
      "how often changed indicator hashes are written"},
     {"indicators", "closed_window", OPT_INT, F(closed_window), "1000000", 1, 100000000, NULL,
      "event ids of closed cases remembered for dedupe (16 bytes each)"},
+    {"alerts", "channel", OPT_STR, F(alerts_channel), "casewatch:alerts", 1, 0, NULL,
+     "alerts are published here and on <channel>:<unit>"},
+    {"alerts", "log_key", OPT_STR, F(alerts_log_key), "casewatch:alerts:log", 1, 0, NULL,
+     "the durable alert log stream subscribers catch up from"},
+    {"alerts", "log_maxlen", OPT_INT, F(alerts_log_maxlen), "100000", 100, 100000000, NULL,
+     "entries kept in the alert log (XADD MAXLEN ~)"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -160,9 +166,40 @@ static int set_unit(cw_config *c, const char *code, const char *name, char *err,
     return 0;
 }
 
+/* A [rule NAME] key is kept as text; cw_rules checks it. */
+static int add_rule_kv(cw_config *c, const char *rule, const char *key, const char *value, const char *where,
+                       char *err, size_t errlen) {
+    if (!rule[0]) return errf(err, errlen, "a rule section needs a name: [rule NAME]");
+    if (!cw_utf8_valid(value, strlen(value))) return errf(err, errlen, "expected UTF-8 text");
+    for (size_t i = 0; i < c->nrule_kvs; i++) {
+        cw_rule_kv *kv = &c->rule_kvs[i];
+        if (strcmp(kv->rule, rule) == 0 && strcmp(kv->key, key) == 0) { /* a later value wins */
+            char *v = strdup(value), *w = strdup(where);
+            if (!v || !w) return free(v), free(w), errf(err, errlen, "out of memory");
+            free(kv->value);
+            free(kv->where);
+            kv->value = v;
+            kv->where = w;
+            return 0;
+        }
+    }
+    cw_rule_kv *n = realloc(c->rule_kvs, (c->nrule_kvs + 1) * sizeof(*n));
+    if (!n) return errf(err, errlen, "out of memory");
+    c->rule_kvs = n;
+    cw_rule_kv *kv = &n[c->nrule_kvs];
+    kv->rule = strdup(rule);
+    kv->key = strdup(key);
+    kv->value = strdup(value);
+    kv->where = strdup(where);
+    c->nrule_kvs++;
+    if (!kv->rule || !kv->key || !kv->value || !kv->where) return errf(err, errlen, "out of memory");
+    return 0;
+}
+
 /* Sets section/key from text wherever it came from. */
-static int set_value(cw_config *c, const char *section, const char *key, const char *value, char *err,
-                     size_t errlen) {
+static int set_value(cw_config *c, const char *section, const char *key, const char *value, const char *where,
+                     char *err, size_t errlen) {
+    if (strncmp(section, "rule ", 5) == 0) return add_rule_kv(c, section + 5, key, value, where, err, errlen);
     if (strcmp(section, "units") == 0) return set_unit(c, key, value, err, errlen);
     const opt *o = find_opt(section, key);
     if (!o) {
@@ -193,6 +230,13 @@ void cw_config_free(cw_config *c) {
         if (opts[i].type == OPT_STR) free(*(char **)((char *)c + opts[i].offset));
     for (size_t i = 0; i < c->nunits; i++) free(c->units[i].name);
     free(c->units);
+    for (size_t i = 0; i < c->nrule_kvs; i++) {
+        free(c->rule_kvs[i].rule);
+        free(c->rule_kvs[i].key);
+        free(c->rule_kvs[i].value);
+        free(c->rule_kvs[i].where);
+    }
+    free(c->rule_kvs);
     if (c->redis_password) {
         explicit_bzero(c->redis_password, strlen(c->redis_password));
         free(c->redis_password);
@@ -223,8 +267,9 @@ static char *read_line(char *str, int num, void *stream) {
 static int on_value(void *user, const char *section, const char *key, const char *value) {
     load_ctx *lc = user;
     if (lc->failed) return 1;
-    char why[256];
-    if (set_value(lc->c, section, key, value, why, sizeof(why)) < 0) {
+    char why[256], where[300];
+    snprintf(where, sizeof(where), "%s:%d", lc->path, lc->line);
+    if (set_value(lc->c, section, key, value, where, why, sizeof(why)) < 0) {
         lc->failed = 1;
         errf(lc->err, lc->errlen, "%s:%d: [%s] %s: %s", lc->path, lc->line, section, key, why);
     }
@@ -244,11 +289,14 @@ int cw_config_load(cw_config *c, const char *path, char *err, size_t errlen) {
 }
 
 int cw_config_override(cw_config *c, const char *assignment, char *err, size_t errlen) {
-    const char *dot = strchr(assignment, '.');
+    /* the key follows the last '.' before '=': rule names hold dots */
     const char *eq = strchr(assignment, '=');
+    const char *dot = NULL;
+    for (const char *p = assignment; eq && p < eq; p++)
+        if (*p == '.') dot = p;
     if (!dot || !eq || dot > eq || dot == assignment || eq == dot + 1)
         return errf(err, errlen, "-o %s: expected section.key=value", assignment);
-    char section[64], key[64];
+    char section[128], key[64];
     if ((size_t)(dot - assignment) >= sizeof(section) || (size_t)(eq - dot - 1) >= sizeof(key))
         return errf(err, errlen, "-o %s: section or key too long", assignment);
     memcpy(section, assignment, (size_t)(dot - assignment));
@@ -256,7 +304,7 @@ int cw_config_override(cw_config *c, const char *assignment, char *err, size_t e
     memcpy(key, dot + 1, (size_t)(eq - dot - 1));
     key[eq - dot - 1] = '\0';
     char why[256];
-    if (set_value(c, section, key, eq + 1, why, sizeof(why)) < 0)
+    if (set_value(c, section, key, eq + 1, "-o", why, sizeof(why)) < 0)
         return errf(err, errlen, "-o %s: [%s] %s: %s", assignment, section, key, why);
     return 0;
 }
@@ -306,6 +354,21 @@ void cw_config_print(const cw_config *c, FILE *out) {
         case OPT_STR: fprintf(out, "%s = %s\n", o->key, *(char *const *)(base + o->offset)); break;
         case OPT_INT: fprintf(out, "%s = %d\n", o->key, *(const int *)(base + o->offset)); break;
         case OPT_ENUM: fprintf(out, "%s = %s\n", o->key, o->choices[*(const int *)(base + o->offset)]); break;
+        }
+    }
+    const char *rule = NULL;
+    for (size_t i = 0; i < c->nrule_kvs; i++) {
+        const cw_rule_kv *kv = &c->rule_kvs[i];
+        if (!rule || strcmp(rule, kv->rule) != 0) {
+            /* keys of one rule may be spread (overrides); print them together */
+            int seen = 0;
+            for (size_t j = 0; j < i; j++) seen |= strcmp(c->rule_kvs[j].rule, kv->rule) == 0;
+            if (seen) continue;
+            rule = kv->rule;
+            fprintf(out, "\n[rule %s]\n", rule);
+            for (size_t j = i; j < c->nrule_kvs; j++)
+                if (strcmp(c->rule_kvs[j].rule, rule) == 0)
+                    fprintf(out, "%s = %s\n", c->rule_kvs[j].key, c->rule_kvs[j].value);
         }
     }
     if (c->nunits) {

@@ -10,6 +10,12 @@
 
 typedef enum cw_clock { CW_CLOCK_LIVE = 0, CW_CLOCK_EVENT = 1 } cw_clock;
 
+/* One "key = value" of a [rule NAME] section, kept as text for cw_rules
+ * to read; `where` is "FILE:LINE" or "-o" for error messages. */
+typedef struct cw_rule_kv {
+    char *rule, *key, *value, *where;
+} cw_rule_kv;
+
 typedef struct cw_unit_name {
     char code[7];
     char *name;
@@ -43,6 +49,13 @@ typedef struct cw_config {
     int keep_quarters;
     int flush_ms;
     int closed_window;
+    /* [alerts] */
+    char *alerts_channel;
+    char *alerts_log_key;
+    int alerts_log_maxlen;
+    /* [rule NAME] sections, in file order */
+    cw_rule_kv *rule_kvs;
+    size_t nrule_kvs;
     /* [units]: code = name */
     cw_unit_name *units;
     size_t nunits;

@@ -11,6 +11,8 @@
 
 #include "../proto/cw_event.h"
 #include "cw_period.h"
+#include "cw_rules.h"
+#include "cw_sink.h"
 #include "cw_cases.h"
 #include "cw_conn.h"
 #include "cw_ind.h"
@@ -46,6 +48,9 @@ typedef struct daemon_ctx {
     cw_event_decoder *dec;
     cw_cases *cases;
     cw_ind *ind;
+    cw_rules *rules;
+    cw_sink *sink;
+    int64_t event_now; /* the newest event time seen: the clock of replays */
     char last_id[48];
     int caught_up;
     dead_letter *dl_head, *dl_tail; /* not yet acknowledged */
@@ -143,6 +148,40 @@ static void send_dead_letters(daemon_ctx *d) {
         d->dl_sending = 1;
 }
 
+/* ---- Alerts: rules -> sink ---------------------------------------------- */
+
+static void on_alert(const cw_alert *a, void *data) {
+    daemon_ctx *d = data;
+    if (cw_sink_put(d->sink, a, cw_wall_ms()) < 0)
+        CW_LOG(CW_LOG_ERR, "alert", "out of memory queueing alert %s", a->id);
+}
+
+/* A light of a case's statutory clock (from cw_cases). */
+static void on_light(int clock, int light, int firing, const char *unit, const char *case_id, int64_t due_day,
+                     int64_t ts, void *data) {
+    daemon_ctx *d = data;
+    if (firing && light == 3 && (clock == CW_CLOCK_LETTER_PROCEDURAL || clock == CW_CLOCK_LETTER_SUBSTANTIVE)) {
+        int64_t due_ms = due_day * 86400000LL - (int64_t)d->cfg->utc_offset_min * 60000;
+        if (cw_ind_letter_overdue(d->ind, unit, clock == CW_CLOCK_LETTER_SUBSTANTIVE, due_ms) < 0)
+            CW_LOG(CW_LOG_ERR, "daemon", "out of memory counting an overdue letter");
+    }
+    cw_rules_light(d->rules, clock, light, firing, unit, case_id, due_day, ts, on_alert, d);
+}
+
+static void on_check(int check, const char *unit, const char *case_id, const cw_event *ev, void *data) {
+    daemon_ctx *d = data;
+    cw_rules_check(d->rules, check, unit, case_id, cw_event_type_name(ev->type), ev->ts, on_alert, d);
+}
+
+/* The clock deadlines run by: event time while replaying or catching
+ * up (and always with clock = event), the wall clock once caught up live. */
+static void advance_clocks(daemon_ctx *d, int64_t event_ts) {
+    if (event_ts > d->event_now) d->event_now = event_ts;
+    int live = d->cfg->clock == CW_CLOCK_LIVE && d->caught_up;
+    int64_t now = live ? cw_wall_ms() : d->event_now;
+    cw_cases_advance(d->cases, cw_period_day(now, d->cfg->utc_offset_min));
+}
+
 /* ---- The data path: stream -> decode -> cases -> counters -------------- */
 
 static void apply_entry(daemon_ctx *d, const redisReply *entry) {
@@ -166,6 +205,7 @@ static void apply_entry(daemon_ctx *d, const redisReply *entry) {
         dead_letter_queue(d, id, fields, why);
         return;
     }
+    advance_clocks(d, ev.ts);
     cw_case_facts facts;
     int rc = cw_cases_apply(d->cases, &ev, &facts);
     if (rc == 1) {
@@ -220,9 +260,10 @@ static void on_write_reply(cw_conn *c, redisReply *r, void *privdata) {
     if (r && r->type == REDIS_REPLY_ERROR) CW_LOG(CW_LOG_ERR, "write", "redis refused a write: %s", r->str);
 }
 
-static void emit_hash(const char *scope, const char *period, const char *const *fields, const char *const *values,
-                      size_t n, void *data) {
+static void emit_hash(const char *scope, const char *period, const uint64_t *counters, int64_t event_ts,
+                      const char *const *fields, const char *const *values, size_t n, void *data) {
     daemon_ctx *d = data;
+    cw_rules_eval(d->rules, scope, period, counters, event_ts, on_alert, d);
     const char *argv[2 + 2 * 40];
     size_t lens[2 + 2 * 40];
     char key[512];
@@ -281,7 +322,7 @@ static void write_health(daemon_ctx *d) {
     snprintf(v[4], 32, "%llu", (unsigned long long)d->duplicates);
     snprintf(v[5], 32, "%llu", (unsigned long long)d->dead_lettered);
     snprintf(v[6], 32, "%zu", cw_cases_open(d->cases));
-    snprintf(v[7], 32, "%d", 0);
+    snprintf(v[7], 32, "%llu", (unsigned long long)cw_rules_firing(d->rules));
     snprintf(v[8], 32, "%ld", rss_bytes());
     snprintf(v[9], 32, "%llu", (unsigned long long)d->read_total);
     const char *argv[] = {"HSET",        key,  "started_at", v[0], "heartbeat_at", v[1], "last_id",
@@ -298,7 +339,13 @@ static void write_health(daemon_ctx *d) {
 
 static void flush(daemon_ctx *d) {
     if (!cw_conn_is_ready(d->writer)) return; /* touched hashes wait for the writer */
+    if (d->cfg->clock == CW_CLOCK_LIVE && d->caught_up) {
+        int64_t today = cw_period_day(cw_wall_ms(), d->cfg->utc_offset_min);
+        cw_cases_advance(d->cases, today);
+        if (cw_ind_set_today(d->ind, today) < 0) CW_LOG(CW_LOG_ERR, "daemon", "out of memory");
+    }
     cw_ind_flush(d->ind, emit_hash, d);
+    cw_sink_send(d->sink, d->writer);
     send_dead_letters(d);
 }
 
@@ -326,6 +373,7 @@ static void on_conn_state(cw_conn *c, int ready, void *data) {
         if (d->writer_was_ready && cw_ind_touch_all(d->ind) < 0)
             CW_LOG(CW_LOG_ERR, "daemon", "out of memory marking indicator hashes for rewrite");
         d->writer_was_ready = 1;
+        cw_sink_send(d->sink, d->writer);
         send_dead_letters(d);
     }
 }
@@ -355,11 +403,22 @@ int cw_daemon_run(const cw_config *cfg) {
         return 1;
     }
     d.dec = cw_event_decoder_new();
-    d.cases = cw_cases_new((size_t)cfg->closed_window, cfg->utc_offset_min);
+    char err[512];
+    d.rules = cw_rules_new(cfg, err, sizeof(err));
+    if (!d.rules) {
+        CW_LOG(CW_LOG_ERR, "config", "%s", err);
+        return 1;
+    }
+    if (!cw_rules_count(d.rules)) CW_LOG(CW_LOG_WARNING, "config", "no [rule ...] sections: indicators only, no alerts");
+    cw_clock_rules clocks;
+    cw_rules_clocks(d.rules, &clocks);
+    cw_case_listener listener = {on_light, on_check, &d};
+    d.sink = cw_sink_new(cfg);
+    d.cases = cw_cases_new((size_t)cfg->closed_window, cfg->utc_offset_min, &clocks, &listener);
     d.ind = cw_ind_new(cfg->utc_offset_min, cfg->rolling_days, cfg->keep_quarters);
     d.reader = cw_conn_new(&d.loop, cfg, "read", on_conn_state, &d);
     d.writer = cw_conn_new(&d.loop, cfg, "write", on_conn_state, &d);
-    if (!d.dec || !d.cases || !d.ind || !d.reader || !d.writer) {
+    if (!d.dec || !d.cases || !d.ind || !d.reader || !d.writer || !d.sink) {
         CW_LOG(CW_LOG_ERR, "daemon", "out of memory");
         return 1;
     }
@@ -384,8 +443,12 @@ int cw_daemon_run(const cw_config *cfg) {
         dead_letter_free(d.dl_head);
         d.dl_head = n;
     }
+    if (cw_sink_pending(d.sink))
+        CW_LOG(CW_LOG_WARNING, "alert", "%zu alerts not acknowledged by Redis at exit", cw_sink_pending(d.sink));
+    cw_sink_free(d.sink);
     cw_ind_free(d.ind);
     cw_cases_free(d.cases);
+    cw_rules_free(d.rules);
     cw_event_decoder_free(d.dec);
     CW_LOG(CW_LOG_INFO, "daemon", "stopped after %llu events, %llu duplicates, %llu dead-lettered",
            (unsigned long long)d.events, (unsigned long long)d.duplicates, (unsigned long long)d.dead_lettered);

@@ -60,12 +60,15 @@ static const struct {
 };
 #define NIND (sizeof(indicators) / sizeof(indicators[0]))
 
+#define SCOPE_MAX (8 + CW_UNIT_LEN + 3 * CW_NAME_MAX + 1)
+
 typedef struct entry {
     char *scope;
     char period[12]; /* "2020-Q3", or "d<day>" for a rolling day bucket */
     int quarter;     /* for dropping old periods */
     int dirty;
     struct entry *next_dirty;
+    int64_t event_ts; /* of the event that changed it last */
     uint64_t c[NCOUNTERS];
 } entry;
 
@@ -75,7 +78,7 @@ struct cw_ind {
     entry *dirty;
     int offset_min, rolling_days, keep_quarters;
     int newest_quarter;
-    int64_t newest_day;
+    int64_t newest_day, newest_ts;
     char rolling_name[24];
 };
 
@@ -157,8 +160,10 @@ static entry *get_entry(cw_ind *x, const char *scope, const char *period, int qu
 }
 
 /* Adds the event's deltas to one entry. */
-static void add(entry *e, const uint64_t *delta, cw_ind *x) {
+static void add(entry *e, const uint64_t *delta, cw_ind *x, int64_t ts) {
     for (int i = 0; i < NCOUNTERS; i++) e->c[i] += delta[i];
+    e->event_ts = ts;
+    if (ts > x->newest_ts) x->newest_ts = ts;
     if (!e->dirty) {
         e->dirty = 1;
         e->next_dirty = x->dirty;
@@ -203,11 +208,13 @@ static int deltas(const cw_event *ev, const cw_case_facts *f, uint64_t *d) {
         }
         break;
     case CW_EV_LETTER_REPLIED:
+        /* a letter counts as due once: when replied, or earlier when its
+         * clock ran out unreplied (cw_ind_letter_overdue) */
         if (f->letter_replied == 1) {
-            d[C_letters_procedural_due] = 1;
+            d[C_letters_procedural_due] = !f->letter_counted;
             d[C_letters_procedural_ontime] = (uint64_t)f->letter_ontime;
         } else if (f->letter_replied == 2) {
-            d[C_letters_substantive_due] = 1;
+            d[C_letters_substantive_due] = !f->letter_counted;
             d[C_letters_substantive_ontime] = (uint64_t)f->letter_ontime;
         }
         break;
@@ -219,29 +226,12 @@ static int deltas(const cw_event *ev, const cw_case_facts *f, uint64_t *d) {
     return 0;
 }
 
-int cw_ind_apply(cw_ind *x, const cw_event *ev, const cw_case_facts *facts) {
-    uint64_t d[NCOUNTERS];
-    if (!deltas(ev, facts, d)) return 0;
-    char scopes[6][8 + CW_UNIT_LEN + 3 * CW_NAME_MAX + 1];
-    int ns = 0;
-    char esc[3 * CW_NAME_MAX + 1];
-    if (ev->pros[0]) {
-        cw_key_escape(ev->pros, strlen(ev->pros), esc, sizeof(esc));
-        snprintf(scopes[ns++], sizeof(scopes[0]), "pros:%s:%s", ev->unit, esc);
-    }
-    if (ev->dept[0]) {
-        cw_key_escape(ev->dept, strlen(ev->dept), esc, sizeof(esc));
-        snprintf(scopes[ns++], sizeof(scopes[0]), "dept:%s:%s", ev->unit, esc);
-    }
-    snprintf(scopes[ns++], sizeof(scopes[0]), "unit:%s", ev->unit);
-    snprintf(scopes[ns++], sizeof(scopes[0]), "region:%.4s", ev->unit);
-    snprintf(scopes[ns++], sizeof(scopes[0]), "region:%.2s", ev->unit);
-    snprintf(scopes[ns++], sizeof(scopes[0]), "nation");
-
+/* Adds d to every scope in the periods of ts. */
+static int add_to_scopes(cw_ind *x, char (*scopes)[SCOPE_MAX], int ns, int64_t ts, const uint64_t *d) {
     char month[8], quarter[8], year[8], day[24];
-    cw_period_names(ev->ts, x->offset_min, month, quarter, year);
-    int q = cw_period_quarter_index(ev->ts, x->offset_min);
-    int64_t dayno = cw_period_day(ev->ts, x->offset_min);
+    cw_period_names(ts, x->offset_min, month, quarter, year);
+    int q = cw_period_quarter_index(ts, x->offset_min);
+    int64_t dayno = cw_period_day(ts, x->offset_min);
     snprintf(day, sizeof(day), "d%lld", (long long)dayno);
     if (q > x->newest_quarter) x->newest_quarter = q;
     if (dayno > x->newest_day) x->newest_day = dayno;
@@ -250,17 +240,85 @@ int cw_ind_apply(cw_ind *x, const cw_event *ev, const cw_case_facts *facts) {
         for (int p = 0; p < 4; p++) {
             entry *e = get_entry(x, scopes[s], periods[p], p == 2 ? q / 4 * 4 + 3 : q);
             if (!e) return -1;
-            add(e, d, x);
+            add(e, d, x, ts);
         }
         if (cw_map_put(x->rolling, scopes[s], strlen(scopes[s]), (void *)1) < 0) return -1;
     }
     return 0;
 }
 
+/* The unit's scope chain: unit, city, province, nation. */
+static int unit_scopes(const char *unit, char (*scopes)[SCOPE_MAX]) {
+    snprintf(scopes[0], SCOPE_MAX, "unit:%s", unit);
+    snprintf(scopes[1], SCOPE_MAX, "region:%.4s", unit);
+    snprintf(scopes[2], SCOPE_MAX, "region:%.2s", unit);
+    snprintf(scopes[3], SCOPE_MAX, "nation");
+    return 4;
+}
+
+int cw_ind_apply(cw_ind *x, const cw_event *ev, const cw_case_facts *facts) {
+    uint64_t d[NCOUNTERS];
+    if (!deltas(ev, facts, d)) return 0;
+    char scopes[6][SCOPE_MAX];
+    int ns = 0;
+    char esc[3 * CW_NAME_MAX + 1];
+    if (ev->pros[0]) {
+        cw_key_escape(ev->pros, strlen(ev->pros), esc, sizeof(esc));
+        snprintf(scopes[ns++], SCOPE_MAX, "pros:%s:%s", ev->unit, esc);
+    }
+    if (ev->dept[0]) {
+        cw_key_escape(ev->dept, strlen(ev->dept), esc, sizeof(esc));
+        snprintf(scopes[ns++], SCOPE_MAX, "dept:%s:%s", ev->unit, esc);
+    }
+    ns += unit_scopes(ev->unit, scopes + ns);
+    return add_to_scopes(x, scopes, ns, ev->ts, d);
+}
+
+int cw_ind_set_today(cw_ind *x, int64_t today) {
+    if (today <= x->newest_day) return 0;
+    x->newest_day = today;
+    size_t pos = 0;
+    void *v;
+    while (cw_map_next(x->entries, &pos, NULL, NULL, &v))
+        if (cw_map_put(x->rolling, ((entry *)v)->scope, strlen(((entry *)v)->scope), (void *)1) < 0) return -1;
+    return 0;
+}
+
+int cw_ind_letter_overdue(cw_ind *x, const char *unit, int substantive, int64_t ts) {
+    uint64_t d[NCOUNTERS] = {0};
+    d[substantive ? C_letters_substantive_due : C_letters_procedural_due] = 1;
+    char scopes[4][SCOPE_MAX];
+    return add_to_scopes(x, scopes, unit_scopes(unit, scopes), ts, d);
+}
+
 /* ---- Flushing ----------------------------------------------------------- */
 
-static void emit_counters(const char *scope, const char *period, const uint64_t *c, cw_ind_emit_fn emit,
-                          void *data) {
+int cw_ind_indicator_index(const char *name) {
+    for (size_t i = 0; i < NIND; i++)
+        if (strcmp(indicators[i].name, name) == 0) return (int)i;
+    return -1;
+}
+
+int cw_ind_counter_index(const char *name) {
+    for (int i = 0; i < NCOUNTERS; i++)
+        if (strcmp(counter_names[i], name) == 0) return i;
+    return -1;
+}
+
+int cw_ind_denominator(int indicator) {
+    return indicators[indicator].den;
+}
+
+int cw_ind_value(const uint64_t *c, int i, double *out) {
+    uint64_t den = c[indicators[i].den];
+    if (!den) return -1;
+    double num = (double)c[indicators[i].num] + (indicators[i].num2 >= 0 ? (double)c[indicators[i].num2] : 0);
+    *out = num / (double)den * indicators[i].scale;
+    return 0;
+}
+
+static void emit_counters(const char *scope, const char *period, const uint64_t *c, int64_t event_ts,
+                          cw_ind_emit_fn emit, void *data) {
     const char *fields[NCOUNTERS + NIND];
     char values[NCOUNTERS + NIND][32];
     const char *vp[NCOUNTERS + NIND];
@@ -272,15 +330,14 @@ static void emit_counters(const char *scope, const char *period, const uint64_t 
         n++;
     }
     for (size_t i = 0; i < NIND; i++) {
-        uint64_t den = c[indicators[i].den];
-        if (!den) continue; /* undefined until its denominator is */
-        double num = (double)c[indicators[i].num] + (indicators[i].num2 >= 0 ? (double)c[indicators[i].num2] : 0);
+        double v;
+        if (cw_ind_value(c, (int)i, &v) < 0) continue; /* undefined until its denominator is */
         fields[n] = indicators[i].name;
-        snprintf(values[n], sizeof(values[n]), "%.4f", num / (double)den * indicators[i].scale);
+        snprintf(values[n], sizeof(values[n]), "%.4f", v);
         vp[n] = values[n];
         n++;
     }
-    emit(scope, period, fields, vp, n, data);
+    emit(scope, period, c, event_ts, fields, vp, n, data);
 }
 
 size_t cw_ind_flush(cw_ind *x, cw_ind_emit_fn emit, void *data) {
@@ -288,7 +345,7 @@ size_t cw_ind_flush(cw_ind *x, cw_ind_emit_fn emit, void *data) {
     for (entry *e = x->dirty; e; e = e->next_dirty) {
         e->dirty = 0;
         if (e->period[0] == 'd') continue; /* day buckets feed the rolling window */
-        emit_counters(e->scope, e->period, e->c, emit, data);
+        emit_counters(e->scope, e->period, e->c, e->event_ts, emit, data);
         emitted++;
     }
     x->dirty = NULL;
@@ -305,7 +362,7 @@ size_t cw_ind_flush(cw_ind *x, cw_ind_emit_fn emit, void *data) {
             if (!e) continue;
             for (int i = 0; i < NCOUNTERS; i++) sum[i] += e->c[i];
         }
-        emit_counters(scope, x->rolling_name, sum, emit, data);
+        emit_counters(scope, x->rolling_name, sum, x->newest_ts, emit, data);
         emitted++;
         cw_map_del(x->rolling, scope, strlen(scope));
     }

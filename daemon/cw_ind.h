@@ -34,10 +34,30 @@ void cw_ind_free(cw_ind *x);
 /* Counts an applied (not duplicate) event. Returns 0 or -1 (memory). */
 int cw_ind_apply(cw_ind *x, const cw_event *ev, const cw_case_facts *facts);
 
+/* Live mode: the rolling window ends at local day `today` (the wall
+ * clock's), not only at the newest event's day; a new day re-emits the
+ * windows. Returns 0 or -1 (memory). */
+int cw_ind_set_today(cw_ind *x, int64_t today);
+
+/* A letter whose reply clock (substantive or procedural) ran out
+ * unreplied at ts counts as due in its unit's scopes (INDICATORS.md §2);
+ * its reply will not count it again. Returns 0 or -1 (memory). */
+int cw_ind_letter_overdue(cw_ind *x, const char *unit, int substantive, int64_t ts);
+
 /* One hash to write: scope "unit:410923", period "2020-Q3", and n
- * field/value pairs (counters and indicators, values as decimal text). */
-typedef void (*cw_ind_emit_fn)(const char *scope, const char *period, const char *const *fields,
-                               const char *const *values, size_t n, void *data);
+ * field/value pairs (counters and indicators, values as decimal text);
+ * `counters` are the raw counters behind them, for cw_ind_value. */
+typedef void (*cw_ind_emit_fn)(const char *scope, const char *period, const uint64_t *counters, int64_t event_ts,
+                               const char *const *fields, const char *const *values, size_t n, void *data);
+
+/* Index of an indicator or a counter by name, or -1. */
+int cw_ind_indicator_index(const char *name);
+int cw_ind_counter_index(const char *name);
+/* An indicator's value from raw counters: 0 and *out, or -1 while its
+ * denominator is 0 (undefined). */
+int cw_ind_value(const uint64_t *counters, int indicator, double *out);
+/* The counter an indicator divides by (its sample size). */
+int cw_ind_denominator(int indicator);
 
 /* Emits every (scope, period) touched since the last flush, then forgets
  * that they were touched and drops periods older than keep_quarters

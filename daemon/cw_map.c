@@ -3,9 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define BORROWED 0x80000000u /* in len: the key belongs to the caller */
+
 typedef struct slot {
     char *key; /* NULL: empty; TOMB: deleted */
-    uint32_t len;
+    uint32_t len; /* | BORROWED */
     uint32_t hash32;
     void *value;
 } slot;
@@ -44,7 +46,7 @@ cw_map *cw_map_new(void) {
 void cw_map_free(cw_map *m) {
     if (!m) return;
     for (size_t i = 0; i < m->cap; i++)
-        if (m->slots[i].key && m->slots[i].key != TOMB) free(m->slots[i].key);
+        if (m->slots[i].key && m->slots[i].key != TOMB && !(m->slots[i].len & BORROWED)) free(m->slots[i].key);
     free(m->slots);
     free(m);
 }
@@ -59,7 +61,7 @@ static size_t find(const cw_map *m, const char *key, size_t len, uint64_t h, int
         }
         if (s->key == TOMB) {
             if (tomb == (size_t)-1) tomb = i;
-        } else if (s->hash32 == (uint32_t)h && s->len == len && memcmp(s->key, key, len) == 0) {
+        } else if (s->hash32 == (uint32_t)h && (s->len & ~BORROWED) == len && memcmp(s->key, key, len) == 0) {
             *found = 1;
             return i;
         }
@@ -78,7 +80,7 @@ static int grow(cw_map *m) {
     m->used = m->size;
     for (size_t i = 0; i < oldcap; i++) {
         if (!old[i].key || old[i].key == TOMB) continue;
-        size_t j = cw_hash(old[i].key, old[i].len) & (cap - 1);
+        size_t j = cw_hash(old[i].key, old[i].len & ~BORROWED) & (cap - 1);
         while (ns[j].key) j = (j + 1) & (cap - 1);
         ns[j] = old[i];
     }
@@ -92,7 +94,8 @@ void *cw_map_get(const cw_map *m, const char *key, size_t len) {
     return found ? m->slots[i].value : NULL;
 }
 
-int cw_map_put(cw_map *m, const char *key, size_t len, void *value) {
+static int put(cw_map *m, const char *key, size_t len, void *value, int borrow) {
+    if (len >= BORROWED) return -1;
     if ((m->used + 1) * 4 > m->cap * 3 && grow(m) < 0) return -1;
     uint64_t h = cw_hash(key, len);
     int found;
@@ -102,17 +105,28 @@ int cw_map_put(cw_map *m, const char *key, size_t len, void *value) {
         s->value = value;
         return 0;
     }
-    char *k = malloc(len + 1);
-    if (!k) return -1;
-    memcpy(k, key, len);
-    k[len] = '\0';
+    char *k = (char *)key;
+    if (!borrow) {
+        k = malloc(len + 1);
+        if (!k) return -1;
+        memcpy(k, key, len);
+        k[len] = '\0';
+    }
     if (!s->key) m->used++;
     s->key = k;
-    s->len = (uint32_t)len;
+    s->len = (uint32_t)len | (borrow ? BORROWED : 0);
     s->hash32 = (uint32_t)h;
     s->value = value;
     m->size++;
     return 0;
+}
+
+int cw_map_put(cw_map *m, const char *key, size_t len, void *value) {
+    return put(m, key, len, value, 0);
+}
+
+int cw_map_put_borrowed(cw_map *m, const char *key, size_t len, void *value) {
+    return put(m, key, len, value, 1);
 }
 
 void *cw_map_del(cw_map *m, const char *key, size_t len) {
@@ -121,7 +135,7 @@ void *cw_map_del(cw_map *m, const char *key, size_t len) {
     if (!found) return NULL;
     slot *s = &m->slots[i];
     void *v = s->value;
-    free(s->key);
+    if (!(s->len & BORROWED)) free(s->key);
     s->key = TOMB;
     s->value = NULL;
     m->size--;
@@ -137,7 +151,7 @@ int cw_map_next(const cw_map *m, size_t *pos, const char **key, size_t *len, voi
         slot *s = &m->slots[(*pos)++];
         if (s->key && s->key != TOMB) {
             if (key) *key = s->key;
-            if (len) *len = s->len;
+            if (len) *len = s->len & ~BORROWED;
             if (value) *value = s->value;
             return 1;
         }

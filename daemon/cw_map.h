@@ -1,5 +1,6 @@
 /* cw_map: an open-addressing hash map from byte-string keys to pointers.
- * The map copies keys; values belong to the caller. Not thread-safe. */
+ * The map copies keys (unless put borrowed); values belong to the caller.
+ * Not thread-safe. */
 #ifndef CW_MAP_H
 #define CW_MAP_H
 
@@ -14,6 +15,9 @@ void cw_map_free(cw_map *m);
 void *cw_map_get(const cw_map *m, const char *key, size_t len);
 /* Inserts or replaces. Returns 0 or -1 (out of memory). */
 int cw_map_put(cw_map *m, const char *key, size_t len, void *value);
+/* Inserts without copying the key: it must stay valid and unchanged
+ * until removed (for keys kept inside the value itself). */
+int cw_map_put_borrowed(cw_map *m, const char *key, size_t len, void *value);
 /* Removes key; returns its value or NULL. */
 void *cw_map_del(cw_map *m, const char *key, size_t len);
 size_t cw_map_size(const cw_map *m);

@@ -1,6 +1,7 @@
 #include "cw_period.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -106,4 +107,54 @@ double cw_mono_s(void) {
 
 int64_t cw_period_local_midnight(int y, int m, int d, int offset_min) {
     return days_from_civil(y, m, d) * DAY_MS - (int64_t)offset_min * 60000;
+}
+
+cw_period_kind cw_period_kind_of(const char *name) {
+    int y, x;
+    size_t n = strlen(name);
+    if (strncmp(name, "rolling-", 8) == 0) return CW_PERIOD_ROLLING;
+    if (n == 7 && sscanf(name, "%4d-Q%1d", &y, &x) == 2) return CW_PERIOD_QUARTER;
+    if (n == 7 && sscanf(name, "%4d-%2d", &y, &x) == 2) return CW_PERIOD_MONTH;
+    if (n == 4 && sscanf(name, "%4d", &y) == 1) return CW_PERIOD_YEAR;
+    return CW_PERIOD_NONE;
+}
+
+int cw_period_shift(const char *name, int delta, char out[8]) {
+    int y, x;
+    switch (cw_period_kind_of(name)) {
+    case CW_PERIOD_QUARTER: {
+        sscanf(name, "%4d-Q%1d", &y, &x);
+        unsigned q = (unsigned)(y * 4 + x - 1 + delta);
+        snprintf(out, 8, "%04u-Q%u", (q / 4u) % 10000u, q % 4u + 1u);
+        return 0;
+    }
+    case CW_PERIOD_MONTH: {
+        sscanf(name, "%4d-%2d", &y, &x);
+        unsigned m = (unsigned)(y * 12 + x - 1 + delta);
+        snprintf(out, 8, "%04u-%02u", (m / 12u) % 10000u, m % 12u + 1u);
+        return 0;
+    }
+    case CW_PERIOD_YEAR:
+        sscanf(name, "%4d", &y);
+        snprintf(out, 8, "%04u", (unsigned)(y + delta) % 10000u);
+        return 0;
+    default: return -1;
+    }
+}
+
+void cw_period_label_zh(const char *name, char *out, size_t len) {
+    int y, x;
+    switch (cw_period_kind_of(name)) {
+    case CW_PERIOD_QUARTER: sscanf(name, "%4d-Q%1d", &y, &x); snprintf(out, len, "%d年第%d季度", y, x); break;
+    case CW_PERIOD_MONTH: sscanf(name, "%4d-%2d", &y, &x); snprintf(out, len, "%d年%d月", y, x); break;
+    case CW_PERIOD_YEAR: snprintf(out, len, "%s年", name); break;
+    case CW_PERIOD_ROLLING: snprintf(out, len, "近%d日", atoi(name + 8)); break;
+    default: snprintf(out, len, "%s", name);
+    }
+}
+
+void cw_period_day_date(int64_t day, char out[11]) {
+    int y, m, d;
+    civil(day, &y, &m, &d);
+    snprintf(out, 11, "%04u-%02u-%02u", (unsigned)y % 10000u, (unsigned)m % 13u, (unsigned)d % 32u);
 }

@@ -18,6 +18,25 @@ int cw_period_quarter_index(int64_t ts, int offset_min);
  * last quarter), or -1. */
 int cw_period_name_quarter_index(const char *name);
 
+/* What a period name is: "2020-07" month, "2020-Q3" quarter, "2020"
+ * year, "rolling-30d" rolling window; else CW_PERIOD_NONE. */
+typedef enum cw_period_kind {
+    CW_PERIOD_NONE = 0,
+    CW_PERIOD_MONTH,
+    CW_PERIOD_QUARTER,
+    CW_PERIOD_YEAR,
+    CW_PERIOD_ROLLING
+} cw_period_kind;
+cw_period_kind cw_period_kind_of(const char *name);
+/* The period delta steps before (<0) or after a month, quarter or year
+ * name, into out[8]. Returns 0, or -1 for other names. */
+int cw_period_shift(const char *name, int delta, char out[8]);
+/* The period as people say it: "2020年第3季度", "2020年7月", "2020年",
+ * "近30日". */
+void cw_period_label_zh(const char *name, char *out, size_t len);
+/* "2020-08-04" for a local day number. */
+void cw_period_day_date(int64_t day, char out[11]);
+
 /* The instant local midnight begins the date y-m-d. */
 int64_t cw_period_local_midnight(int y, int m, int d, int offset_min);
 

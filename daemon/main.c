@@ -6,6 +6,7 @@
 
 #include "cw_config.h"
 #include "cw_daemon.h"
+#include "cw_rules.h"
 #include "cw_log.h"
 
 #define DEFAULT_CONFIG "/etc/casewatch/casewatch.conf"
@@ -65,9 +66,17 @@ int main(int argc, char **argv) {
         cw_config_free(cfg);
         return 2;
     }
+    cw_rules *rules = cw_rules_new(cfg, err, sizeof(err));
+    if (!rules) {
+        fprintf(stderr, "casewatchd: %s\n", err);
+        cw_config_free(cfg);
+        return 2;
+    }
+    size_t nrules = cw_rules_count(rules);
+    cw_rules_free(rules);
     if (check) {
         cw_config_print(cfg, stdout);
-        fprintf(stderr, "casewatchd: %s: configuration is valid\n", path);
+        fprintf(stderr, "casewatchd: %s: configuration is valid (%zu rules)\n", path, nrules);
         cw_config_free(cfg);
         return 0;
     }

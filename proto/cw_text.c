@@ -57,3 +57,24 @@ int cw_strlcpy_n(char *dst, size_t dstlen, const char *src, size_t len) {
     dst[len] = '\0';
     return 0;
 }
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+void cw_key_unescape(const char *key, char *out, size_t outlen) {
+    size_t n = 0;
+    for (const char *p = key; *p && n + 1 < outlen; p++) {
+        int hi, lo;
+        if (p[0] == '%' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0 && (hi || lo)) {
+            out[n++] = (char)(hi * 16 + lo);
+            p += 2;
+        } else {
+            out[n++] = *p;
+        }
+    }
+    if (outlen) out[n] = '\0';
+}

@@ -17,6 +17,9 @@ int cw_utf8_valid(const char *buf, size_t len);
  * left NUL-terminated but truncated). A name can therefore never forge a
  * ':'-separated key segment. */
 int cw_key_escape(const char *name, size_t len, char *out, size_t outlen);
+/* The reverse, for showing a name to people: %XX back to its byte (a
+ * %00 stays as it is). Writes at most outlen-1 bytes plus a NUL. */
+void cw_key_unescape(const char *key, char *out, size_t outlen);
 
 /* Copies src (len bytes) into dst of size dstlen as a NUL-terminated C
  * string. Returns 0, or -1 if it does not fit. */

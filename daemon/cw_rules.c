@@ -1,0 +1,596 @@
+#include "cw_rules.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../proto/cw_text.h"
+#include "cw_ind.h"
+#include "cw_map.h"
+#include "cw_period.h"
+
+typedef enum kind { K_THRESHOLD, K_PERSISTENCE, K_DEADLINE, K_STALE, K_DATA } kind;
+static const char *const kind_names[] = {"threshold", "persistence", "deadline", "stale", "data", NULL};
+
+/* Scope levels, as bits of a rule's `scope` list. */
+enum { S_PROS = 1, S_DEPT = 2, S_UNIT = 4, S_CITY = 8, S_PROVINCE = 16, S_NATION = 32 };
+static const struct {
+    const char *name;
+    unsigned bit;
+} scope_names[] = {{"pros", S_PROS}, {"dept", S_DEPT},         {"unit", S_UNIT},
+                   {"city", S_CITY}, {"province", S_PROVINCE}, {"nation", S_NATION}};
+
+static const char *const clock_names[CW_NCLOCKS] = {"arrest_review",      "prosecution_review",  "supplementary",
+                                                    "letter_procedural", "letter_substantive", "stale"};
+static const char *const clock_zh[CW_NCLOCKS] = {"审查逮捕期限", "审查起诉期限", "补充侦查期限",
+                                                 "来信7日程序性回复期限", "来信3个月实体性答复期限", "挂案期限"};
+static const char *const check_names[CW_NCHECKS] = {"third_return", "second_extension", "decided_unaccepted",
+                                                    "after_closed"};
+static const char *const check_zh[CW_NCHECKS] = {"第三次退回补充侦查", "同一审查期间第二次延长审查起诉期限",
+                                                 "未见受理即作出决定", "办结后仍有案件事件"};
+
+typedef struct rule {
+    char *name;
+    kind kind;
+    unsigned scopes;
+    int indicator;
+    cw_period_kind period;
+    char cmp[3]; /* ">" ">=" "<" "<=" */
+    double threshold, resolve;
+    int has_resolve;
+    int sample;
+    double min_sample;
+    char *level, *label;
+    char *overdue_level, *overdue_label; /* deadline: the red light */
+    char *of_name;
+    int of; /* persistence: index of the rule it follows */
+    int periods;
+    int clock, check;
+    int warn_days, urgent_days;
+    int days, days_detained, days_complex, months, days_fast, extension_days;
+} rule;
+
+struct cw_rules {
+    const cw_config *cfg;
+    rule *rules;
+    size_t n;
+    cw_map *firing;      /* alert id -> (void *)1, indicator rules */
+    cw_map *raised;      /* data-check alert ids already raised */
+    uint64_t lights_on; /* deadline lights firing */
+};
+
+static int errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int errf(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* ---- Reading the [rule NAME] sections ---------------------------------- */
+
+static int parse_num(const char *v, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || x < lo || x > hi) return -1;
+    *out = x;
+    return 0;
+}
+
+static int parse_int(const char *v, int lo, int hi, int *out) {
+    double x;
+    if (parse_num(v, lo, hi, &x) < 0 || x != (double)(int)x) return -1;
+    *out = (int)x;
+    return 0;
+}
+
+static int lookup(const char *const *names, size_t n, const char *v) {
+    for (size_t i = 0; i < n; i++)
+        if (names[i] && strcmp(names[i], v) == 0) return (int)i;
+    return -1;
+}
+
+/* Sets one key of a rule; returns 0, or -1 with "expected ..." in why. */
+static int set_key(rule *r, const char *key, const char *v, char *why, size_t wl) {
+    if (strcmp(key, "kind") == 0) {
+        int k = lookup(kind_names, 5, v);
+        if (k < 0) return errf(why, wl, "expected threshold, persistence, deadline, stale or data, got '%s'", v);
+        r->kind = (kind)k;
+    } else if (strcmp(key, "scope") == 0) {
+        r->scopes = 0;
+        char buf[128];
+        snprintf(buf, sizeof(buf), "%s", v);
+        for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+            unsigned bit = 0;
+            for (size_t i = 0; i < sizeof(scope_names) / sizeof(scope_names[0]); i++)
+                if (strcmp(scope_names[i].name, t) == 0) bit = scope_names[i].bit;
+            if (!bit) return errf(why, wl, "expected a list of pros, dept, unit, city, province, nation; got '%s'", t);
+            r->scopes |= bit;
+        }
+    } else if (strcmp(key, "indicator") == 0) {
+        if ((r->indicator = cw_ind_indicator_index(v)) < 0)
+            return errf(why, wl, "expected an indicator of INDICATORS.md §2 (case_item_ratio, plea_rate, ...), got '%s'", v);
+    } else if (strcmp(key, "period") == 0) {
+        static const char *const p[] = {NULL, "month", "quarter", "year", "rolling"};
+        int k = lookup(p, 5, v);
+        if (k < 1) return errf(why, wl, "expected month, quarter, year or rolling, got '%s'", v);
+        r->period = (cw_period_kind)k;
+    } else if (strcmp(key, "compare") == 0) {
+        if (strcmp(v, ">") && strcmp(v, ">=") && strcmp(v, "<") && strcmp(v, "<="))
+            return errf(why, wl, "expected >, >=, < or <=, got '%s'", v);
+        snprintf(r->cmp, sizeof(r->cmp), "%s", v);
+    } else if (strcmp(key, "threshold") == 0) {
+        if (parse_num(v, -1e12, 1e12, &r->threshold) < 0) return errf(why, wl, "expected a number, got '%s'", v);
+    } else if (strcmp(key, "resolve") == 0) {
+        if (parse_num(v, -1e12, 1e12, &r->resolve) < 0) return errf(why, wl, "expected a number, got '%s'", v);
+        r->has_resolve = 1;
+    } else if (strcmp(key, "sample") == 0) {
+        if ((r->sample = cw_ind_counter_index(v)) < 0)
+            return errf(why, wl, "expected a counter name (cases, decided_persons, ...), got '%s'", v);
+    } else if (strcmp(key, "min_sample") == 0) {
+        if (parse_num(v, 0, 1e15, &r->min_sample) < 0) return errf(why, wl, "expected a count, got '%s'", v);
+    } else if (strcmp(key, "level") == 0 || strcmp(key, "overdue_level") == 0) {
+        if (strcmp(v, "yellow") && strcmp(v, "orange") && strcmp(v, "red"))
+            return errf(why, wl, "expected yellow, orange or red, got '%s'", v);
+        char **slot = key[0] == 'l' ? &r->level : &r->overdue_level;
+        free(*slot);
+        *slot = strdup(v);
+    } else if (strcmp(key, "label") == 0 || strcmp(key, "overdue_label") == 0) {
+        if (!v[0]) return errf(why, wl, "expected the word users see, e.g. 黄牌预警");
+        char **slot = key[0] == 'l' ? &r->label : &r->overdue_label;
+        free(*slot);
+        *slot = strdup(v);
+    } else if (strcmp(key, "of") == 0) {
+        free(r->of_name);
+        r->of_name = strdup(v);
+    } else if (strcmp(key, "periods") == 0) {
+        if (parse_int(v, 2, 12, &r->periods) < 0) return errf(why, wl, "expected 2 to 12 periods, got '%s'", v);
+    } else if (strcmp(key, "clock") == 0) {
+        if ((r->clock = lookup(clock_names, CW_NCLOCKS - 1, v)) < 0)
+            return errf(why, wl,
+                        "expected arrest_review, prosecution_review, supplementary, letter_procedural or "
+                        "letter_substantive, got '%s'",
+                        v);
+    } else if (strcmp(key, "check") == 0) {
+        if ((r->check = lookup(check_names, CW_NCHECKS, v)) < 0)
+            return errf(why, wl, "expected third_return, second_extension, decided_unaccepted or after_closed, got '%s'",
+                        v);
+    } else {
+        static const struct {
+            const char *key;
+            size_t off;
+            int max;
+        } ints[] = {
+            {"warn_days", offsetof(rule, warn_days), 60},     {"urgent_days", offsetof(rule, urgent_days), 60},
+            {"days", offsetof(rule, days), 3650},             {"days_detained", offsetof(rule, days_detained), 3650},
+            {"days_complex", offsetof(rule, days_complex), 3650}, {"months", offsetof(rule, months), 120},
+            {"days_fast", offsetof(rule, days_fast), 3650},   {"extension_days", offsetof(rule, extension_days), 3650},
+        };
+        for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+            if (strcmp(key, ints[i].key) == 0) {
+                if (parse_int(v, 0, ints[i].max, (int *)((char *)r + ints[i].off)) < 0)
+                    return errf(why, wl, "expected a whole number of days (0 to %d), got '%s'", ints[i].max, v);
+                return 0;
+            }
+        }
+        return errf(why, wl, "unknown key");
+    }
+    return 0;
+}
+
+/* Checks what a rule of its kind needs; fills defaults. */
+static int finish_rule(cw_rules *rs, rule *r, char *why, size_t wl) {
+    if (!r->level) r->level = strdup(r->kind == K_DATA ? "red" : "yellow");
+    if (!r->label)
+        r->label = strdup(r->kind == K_DATA ? "数据异常" : r->kind == K_DEADLINE ? "期限预警" : r->kind == K_STALE ? "挂案预警" : "黄牌预警");
+    if (!r->overdue_level) r->overdue_level = strdup("red");
+    if (!r->overdue_label) r->overdue_label = strdup("超期预警");
+    if (!r->level || !r->label || !r->overdue_level || !r->overdue_label) return errf(why, wl, "out of memory");
+    switch (r->kind) {
+    case K_THRESHOLD:
+        if (r->indicator < 0) return errf(why, wl, "a threshold rule needs indicator =");
+        if (!r->period) return errf(why, wl, "a threshold rule needs period = month|quarter|year|rolling");
+        if (!r->cmp[0]) return errf(why, wl, "a threshold rule needs compare = > | >= | < | <=");
+        if (!r->scopes) return errf(why, wl, "a threshold rule needs scope = (pros, dept, unit, city, province, nation)");
+        if (!r->has_resolve) r->resolve = r->threshold;
+        if (r->cmp[0] == '>' && r->resolve > r->threshold)
+            return errf(why, wl, "resolve must not be above threshold for compare %s", r->cmp);
+        if (r->cmp[0] == '<' && r->resolve < r->threshold)
+            return errf(why, wl, "resolve must not be below threshold for compare %s", r->cmp);
+        if (r->sample < 0) r->sample = cw_ind_denominator(r->indicator);
+        return 0;
+    case K_PERSISTENCE:
+        if (!r->of_name) return errf(why, wl, "a persistence rule needs of = <threshold rule>");
+        for (size_t i = 0; i < rs->n; i++)
+            if (strcmp(rs->rules[i].name, r->of_name) == 0 && rs->rules[i].kind == K_THRESHOLD) r->of = (int)i;
+        if (r->of < 0) return errf(why, wl, "of = %s: no threshold rule of that name", r->of_name);
+        if (!r->periods) r->periods = 2;
+        return 0;
+    case K_DEADLINE:
+        if (r->clock < 0 && strncmp(r->name, "deadline.", 9) == 0) r->clock = lookup(clock_names, CW_NCLOCKS - 1, r->name + 9);
+        if (r->clock < 0) return errf(why, wl, "a deadline rule needs clock = (arrest_review, prosecution_review, ...)");
+        if (!r->days && !r->months) return errf(why, wl, "a deadline rule needs days = or months =");
+        return 0;
+    case K_STALE:
+        r->clock = CW_CLOCK_STALE;
+        if (!r->days) return errf(why, wl, "a stale rule needs days =");
+        return 0;
+    case K_DATA:
+        if (r->check < 0 && strncmp(r->name, "data.", 5) == 0) r->check = lookup(check_names, CW_NCHECKS, r->name + 5);
+        if (r->check < 0) return errf(why, wl, "a data rule needs check = (third_return, second_extension, ...)");
+        return 0;
+    }
+    return 0;
+}
+
+static void rule_clear(rule *r) {
+    free(r->name);
+    free(r->level);
+    free(r->label);
+    free(r->overdue_level);
+    free(r->overdue_label);
+    free(r->of_name);
+}
+
+cw_rules *cw_rules_new(const cw_config *cfg, char *err, size_t errlen) {
+    cw_rules *rs = calloc(1, sizeof(*rs));
+    if (!rs) return errf(err, errlen, "out of memory"), NULL;
+    rs->cfg = cfg;
+    rs->firing = cw_map_new();
+    rs->raised = cw_map_new();
+    if (!rs->firing || !rs->raised) goto oom;
+    /* one rule per distinct name, in the order first seen */
+    for (size_t i = 0; i < cfg->nrule_kvs; i++) {
+        const char *name = cfg->rule_kvs[i].rule;
+        int seen = 0;
+        for (size_t j = 0; j < rs->n; j++) seen |= strcmp(rs->rules[j].name, name) == 0;
+        if (seen) continue;
+        rule *nr = realloc(rs->rules, (rs->n + 1) * sizeof(*nr));
+        if (!nr) goto oom;
+        rs->rules = nr;
+        rule *r = &nr[rs->n++];
+        memset(r, 0, sizeof(*r));
+        r->name = strdup(name);
+        r->indicator = r->sample = r->of = r->clock = r->check = -1;
+        if (!r->name) goto oom;
+        /* kind first: other keys are checked against it */
+        const cw_rule_kv *last = NULL;
+        for (size_t j = 0; j < cfg->nrule_kvs; j++) {
+            const cw_rule_kv *kv = &cfg->rule_kvs[j];
+            if (strcmp(kv->rule, name) != 0) continue;
+            last = kv;
+            char why[256];
+            if (set_key(r, kv->key, kv->value, why, sizeof(why)) < 0) {
+                errf(err, errlen, "%s: [rule %s] %s: %s", kv->where, name, kv->key, why);
+                cw_rules_free(rs);
+                return NULL;
+            }
+        }
+        char why[256];
+        if (finish_rule(rs, r, why, sizeof(why)) < 0) {
+            errf(err, errlen, "%s: [rule %s]: %s", last ? last->where : "?", name, why);
+            cw_rules_free(rs);
+            return NULL;
+        }
+    }
+    return rs;
+oom:
+    cw_rules_free(rs);
+    errf(err, errlen, "out of memory");
+    return NULL;
+}
+
+void cw_rules_free(cw_rules *rs) {
+    if (!rs) return;
+    for (size_t i = 0; i < rs->n; i++) rule_clear(&rs->rules[i]);
+    free(rs->rules);
+    cw_map_free(rs->firing);
+    cw_map_free(rs->raised);
+    free(rs);
+}
+
+size_t cw_rules_count(const cw_rules *rs) {
+    return rs->n;
+}
+
+uint64_t cw_rules_firing(const cw_rules *rs) {
+    return cw_map_size(rs->firing) + rs->lights_on;
+}
+
+/* ---- Words for people --------------------------------------------------- */
+
+static const char *unit_name(const cw_rules *rs, const char *code, char *buf, size_t len) {
+    const char *n = cw_config_unit_name(rs->cfg, code);
+    if (n) return n;
+    snprintf(buf, len, "%s院", code);
+    return buf;
+}
+
+/* "南乐县人民检察院 第一检察部" for a scope, and its unit code for the JSON. */
+static void scope_words(const cw_rules *rs, const char *scope, char *words, size_t wl, char *unit, size_t ul) {
+    char nb[64], name[200];
+    unit[0] = '\0';
+    if (strncmp(scope, "pros:", 5) == 0 || strncmp(scope, "dept:", 5) == 0 || strncmp(scope, "unit:", 5) == 0 ||
+        strncmp(scope, "case:", 5) == 0) {
+        snprintf(unit, ul, "%.6s", scope + 5);
+        const char *u = unit_name(rs, unit, nb, sizeof(nb));
+        cw_key_unescape(scope + 12 <= scope + strlen(scope) ? scope + 12 : "", name, sizeof(name));
+        if (scope[0] == 'p') snprintf(words, wl, "%s 检察官%s", u, name);
+        else if (scope[0] == 'd') snprintf(words, wl, "%s %s", u, name);
+        else if (scope[0] == 'c') snprintf(words, wl, "%s 案件%s", u, name);
+        else snprintf(words, wl, "%s", u);
+    } else if (strncmp(scope, "region:", 7) == 0) {
+        const char *code = scope + 7;
+        snprintf(unit, ul, "%s", code);
+        char full[8];
+        snprintf(full, sizeof(full), "%s%s", code, strlen(code) == 2 ? "0000" : "00");
+        const char *n = cw_config_unit_name(rs->cfg, full);
+        if (n) snprintf(words, wl, "%s辖区", n);
+        else snprintf(words, wl, "%s地区", code);
+    } else {
+        snprintf(words, wl, "全国");
+    }
+}
+
+static void show_value(int indicator, double v, char *out, size_t len) {
+    cw_ind_field f;
+    cw_ind_fields((size_t)indicator, &f);
+    if (f.kind == CW_IND_RATIO) snprintf(out, len, "1:%.2f", v);
+    else if (f.kind == CW_IND_RATE) snprintf(out, len, "%.1f%%", v * 100);
+    else snprintf(out, len, "%.1f天", v);
+}
+
+/* ---- Indicator rules ---------------------------------------------------- */
+
+static unsigned scope_level(const char *scope) {
+    if (strncmp(scope, "pros:", 5) == 0) return S_PROS;
+    if (strncmp(scope, "dept:", 5) == 0) return S_DEPT;
+    if (strncmp(scope, "unit:", 5) == 0) return S_UNIT;
+    if (strncmp(scope, "region:", 7) == 0) return strlen(scope + 7) == 4 ? S_CITY : S_PROVINCE;
+    if (strcmp(scope, "nation") == 0) return S_NATION;
+    return 0;
+}
+
+static int compare(const char *cmp, double v, double t) {
+    if (cmp[0] == '>') return cmp[1] ? v >= t : v > t;
+    return cmp[1] ? v <= t : v < t;
+}
+
+/* Reports a state change of an indicator rule, worded. */
+static void indicator_alert(cw_rules *rs, const rule *r, const rule *base, const char *scope, const char *period,
+                            const char *id, int firing, int defined, double v, int64_t event_ts, cw_alert_fn fn,
+                            void *data) {
+    char words[300], unit[8], plabel[32], shown[32], thr[32], msg[600];
+    scope_words(rs, scope, words, sizeof(words), unit, sizeof(unit));
+    cw_period_label_zh(period, plabel, sizeof(plabel));
+    cw_ind_field f;
+    cw_ind_fields((size_t)base->indicator, &f);
+    if (defined) show_value(base->indicator, v, shown, sizeof(shown));
+    else snprintf(shown, sizeof(shown), "无");
+    show_value(base->indicator, firing ? base->threshold : base->resolve, thr, sizeof(thr));
+    const char *side = base->cmp[0] == '>' ? "高于" : "低于";
+    if (r->kind == K_PERSISTENCE && firing)
+        snprintf(msg, sizeof(msg), "%s %s %s %s，连续%d个周期%s %s，%s", words, plabel, f.zh, shown, r->periods, side, thr,
+                 r->label);
+    else if (firing)
+        snprintf(msg, sizeof(msg), "%s %s %s %s，%s %s，%s", words, plabel, f.zh, shown, side, thr, r->label);
+    else
+        snprintf(msg, sizeof(msg), "%s %s %s %s，已不再%s %s，%s解除", words, plabel, f.zh, shown, side, thr, r->label);
+    cw_alert a = {.id = id,
+                  .firing = firing,
+                  .level = r->level,
+                  .label = r->label,
+                  .rule = r->name,
+                  .scope = scope,
+                  .unit = unit,
+                  .indicator = f.name,
+                  .value = defined ? v : 0,
+                  .threshold = base->threshold,
+                  .period = period,
+                  .event_ts = event_ts,
+                  .message = msg};
+    fn(&a, data);
+}
+
+static int is_firing(cw_rules *rs, const char *id) {
+    return cw_map_get(rs->firing, id, strlen(id)) != NULL;
+}
+
+static void set_firing(cw_rules *rs, const char *id, int on) {
+    if (on) cw_map_put(rs->firing, id, strlen(id), (void *)1);
+    else cw_map_del(rs->firing, id, strlen(id));
+}
+
+static void eval_persistence(cw_rules *rs, const rule *r, const char *scope, const char *period, const uint64_t *c,
+                             int64_t event_ts, cw_alert_fn fn, void *data) {
+    const rule *base = &rs->rules[r->of];
+    /* the base changed in `period`: runs ending there or up to periods-1 later may change */
+    for (int k = 0; k < r->periods; k++) {
+        char end[8];
+        if (cw_period_shift(period, k, end) < 0) return;
+        int all = 1;
+        for (int j = 0; j < r->periods && all; j++) {
+            char p[8], bid[600];
+            cw_period_shift(end, -j, p);
+            snprintf(bid, sizeof(bid), "%s/%s/%s", base->name, scope, p);
+            all = is_firing(rs, bid);
+        }
+        char id[600];
+        snprintf(id, sizeof(id), "%s/%s/%s", r->name, scope, end);
+        if (all == is_firing(rs, id)) continue;
+        set_firing(rs, id, all);
+        double v = 0;
+        int defined = k == 0 && cw_ind_value(c, base->indicator, &v) == 0;
+        indicator_alert(rs, r, base, scope, end, id, all, defined, v, event_ts, fn, data);
+    }
+}
+
+void cw_rules_eval(cw_rules *rs, const char *scope, const char *period, const uint64_t *c, int64_t event_ts,
+                   cw_alert_fn fn, void *data) {
+    unsigned level = scope_level(scope);
+    cw_period_kind pk = cw_period_kind_of(period);
+    for (size_t i = 0; i < rs->n; i++) {
+        const rule *r = &rs->rules[i];
+        if (r->kind != K_THRESHOLD || !(r->scopes & level) || r->period != pk) continue;
+        char id[600];
+        snprintf(id, sizeof(id), "%s/%s/%s", r->name, scope, period);
+        double v = 0;
+        int defined = cw_ind_value(c, r->indicator, &v) == 0;
+        int enough = (double)c[r->sample] >= r->min_sample;
+        int was = is_firing(rs, id);
+        int now = was ? defined && enough && compare(r->cmp, v, r->resolve)
+                      : defined && enough && compare(r->cmp, v, r->threshold);
+        if (now == was) continue;
+        set_firing(rs, id, now);
+        indicator_alert(rs, r, r, scope, period, id, now, defined, v, event_ts, fn, data);
+        for (size_t j = 0; j < rs->n; j++)
+            if (rs->rules[j].kind == K_PERSISTENCE && rs->rules[j].of == (int)i)
+                eval_persistence(rs, &rs->rules[j], scope, period, c, event_ts, fn, data);
+    }
+}
+
+void cw_rules_adopt(cw_rules *rs, cw_rules *old, int64_t now_ms, cw_alert_fn fn, void *data) {
+    size_t pos = 0;
+    const char *id;
+    size_t len;
+    while (cw_map_next(old->firing, &pos, &id, &len, NULL)) {
+        const char *slash = memchr(id, '/', len);
+        size_t nl = slash ? (size_t)(slash - id) : len;
+        int kept = 0;
+        for (size_t i = 0; i < rs->n && !kept; i++)
+            kept = strlen(rs->rules[i].name) == nl && memcmp(rs->rules[i].name, id, nl) == 0 &&
+                   (rs->rules[i].kind == K_THRESHOLD || rs->rules[i].kind == K_PERSISTENCE);
+        if (kept) {
+            cw_map_put(rs->firing, id, len, (void *)1);
+            continue;
+        }
+        /* the rule is gone: resolve what it had raised */
+        char rname[128], scope[400], period[16], msg[600];
+        const char *s2 = slash ? memchr(slash + 1, '/', len - nl - 1) : NULL;
+        snprintf(rname, sizeof(rname), "%.*s", (int)nl, id);
+        snprintf(scope, sizeof(scope), "%.*s", s2 ? (int)(s2 - slash - 1) : 0, slash ? slash + 1 : "");
+        snprintf(period, sizeof(period), "%s", s2 ? s2 + 1 : "");
+        char words[300], unit[8];
+        scope_words(rs, scope, words, sizeof(words), unit, sizeof(unit));
+        snprintf(msg, sizeof(msg), "%s 规则 %s 已从配置中删除，预警解除", words, rname);
+        cw_alert a = {.id = id, .firing = 0, .level = "yellow", .label = "预警解除", .rule = rname,
+                      .scope = scope, .unit = unit, .period = period, .event_ts = now_ms, .message = msg};
+        fn(&a, data);
+    }
+    rs->lights_on = old->lights_on;
+    pos = 0;
+    while (cw_map_next(old->raised, &pos, &id, &len, NULL)) cw_map_put(rs->raised, id, len, (void *)1);
+}
+
+/* ---- Clocks and data checks --------------------------------------------- */
+
+static const rule *find_kind(const cw_rules *rs, kind k, int which) {
+    for (size_t i = 0; i < rs->n; i++) {
+        const rule *r = &rs->rules[i];
+        if (r->kind != k) continue;
+        if ((k == K_DEADLINE && r->clock == which) || (k == K_DATA && r->check == which) || k == K_STALE) return r;
+    }
+    return NULL;
+}
+
+void cw_rules_clocks(const cw_rules *rs, cw_clock_rules *o) {
+    memset(o, 0, sizeof(*o));
+    for (int c = 0; c < CW_NCLOCKS; c++) {
+        const rule *r = c == CW_CLOCK_STALE ? find_kind(rs, K_STALE, c) : find_kind(rs, K_DEADLINE, c);
+        if (!r) continue;
+        o->enabled[c] = 1;
+        o->warn_days[c] = r->warn_days;
+        o->urgent_days[c] = r->urgent_days;
+        switch (c) {
+        case CW_CLOCK_ARREST_REVIEW:
+            o->arrest_days = r->days;
+            o->arrest_days_detained = r->days_detained ? r->days_detained : r->days;
+            o->arrest_days_complex = r->days_complex ? r->days_complex : r->days;
+            break;
+        case CW_CLOCK_PROSECUTION_REVIEW:
+            o->review_months = r->months;
+            o->review_days_fast = r->days_fast;
+            o->review_extension_days = r->extension_days;
+            if (!r->months) o->enabled[c] = 0;
+            break;
+        case CW_CLOCK_SUPPLEMENTARY:
+            o->supplementary_months = r->months;
+            if (!r->months) o->enabled[c] = 0;
+            break;
+        case CW_CLOCK_LETTER_PROCEDURAL: o->letter_procedural_days = r->days; break;
+        case CW_CLOCK_LETTER_SUBSTANTIVE:
+            o->letter_substantive_months = r->months;
+            if (!r->months) o->enabled[c] = 0;
+            break;
+        case CW_CLOCK_STALE: o->stale_days = r->days; break;
+        }
+    }
+}
+
+static void case_scope(const char *unit, const char *case_id, char *out, size_t len) {
+    char esc[3 * 128 + 1];
+    if (cw_key_escape(case_id, strlen(case_id), esc, sizeof(esc)) < 0) esc[0] = '\0';
+    snprintf(out, len, "case:%s:%s", unit, esc);
+}
+
+void cw_rules_light(cw_rules *rs, int clock, int light, int firing, const char *unit, const char *case_id,
+                    int64_t due_day, int64_t event_ts, cw_alert_fn fn, void *data) {
+    const rule *r = clock == CW_CLOCK_STALE ? find_kind(rs, K_STALE, clock) : find_kind(rs, K_DEADLINE, clock);
+    if (!r) return;
+    static const char *const light_names[] = {"", "yellow", "orange", "red"};
+    char scope[500], id[700], date[11], words[400], u[8], msg[800];
+    case_scope(unit, case_id, scope, sizeof(scope));
+    cw_period_day_date(due_day - 1, date); /* the last day of the period */
+    snprintf(id, sizeof(id), "%s/%s/%s/%s", r->name, scope, date, light_names[light]);
+    scope_words(rs, scope, words, sizeof(words), u, sizeof(u));
+    const char *level = light == 3 ? r->overdue_level : light == 2 ? "orange" : r->level;
+    const char *label = light == 3 ? r->overdue_label : r->label;
+    if (!firing)
+        snprintf(msg, sizeof(msg), "%s %s（%s 24时届满）已停止计时，%s解除", words, clock_zh[clock], date, label);
+    else if (light == 3)
+        snprintf(msg, sizeof(msg), "%s %s已于 %s 24时届满，已超期，%s", words, clock_zh[clock], date, label);
+    else
+        snprintf(msg, sizeof(msg), "%s %s将于 %s 24时届满，剩余%d天，%s", words, clock_zh[clock], date,
+                 light == 2 ? r->urgent_days : r->warn_days, label);
+    int off = rs->cfg->utc_offset_min;
+    cw_alert a = {.id = id,
+                  .firing = firing,
+                  .level = level,
+                  .label = label,
+                  .rule = r->name,
+                  .scope = scope,
+                  .unit = unit,
+                  .deadline_ms = due_day * 86400000LL - (int64_t)off * 60000,
+                  .event_ts = event_ts,
+                  .message = msg};
+    if (firing) rs->lights_on++;
+    else if (rs->lights_on) rs->lights_on--;
+    fn(&a, data);
+}
+
+void cw_rules_check(cw_rules *rs, int check, const char *unit, const char *case_id, const char *event_type,
+                    int64_t event_ts, cw_alert_fn fn, void *data) {
+    const rule *r = find_kind(rs, K_DATA, check);
+    if (!r) return;
+    char scope[500], id[700], words[400], u[8], msg[800];
+    case_scope(unit, case_id, scope, sizeof(scope));
+    snprintf(id, sizeof(id), "%s/%s", r->name, scope);
+    if (cw_map_get(rs->raised, id, strlen(id))) return; /* once per case */
+    cw_map_put(rs->raised, id, strlen(id), (void *)1);
+    scope_words(rs, scope, words, sizeof(words), u, sizeof(u));
+    snprintf(msg, sizeof(msg), "%s %s（%s），%s", words, check_zh[check], event_type, r->label);
+    cw_alert a = {.id = id,
+                  .firing = 1,
+                  .level = r->level,
+                  .label = r->label,
+                  .rule = r->name,
+                  .scope = scope,
+                  .unit = unit,
+                  .event_ts = event_ts,
+                  .message = msg};
+    fn(&a, data);
+}

@@ -1,0 +1,101 @@
+/* cw_rules: the alert rules of the configuration ([rule NAME] sections,
+ * INDICATORS.md §3-5) and the state of every alert, so that each alert
+ * is reported once when it starts firing and once when it resolves.
+ *
+ * Kinds of rule:
+ *   threshold    an indicator of a scope level in a period kind compared
+ *                with a threshold, silent below a minimum sample, resolved
+ *                past a resolve threshold (hysteresis)
+ *   persistence  another rule firing for N consecutive periods
+ *   deadline     a statutory clock of a case (which one: the rule's name,
+ *                deadline.arrest_review, ...): its periods, and the
+ *                days-left at which the yellow and orange lights come on
+ *   stale        no event on an open case for N days (挂案)
+ *   data         a check of the case records (data.third_return, ...)
+ * Alerts leave through one callback, as cw_alert values that live only
+ * for the call. */
+#ifndef CW_RULES_H
+#define CW_RULES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cw_config.h"
+
+typedef struct cw_alert {
+    const char *id;    /* "case_item_ratio.yellow/unit:410923/2020-Q3" */
+    int firing;        /* 1 firing, 0 resolved */
+    const char *level; /* "yellow" "orange" "red" */
+    const char *label; /* 黄牌预警 ... */
+    const char *rule;
+    const char *scope;
+    const char *unit;      /* 6 digits, a region's code, or "" (nation) */
+    const char *indicator; /* NULL unless an indicator rule */
+    double value, threshold;
+    const char *period;  /* NULL unless an indicator rule */
+    int64_t deadline_ms; /* 0 unless a deadline rule */
+    int64_t event_ts;
+    const char *message;
+} cw_alert;
+
+typedef void (*cw_alert_fn)(const cw_alert *a, void *data);
+
+typedef struct cw_rules cw_rules;
+
+/* Reads and checks the rules of cfg (which must outlive the rules).
+ * Returns NULL with a message naming the rule, key and where it was set. */
+cw_rules *cw_rules_new(const cw_config *cfg, char *err, size_t errlen);
+void cw_rules_free(cw_rules *r);
+size_t cw_rules_count(const cw_rules *r);
+
+/* Alerts currently firing. */
+uint64_t cw_rules_firing(const cw_rules *r);
+
+/* Moves the firing states of `old` (same ids) into r, for a reload:
+ * alerts of rules that are gone are resolved through `fn`. */
+void cw_rules_adopt(cw_rules *r, cw_rules *old, int64_t now_ms, cw_alert_fn fn, void *data);
+
+/* Evaluates the indicator rules (threshold, then persistence) for one
+ * (scope, period) whose counters changed. event_ts is the newest event
+ * that changed them. May call fn. */
+void cw_rules_eval(cw_rules *r, const char *scope, const char *period, const uint64_t *counters, int64_t event_ts,
+                   cw_alert_fn fn, void *data);
+
+/* ---- Case clocks (cw_cases drives them; the rules name and word them) */
+
+enum {
+    CW_CLOCK_ARREST_REVIEW,
+    CW_CLOCK_PROSECUTION_REVIEW,
+    CW_CLOCK_SUPPLEMENTARY,
+    CW_CLOCK_LETTER_PROCEDURAL,
+    CW_CLOCK_LETTER_SUBSTANTIVE,
+    CW_CLOCK_STALE,
+    CW_NCLOCKS
+};
+
+/* The configured periods of the clocks; a clock without a rule is off. */
+typedef struct cw_clock_rules {
+    int enabled[CW_NCLOCKS];
+    int warn_days[CW_NCLOCKS];   /* yellow at this many days left (0: none) */
+    int urgent_days[CW_NCLOCKS]; /* orange (0: none) */
+    /* periods: days, or months when months > 0 */
+    int arrest_days, arrest_days_detained, arrest_days_complex;
+    int review_months, review_days_fast, review_extension_days;
+    int supplementary_months;
+    int letter_procedural_days, letter_substantive_months;
+    int stale_days;
+} cw_clock_rules;
+
+void cw_rules_clocks(const cw_rules *r, cw_clock_rules *out);
+
+/* A light of a case's clock: 1 yellow, 2 orange, 3 red (overdue).
+ * `due_day` is the local day at whose start the period has run out. */
+void cw_rules_light(cw_rules *r, int clock, int light, int firing, const char *unit, const char *case_id,
+                    int64_t due_day, int64_t event_ts, cw_alert_fn fn, void *data);
+
+/* Data checks of INDICATORS.md §5. */
+enum { CW_CHECK_THIRD_RETURN, CW_CHECK_SECOND_EXTENSION, CW_CHECK_DECIDED_UNACCEPTED, CW_CHECK_AFTER_CLOSED, CW_NCHECKS };
+void cw_rules_check(cw_rules *r, int check, const char *unit, const char *case_id, const char *event_type,
+                    int64_t event_ts, cw_alert_fn fn, void *data);
+
+#endif

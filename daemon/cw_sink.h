@@ -1,0 +1,38 @@
+/* cw_sink: where alerts go (PROTOCOL.md §3). Each alert state change
+ * becomes one JSON object (built with jansson), appended to the durable
+ * alert log stream (XADD <log_key> MAXLEN ~ N * a <json>) and published on
+ * <channel> and <channel>:<unit>. An alert stays queued until Redis has
+ * acknowledged its XADD; after a reconnect, what was not acknowledged is
+ * sent again (same id and state: at least once, never lost while the
+ * daemon runs). */
+#ifndef CW_SINK_H
+#define CW_SINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cw_config.h"
+#include "cw_conn.h"
+#include "cw_rules.h"
+
+typedef struct cw_sink cw_sink;
+
+/* cfg must outlive the sink. */
+cw_sink *cw_sink_new(const cw_config *cfg);
+void cw_sink_free(cw_sink *s);
+
+/* Queues one alert (copied, as JSON). Returns 0 or -1 (memory). May be
+ * called from any callback. */
+int cw_sink_put(cw_sink *s, const cw_alert *a, int64_t emitted_at);
+
+/* Sends what is queued and not in flight over w (when READY). */
+void cw_sink_send(cw_sink *s, cw_conn *w);
+
+/* Alerts queued (in flight included), and published in all. */
+size_t cw_sink_pending(const cw_sink *s);
+uint64_t cw_sink_published(const cw_sink *s);
+
+/* The JSON text of an alert (caller frees), for tests and tools. */
+char *cw_sink_json(const cw_config *cfg, const cw_alert *a, int64_t emitted_at);
+
+#endif
