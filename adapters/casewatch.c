@@ -13,6 +13,7 @@
 #include "cw_feed.h"
 #include "cw_gen.h"
 #include "cw_show.h"
+#include "cw_tail.h"
 #include "cw_redis_sync.h"
 
 #define DEFAULT_CONFIG "/etc/casewatch/casewatch.conf"
@@ -40,6 +41,12 @@ static void usage(FILE *out) {
             "        one indicator hash with Chinese labels (案件比 as 1:x), e.g.\n"
             "        'ind unit:410923 2020-Q3', 'ind dept:410923:第一检察部 2020-07',\n"
             "        'ind region:41 rolling-30d'; without PERIOD, the periods held.\n"
+            "  tail [--from ID] [--last N] [--unit CODE] [--json] [--no-follow] [--count N]\n"
+            "       [--color auto|always|never]\n"
+            "        follow the alert log: the last N alerts (10), or those after ID\n"
+            "        ('0' for all), then new ones as they come; one line per alert,\n"
+            "        coloured by level, or the JSON with --json. --unit keeps the\n"
+            "        alerts of one 院 (or a region code prefix).\n"
             "\n"
             "Options:\n"
             "  -c, --config FILE   configuration (default " DEFAULT_CONFIG " if present)\n"
@@ -234,6 +241,60 @@ static int cmd_ind(cw_config *cfg, int argc, char **argv) {
     return r < 0 ? 2 : r;
 }
 
+static int cmd_tail(cw_config *cfg, int argc, char **argv) {
+    static const struct option lo[] = {{"from", required_argument, NULL, 'f'},
+                                       {"last", required_argument, NULL, 'l'},
+                                       {"unit", required_argument, NULL, 'u'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"no-follow", no_argument, NULL, 'n'},
+                                       {"count", required_argument, NULL, 'k'},
+                                       {"color", required_argument, NULL, 'C'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+    cw_tail_opts to = {.last = 10, .follow = 1, .color = isatty(1), .utc_offset_min = cfg->utc_offset_min};
+    double v;
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (o) {
+        case 'f': to.from = optarg; break;
+        case 'l':
+            if (num_opt("tail", "last", optarg, 0, 100000, &v) < 0) return 2;
+            to.last = (int)v;
+            break;
+        case 'u': to.unit = optarg; break;
+        case 'j': to.json = 1; break;
+        case 'n': to.follow = 0; break;
+        case 'k':
+            if (num_opt("tail", "count", optarg, 1, 1e12, &v) < 0) return 2;
+            to.count = (uint64_t)v;
+            break;
+        case 'C':
+            if (strcmp(optarg, "always") == 0) to.color = 1;
+            else if (strcmp(optarg, "never") == 0) to.color = 0;
+            else if (strcmp(optarg, "auto") != 0) {
+                fprintf(stderr, "casewatch tail: --color must be auto, always or never, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'h': usage(stdout); return 0;
+        default: return 2;
+        }
+    }
+    char err[512];
+    redisContext *rc = cw_redis_sync_connect(cfg, err, sizeof(err));
+    if (!rc) {
+        fprintf(stderr, "casewatch tail: %s\n", err);
+        return 2;
+    }
+    struct timeval tv = {(cfg->redis_timeout_ms + 2000) / 1000, (cfg->redis_timeout_ms + 2000) % 1000 * 1000};
+    redisSetTimeout(rc, tv);
+    int r = cw_tail_run(rc, cfg->alerts_log_key, &to, stdout, err, sizeof(err));
+    if (r < 0) fprintf(stderr, "casewatch tail: %s\n", err);
+    redisFree(rc);
+    return r < 0 ? 2 : 0;
+}
+
 static const struct {
     const char *name;
     int (*run)(cw_config *, int, char **);
@@ -242,6 +303,7 @@ static const struct {
     {"gen", cmd_gen},
     {"status", cmd_status},
     {"ind", cmd_ind},
+    {"tail", cmd_tail},
 };
 
 int main(int argc, char **argv) {

@@ -374,8 +374,11 @@ static void indicator_alert(cw_rules *rs, const rule *r, const rule *base, const
     show_value(base->indicator, firing ? base->threshold : base->resolve, thr, sizeof(thr));
     const char *side = base->cmp[0] == '>' ? "高于" : "低于";
     if (r->kind == K_PERSISTENCE && firing)
-        snprintf(msg, sizeof(msg), "%s %s %s %s，连续%d个周期%s %s，%s", words, plabel, f.zh, shown, r->periods, side, thr,
+        snprintf(msg, sizeof(msg), "%s 截至%s %s 连续%d个周期%s %s，%s", words, plabel, f.zh, r->periods, side, thr,
                  r->label);
+    else if (r->kind == K_PERSISTENCE)
+        snprintf(msg, sizeof(msg), "%s 截至%s %s 不再连续%d个周期%s %s，%s解除", words, plabel, f.zh, r->periods, side,
+                 thr, r->label);
     else if (firing)
         snprintf(msg, sizeof(msg), "%s %s %s %s，%s %s，%s", words, plabel, f.zh, shown, side, thr, r->label);
     else
@@ -388,6 +391,7 @@ static void indicator_alert(cw_rules *rs, const rule *r, const rule *base, const
                   .scope = scope,
                   .unit = unit,
                   .indicator = f.name,
+                  .has_value = defined,
                   .value = defined ? v : 0,
                   .threshold = base->threshold,
                   .period = period,

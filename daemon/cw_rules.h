@@ -31,6 +31,7 @@ typedef struct cw_alert {
     const char *scope;
     const char *unit;      /* 6 digits, a region's code, or "" (nation) */
     const char *indicator; /* NULL unless an indicator rule */
+    int has_value; /* value is known (the indicator's denominator is not 0) */
     double value, threshold;
     const char *period;  /* NULL unless an indicator rule */
     int64_t deadline_ms; /* 0 unless a deadline rule */

@@ -67,7 +67,7 @@ char *cw_sink_json(const cw_config *cfg, const cw_alert *a, int64_t emitted_at) 
     if (a->unit && a->unit[0]) json_object_set_new(o, "unit", json_string(a->unit));
     if (a->indicator) {
         json_object_set_new(o, "indicator", json_string(a->indicator));
-        json_object_set_new(o, "value", json_real((double)llround(a->value * 10000) / 10000.0));
+        if (a->has_value) json_object_set_new(o, "value", json_real((double)llround(a->value * 10000) / 10000.0));
         json_object_set_new(o, "threshold", json_real(a->threshold));
     }
     if (a->period) json_object_set_new(o, "period", json_string(a->period));
