@@ -401,12 +401,15 @@ static gcase *new_case(gen *g) {
     c->detained = chance(g) < 0.8;
     c->complex = chance(g) < 0.1;
     c->fast = chance(g) < 0.25;
+    /* units differ in quality: the first returns, extends and sees
+     * appeals least, the last most (case-item ratios from about 1:1.1 up) */
+    double f = o->nunits > 1 ? 0.3 + 1.2 * (double)c->unit / (double)(o->nunits - 1) : 1.0;
     double r = chance(g);
-    c->planned_returns = c->fast ? 0 : r < 0.75 ? 0 : r < 0.95 ? 1 : 2;
-    c->planned_extension = !c->fast && chance(g) < 0.12;
+    c->planned_returns = c->fast ? 0 : r < 1 - 0.25 * f ? 0 : r < 1 - 0.05 * f ? 1 : 2;
+    c->planned_extension = !c->fast && chance(g) < 0.12 * f;
     c->hearing = chance(g) < 0.05;
     c->plea = chance(g) < 0.85;
-    c->appeal = chance(g) < 0.1;
+    c->appeal = chance(g) < 0.1 * f;
     return c;
 }
 

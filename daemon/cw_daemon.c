@@ -65,6 +65,7 @@ typedef struct daemon_ctx {
     int base_known;
     size_t hashes_written;
     uint64_t last_health; /* uv_now() of the last health write */
+    uint64_t stop_started; /* uv_now() when shutdown began */
 } daemon_ctx;
 
 static void read_more(daemon_ctx *d);
@@ -378,18 +379,39 @@ static void on_conn_state(cw_conn *c, int ready, void *data) {
     }
 }
 
+#define DRAIN_MS 4000 /* how long shutdown waits for Redis to acknowledge */
+
+/* Shutdown, second half: once every write is acknowledged (or the writer
+ * is gone, or DRAIN_MS passed), close the writer and every handle. */
+static void on_drain_timer(uv_timer_t *t) {
+    daemon_ctx *d = t->data;
+    flush(d);
+    int ready = cw_conn_is_ready(d->writer);
+    int idle = !cw_conn_in_flight(d->writer) && !cw_sink_pending(d->sink) && !d->dl_head;
+    if (ready && !idle && uv_now(&d->loop) - d->stop_started < DRAIN_MS) return;
+    if (!idle)
+        CW_LOG(CW_LOG_WARNING, "daemon", "stopping with %zu alerts and %s dead letters not acknowledged",
+               cw_sink_pending(d->sink), d->dl_head ? "some" : "no");
+    cw_conn_close(d->writer, NULL, NULL);
+    d->writer = NULL;
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->flush_timer, NULL);
+}
+
+/* Shutdown, first half: stop reading, write what is pending. */
 static void on_signal(uv_signal_t *s, int signum) {
     daemon_ctx *d = s->data;
     if (d->stopping) return;
     d->stopping = 1;
     CW_LOG(CW_LOG_NOTICE, "daemon", "%s received, shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
-    flush(d);
     cw_conn_close(d->reader, NULL, NULL);
-    cw_conn_close(d->writer, NULL, NULL);
-    d->reader = d->writer = NULL;
-    uv_close((uv_handle_t *)&d->sigterm, NULL);
-    uv_close((uv_handle_t *)&d->sigint, NULL);
-    uv_close((uv_handle_t *)&d->flush_timer, NULL);
+    d->reader = NULL;
+    flush(d);
+    if (cw_conn_is_ready(d->writer)) write_health(d);
+    d->stop_started = uv_now(&d->loop);
+    uv_timer_stop(&d->flush_timer);
+    uv_timer_start(&d->flush_timer, on_drain_timer, 10, 10);
 }
 
 int cw_daemon_run(const cw_config *cfg) {

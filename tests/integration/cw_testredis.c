@@ -199,10 +199,14 @@ void cw_test_sleep_ms(int ms) {
 }
 
 pid_t cw_test_daemon_start(const char *const *extra) {
+    return cw_test_daemon_start_with("/dev/null", extra);
+}
+
+pid_t cw_test_daemon_start_with(const char *conf, const char *const *extra) {
     char bin[256], port[64];
     cw_test_bin("casewatchd", bin, sizeof(bin));
     snprintf(port, sizeof(port), "redis.port=%d", cw_test_redis.port);
-    const char *argv[64] = {bin, "-c", "/dev/null", "-o", port, "-o", "daemon.clock=event", "-o",
+    const char *argv[64] = {bin, "-c", conf, "-o", port, "-o", "daemon.clock=event", "-o",
                             "daemon.log_level=warning", "-o", "indicators.flush_ms=100"};
     int n = 11;
     for (int i = 0; extra && extra[i] && n < 60; i++) {
@@ -249,4 +253,30 @@ void cw_test_wait_read(redisContext *c, long long entries) {
         sleep_ms(50);
     }
     fail_msg("daemon read %lld of %lld entries", cw_test_hget_ll(c, "casewatch:daemon:main", "entries_read"), entries);
+}
+
+char *cw_test_gen(const char *const *args) {
+    char bin[256];
+    cw_test_bin("casewatch", bin, sizeof(bin));
+    char *argv[40] = {bin, "gen"};
+    int n = 2;
+    for (int i = 0; args[i] && n < 38; i++) argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    char *out = NULL, *err = NULL;
+    int rc = cw_test_run(argv, NULL, 0, &out, &err);
+    if (rc != 0) fail_msg("casewatch gen exited %d: %s", rc, err);
+    free(err);
+    return out;
+}
+
+void cw_test_feed_raw(const char *lines, size_t len) {
+    char bin[256], port[64];
+    cw_test_bin("casewatch", bin, sizeof(bin));
+    snprintf(port, sizeof(port), "redis.port=%d", cw_test_redis.port);
+    char *argv[] = {bin, "-c", "/dev/null", "-o", port, "feed", "--raw", NULL};
+    char *out = NULL, *err = NULL;
+    int rc = cw_test_run(argv, lines, len, &out, &err);
+    if (rc != 0) fail_msg("feed --raw exited %d: %s", rc, err);
+    free(out);
+    free(err);
 }

@@ -44,6 +44,9 @@ const char *cw_test_tmpfile(const char *content, size_t len, char *buf, size_t b
  * clock, flush every 100 ms, warnings only) and the extra "-o" overrides
  * in `extra` (NULL-terminated, may be NULL). Returns its pid. */
 pid_t cw_test_daemon_start(const char *const *extra);
+/* The same with a configuration file (e.g. systemd/casewatch.conf, whose
+ * rules are the shipped defaults) instead of /dev/null. */
+pid_t cw_test_daemon_start_with(const char *conf, const char *const *extra);
 /* SIGTERM, wait, and assert a clean exit 0. */
 void cw_test_daemon_stop(pid_t pid);
 
@@ -57,5 +60,10 @@ char *cw_test_hget(redisContext *c, const char *key, const char *field);
 void cw_test_wait_read(redisContext *c, long long entries);
 
 void cw_test_sleep_ms(int ms);
+
+/* The stdout of `casewatch gen ARGS...` (caller frees). */
+char *cw_test_gen(const char *const *args);
+/* Appends JSON lines to cw_test_redis's event stream with `feed --raw`. */
+void cw_test_feed_raw(const char *lines, size_t len);
 
 #endif

@@ -113,32 +113,6 @@ static void compute(const char *text, expect *x) {
     cw_map_free(closed);
 }
 
-static char *gen(const char *const *args) {
-    char bin[256];
-    cw_test_bin("casewatch", bin, sizeof(bin));
-    char *argv[32] = {bin, "gen"};
-    int n = 2;
-    for (int i = 0; args[i]; i++) argv[n++] = (char *)args[i];
-    argv[n] = NULL;
-    char *out = NULL, *err = NULL;
-    assert_int_equal(cw_test_run(argv, NULL, 0, &out, &err), 0);
-    free(err);
-    return out;
-}
-
-/* Appends lines to the stream unchecked (bad ones too), as upstream might. */
-static void feed_raw(const char *lines, size_t len) {
-    char bin[256], port[64];
-    cw_test_bin("casewatch", bin, sizeof(bin));
-    snprintf(port, sizeof(port), "redis.port=%d", cw_test_redis.port);
-    char *argv[] = {bin, "-c", "/dev/null", "-o", port, "feed", "--raw", NULL};
-    char *out = NULL, *err = NULL;
-    int rc = cw_test_run(argv, lines, len, &out, &err);
-    if (rc != 0) fail_msg("feed --raw exited %d: %s", rc, err);
-    free(out);
-    free(err);
-}
-
 static void check_hashes(redisContext *c, const expect *x) {
     int checked = 0;
     for (int u = 0; u < NUNITS; u++) {
@@ -226,11 +200,11 @@ static void a_generated_year_and_a_half_matches_the_formulas(void **state) {
     (void)state;
     redisContext *c = cw_testredis_connect(&cw_test_redis);
     freeReplyObject(redisCommand(c, "FLUSHALL"));
-    char *lines = gen(gen_args);
+    char *lines = cw_test_gen(gen_args);
     expect *x = calloc(1, sizeof(*x));
     compute(lines, x);
     assert_true(x->duplicates > 100 && x->bad > 10 && x->events > 15000);
-    feed_raw(lines, strlen(lines));
+    cw_test_feed_raw(lines, strlen(lines));
     pid_t pid = cw_test_daemon_start(NULL);
     cw_test_wait_read(c, x->lines);
     show_status_and_indicators(x);
@@ -248,7 +222,7 @@ static void a_redis_restart_mid_stream_loses_and_doubles_nothing(void **state) {
     (void)state;
     redisContext *c = cw_testredis_connect(&cw_test_redis);
     freeReplyObject(redisCommand(c, "FLUSHALL"));
-    char *lines = gen(gen_args);
+    char *lines = cw_test_gen(gen_args);
     expect *x = calloc(1, sizeof(*x));
     compute(lines, x);
     size_t len = strlen(lines), half = len / 2;
@@ -256,14 +230,14 @@ static void a_redis_restart_mid_stream_loses_and_doubles_nothing(void **state) {
     half++;
     long long first = 0;
     for (size_t i = 0; i < half; i++) first += lines[i] == '\n';
-    feed_raw(lines, half);
+    cw_test_feed_raw(lines, half);
     pid_t pid = cw_test_daemon_start(NULL);
     cw_test_wait_read(c, first);
     freeReplyObject(redisCommand(c, "SAVE"));
     redisFree(c);
     assert_int_equal(cw_testredis_restart(&cw_test_redis), 0);
     c = cw_testredis_connect(&cw_test_redis);
-    feed_raw(lines + half, len - half);
+    cw_test_feed_raw(lines + half, len - half);
     cw_test_wait_read(c, x->lines);
     cw_test_sleep_ms(1000);
     cw_test_daemon_stop(pid);

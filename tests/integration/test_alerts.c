@@ -1,0 +1,295 @@
+/* Integration tests of alerts (issue 4) with the shipped default rules
+ * (systemd/casewatch.conf) against a real redis-server: the 黄牌 of a
+ * generated year and its overdue arrest reviews against computations made
+ * here from the generated lines; a burst of late events correcting a past
+ * quarter's alert; each alert state published once, on the channel and in
+ * the log alike. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "../../daemon/cw_map.h"
+#include "../../daemon/cw_period.h"
+#include "cw_testredis.h"
+
+#define CONF "systemd/casewatch.conf"
+
+static const char *const event_clock[] = {"daemon.clock=event", NULL};
+
+/* The alert log as a map id -> last state ("firing"/"resolved"), failing
+ * the test if any id has the same state twice in a row. Returns the
+ * number of log entries. */
+static size_t read_log(redisContext *c, cw_map *last, cw_map *fired_once) {
+    redisReply *r = redisCommand(c, "XRANGE casewatch:alerts:log - +");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    size_t n = r->elements;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *f = r->element[i]->element[1];
+        assert_string_equal(f->element[0]->str, "a");
+        json_error_t je;
+        json_t *a = json_loads(f->element[1]->str, 0, &je);
+        assert_non_null(a);
+        const char *id = json_string_value(json_object_get(a, "id"));
+        const char *state = json_string_value(json_object_get(a, "state"));
+        assert_non_null(id);
+        assert_non_null(state);
+        /* every PROTOCOL.md §3 field a firing indicator alert must carry */
+        assert_non_null(json_object_get(a, "level"));
+        assert_non_null(json_object_get(a, "label"));
+        assert_non_null(json_object_get(a, "rule"));
+        assert_non_null(json_object_get(a, "scope"));
+        assert_non_null(json_object_get(a, "event_ts"));
+        assert_non_null(json_object_get(a, "emitted_at"));
+        assert_non_null(json_object_get(a, "message"));
+        int firing = strcmp(state, "firing") == 0;
+        void *prev = cw_map_get(last, id, strlen(id));
+        if (prev && ((intptr_t)prev == 2) == firing) fail_msg("alert %s published '%s' twice in a row", id, state);
+        if (!prev && !firing) fail_msg("alert %s resolved before it fired", id);
+        cw_map_put(last, id, strlen(id), (void *)(intptr_t)(firing ? 2 : 1));
+        if (fired_once && firing) cw_map_put(fired_once, id, strlen(id), (void *)1);
+        json_decref(a);
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+static int is_firing(cw_map *last, const char *id) {
+    return (intptr_t)cw_map_get(last, id, strlen(id)) == 2;
+}
+
+/* One year from `casewatch gen`, all default rules on. */
+static void a_generated_year_raises_exactly_the_expected_cards_and_deadline_alerts(void **state) {
+    (void)state;
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    const char *args[] = {"--seed", "5", "--cases", "5000", "--days", "365", "--dup-rate", "0.02", "--late-rate",
+                          "0.2", "--overdue-rate", "0.05", NULL};
+    char *lines = cw_test_gen(args);
+
+    /* independent computation from the lines */
+    enum { NU = 3, NQ = 8 };
+    const char *units[NU] = {"410923", "410922", "410900"};
+    long long cases[NU][NQ] = {{0}}, extra[NU][NQ] = {{0}};
+    cw_map *seen = cw_map_new(), *due = cw_map_new(), *overdue = cw_map_new();
+    long long lines_n = 0;
+    for (char *p = lines; *p;) {
+        char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        json_error_t je;
+        json_t *o = json_loadb(p, len, 0, &je);
+        p += len + (nl ? 1 : 0);
+        lines_n++;
+        const char *id = json_string_value(json_object_get(o, "id"));
+        if (cw_map_get(seen, id, strlen(id))) {
+            json_decref(o);
+            continue;
+        }
+        cw_map_put(seen, id, strlen(id), (void *)1);
+        const char *type = json_string_value(json_object_get(o, "type"));
+        const char *unit = json_string_value(json_object_get(o, "unit"));
+        const char *cs = json_string_value(json_object_get(o, "case"));
+        int64_t ts = json_integer_value(json_object_get(o, "ts"));
+        int u = 0;
+        while (u < NU && strcmp(unit, units[u]) != 0) u++;
+        assert_true(u < NU);
+        int q = cw_period_quarter_index(ts, 480) - 2020 * 4;
+        char key[256];
+        snprintf(key, sizeof(key), "case:%s:%s", unit, cs);
+        if (q >= 0 && q < NQ) {
+            if (strcmp(type, "arrest.accepted") == 0) cases[u][q]++;
+            if (strcmp(type, "prosecution.accepted") == 0 && !json_is_true(json_object_get(o, "arrested")))
+                cases[u][q]++;
+            if (strstr("arrest.reconsideration prosecution.extended prosecution.returned nonprosecution.complaint "
+                       "trial.appeal",
+                       type))
+                extra[u][q]++;
+        }
+        /* 审查逮捕: 7 days detained, 20 complex, else 15; overdue when decided at or after the end */
+        if (strcmp(type, "arrest.accepted") == 0) {
+            int days = json_is_true(json_object_get(o, "detained")) ? 7
+                       : json_is_true(json_object_get(o, "complex")) ? 20
+                                                                     : 15;
+            cw_map_put(due, key, strlen(key), (void *)(intptr_t)cw_deadline_days(ts, days, 480));
+        }
+        if (strcmp(type, "arrest.decided") == 0) {
+            int64_t end = (intptr_t)cw_map_get(due, key, strlen(key));
+            assert_true(end > 0);
+            if (ts >= end) cw_map_put(overdue, key, strlen(key), (void *)1);
+        }
+        json_decref(o);
+    }
+    size_t n_overdue = cw_map_size(overdue);
+    assert_true(n_overdue > 10); /* the generator was asked for some */
+
+    /* a subscriber sees every publication */
+    redisContext *sub = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(sub, "SUBSCRIBE casewatch:alerts"));
+    cw_test_feed_raw(lines, strlen(lines));
+    pid_t pid = cw_test_daemon_start_with(CONF, event_clock);
+    cw_test_wait_read(c, lines_n);
+    cw_test_daemon_stop(pid);
+
+    cw_map *last = cw_map_new(), *fired = cw_map_new();
+    size_t logged = read_log(c, last, fired);
+    /* unit-quarter 黄牌 */
+    int yellow = 0;
+    for (int u = 0; u < NU; u++) {
+        for (int q = 0; q < NQ; q++) {
+            char id[128];
+            snprintf(id, sizeof(id), "case_item_ratio.yellow/unit:%s/2020-Q%d", units[u], q + 1);
+            int want = q < 4 && cases[u][q] >= 20 && (double)(cases[u][q] + extra[u][q]) / (double)cases[u][q] > 1.15;
+            if (want != is_firing(last, id))
+                fail_msg("%s: expected %s (cases %lld, extra items %lld)", id, want ? "firing" : "not firing",
+                         cases[u][q], extra[u][q]);
+            yellow += want;
+        }
+    }
+    /* overdue arrest reviews: red lights, exactly the cases decided late */
+    size_t pos = 0, reds = 0;
+    const char *id;
+    size_t len;
+    while (cw_map_next(fired, &pos, &id, &len, NULL)) {
+        if (strncmp(id, "deadline.arrest_review/", 23) != 0 || len < 4 || strcmp(id + len - 4, "/red") != 0) continue;
+        char key[256];
+        const char *scope = id + 23, *slash = strchr(scope, '/');
+        snprintf(key, sizeof(key), "%.*s", (int)(slash - scope), scope);
+        if (!cw_map_get(overdue, key, strlen(key))) fail_msg("%s: red, but its case was decided in time", id);
+        reds++;
+    }
+    assert_int_equal(reds, n_overdue);
+    /* the channel carried each logged state change once */
+    struct timeval tv = {0, 300000};
+    redisSetTimeout(sub, tv);
+    size_t published = 0;
+    redisReply *m;
+    while (redisGetReply(sub, (void **)&m) == REDIS_OK) {
+        published++;
+        freeReplyObject(m);
+    }
+    assert_int_equal(published, logged);
+    print_message("%zu alerts logged and published; %d unit-quarter yellow cards; %zu overdue arrest reviews\n", logged,
+                  yellow, reds);
+    assert_true(cw_test_hget_ll(c, "casewatch:daemon:main", "alerts_firing") > 0);
+    redisFree(sub);
+    cw_map_free(last);
+    cw_map_free(fired);
+    cw_map_free(seen);
+    cw_map_free(due);
+    cw_map_free(overdue);
+    free(lines);
+    redisFree(c);
+}
+
+static void add_line(char **buf, size_t *len, size_t *cap, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (*len + (size_t)n + 2 > *cap) {
+        *cap = (*cap + (size_t)n + 2) * 2;
+        *buf = realloc(*buf, *cap);
+    }
+    memcpy(*buf + *len, line, (size_t)n);
+    *len += (size_t)n;
+    (*buf)[(*len)++] = '\n';
+    (*buf)[*len] = '\0';
+}
+
+/* cases and non-routine items in 2020-Q1 for 410923, with ids from `tag` */
+static void q1_events(char **b, size_t *len, size_t *cap, const char *tag, int ncases, int nextra) {
+    const int64_t jan = 1578268800000LL; /* 2020-01-06 08:00 +08:00 */
+    for (int i = 0; i < ncases; i++)
+        add_line(b, len, cap,
+                 "{\"v\":1,\"id\":\"%s-c%d\",\"ts\":%lld,\"type\":\"prosecution.accepted\",\"case\":\"%s-%d\","
+                 "\"unit\":\"410923\"}",
+                 tag, i, (long long)(jan + (int64_t)i * 3600000LL), tag, i);
+    for (int i = 0; i < nextra; i++)
+        add_line(b, len, cap,
+                 "{\"v\":1,\"id\":\"%s-x%d\",\"ts\":%lld,\"type\":\"trial.appeal\",\"case\":\"%s-%d\","
+                 "\"unit\":\"410923\"}",
+                 tag, i, (long long)(jan + 86400000LL * 30 + (int64_t)i * 3600000LL), tag, i);
+}
+
+static int count_states(redisContext *c, const char *id, const char *state) {
+    redisReply *r = redisCommand(c, "XRANGE casewatch:alerts:log - +");
+    int n = 0;
+    char needle[256];
+    snprintf(needle, sizeof(needle), "\"id\":\"%s\",\"state\":\"%s\"", id, state);
+    for (size_t i = 0; i < r->elements; i++)
+        if (strstr(r->element[i]->element[1]->element[1]->str, needle)) n++;
+    freeReplyObject(r);
+    return n;
+}
+
+/* 40 cases and 4 items in Q1 (1:1.10, quiet); Q2 begins; then late
+ * items for Q1 (1:1.20: 黄牌 for Q1), then late cases for Q1 (1:1.11:
+ * resolved). */
+static void a_burst_of_late_events_corrects_a_past_quarter(void **state) {
+    (void)state;
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    char *b = NULL;
+    size_t len = 0, cap = 0;
+    q1_events(&b, &len, &cap, "early", 40, 4);
+    add_line(&b, &len, &cap,
+             "{\"v\":1,\"id\":\"q2\",\"ts\":1586505600000,\"type\":\"hearing.held\",\"case\":\"q2\",\"unit\":\"410923\"}");
+    cw_test_feed_raw(b, len);
+    pid_t pid = cw_test_daemon_start_with(CONF, event_clock);
+    cw_test_wait_read(c, 45);
+    const char *id = "case_item_ratio.yellow/unit:410923/2020-Q1";
+    assert_int_equal(count_states(c, id, "firing"), 0);
+
+    len = 0;
+    q1_events(&b, &len, &cap, "late1", 0, 4);
+    cw_test_feed_raw(b, len);
+    cw_test_wait_read(c, 49);
+    assert_int_equal(count_states(c, id, "firing"), 1);
+    char *ratio = cw_test_hget(c, "casewatch:ind:unit:410923:2020-Q1", "case_item_ratio");
+    assert_string_equal(ratio, "1.2000");
+    free(ratio);
+
+    len = 0;
+    q1_events(&b, &len, &cap, "late2", 30, 0);
+    cw_test_feed_raw(b, len);
+    cw_test_wait_read(c, 79);
+    cw_test_daemon_stop(pid);
+    assert_int_equal(count_states(c, id, "firing"), 1);
+    assert_int_equal(count_states(c, id, "resolved"), 1);
+    /* the alert names its period and carries the value and threshold */
+    redisReply *r = redisCommand(c, "XRANGE casewatch:alerts:log - +");
+    int found = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        json_t *a = json_loads(r->element[i]->element[1]->element[1]->str, 0, NULL);
+        if (strcmp(json_string_value(json_object_get(a, "id")), id) == 0 &&
+            strcmp(json_string_value(json_object_get(a, "state")), "firing") == 0) {
+            assert_string_equal(json_string_value(json_object_get(a, "period")), "2020-Q1");
+            assert_string_equal(json_string_value(json_object_get(a, "unit")), "410923");
+            assert_true(json_real_value(json_object_get(a, "value")) > 1.19);
+            assert_true(json_real_value(json_object_get(a, "threshold")) == 1.15);
+            assert_non_null(strstr(json_string_value(json_object_get(a, "message")), "南乐县人民检察院 2020年第1季度 案件比 1:1.20"));
+            found = 1;
+        }
+        json_decref(a);
+    }
+    freeReplyObject(r);
+    assert_true(found);
+    free(b);
+    redisFree(c);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_generated_year_raises_exactly_the_expected_cards_and_deadline_alerts),
+        cmocka_unit_test(a_burst_of_late_events_corrects_a_past_quarter),
+    };
+    return cmocka_run_group_tests_name("alerts", tests, cw_testredis_group_setup, cw_testredis_group_teardown);
+}
