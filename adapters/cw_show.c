@@ -107,7 +107,7 @@ static int by_name(const void *a, const void *b) {
 }
 
 static int list_periods(redisContext *rc, const char *prefix, FILE *out, char *err, size_t errlen) {
-    char pattern[600];
+    char pattern[700];
     snprintf(pattern, sizeof(pattern), "%s:*", prefix);
     size_t plen = strlen(prefix) + 1;
     char cursor[32] = "0";
