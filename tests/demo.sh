@@ -18,25 +18,21 @@ cleanup() {
 trap cleanup EXIT INT TERM
 for i in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 echo "demo: redis-server pid $rpid on 127.0.0.1:$port"
-cat > "$dir/casewatch.conf" <<CONF
-[redis]
-port = $port
-[daemon]
-state_dir = $dir
-clock = event
-[units]
-410900 = 濮阳市人民检察院
-410922 = 清丰县人民检察院
-410923 = 南乐县人民检察院
-410926 = 范县人民检察院
-CONF
-"$bin/casewatchd" -c "$dir/casewatch.conf" 2>"$dir/daemon.log" &
+# the shipped configuration (default rules), pointed at the private redis
+conf=systemd/casewatch.conf
+set -- -c "$conf" -o "redis.port=$port" -o "daemon.state_dir=$dir" -o daemon.clock=event \
+    -o "units.410922=清丰县人民检察院"
+"$bin/casewatchd" "$@" 2>"$dir/daemon.log" &
 dpid=$!
 echo "demo: casewatchd pid $dpid (log: $dir/daemon.log)"
-echo "demo: alerts as they arrive (Ctrl-C to stop):"
-redis-cli -p "$port" --no-raw psubscribe 'casewatch:alerts' &
+echo "demo: alerts of 南乐县人民检察院 (410923) as they arrive; Ctrl-C to stop"
+"$bin/casewatch" "$@" tail --from 0 --unit 410923 &
 spid=$!
 sleep 0.5
-"$bin/casewatch" -c "$dir/casewatch.conf" feed tests/data/demo.jsonl || true
-echo "demo: stream length $(redis-cli -p "$port" xlen casewatch:events)"
-if [ -t 0 ]; then wait "$spid"; else sleep 3; fi
+"$bin/casewatch" "$@" feed tests/data/demo.jsonl || true
+echo "demo: the next year, generated, in three 院 (casewatch gen | casewatch feed):"
+"$bin/casewatch" "$@" gen --cases 2000 --start 2020-11-03 --days 365 --seed 7 --overdue-rate 0.05 | "$bin/casewatch" "$@" feed
+sleep 3
+"$bin/casewatch" "$@" status || true
+"$bin/casewatch" "$@" ind unit:410923 2021-Q1 || true
+if [ -t 0 ]; then wait "$spid"; fi
