@@ -31,6 +31,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 INTEG_SRC := $(wildcard tests/integration/test_*.c)
 TEST_HELPERS := $(BUILD)/tests/integration/cw_testredis.o
 TEST_BINS := $(UNIT_SRC:%.c=$(BUILD)/%) $(INTEG_SRC:%.c=$(BUILD)/%)
+BENCH_BINS := $(BUILD)/tests/bench/bench_cases
 
 .PHONY: all deps check-deps run test bench fuzz clean install
 all: check-deps $(BIN)/casewatchd $(BIN)/casewatch
@@ -62,13 +63,12 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELPERS) $(BUILD)/libcw.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs cmocka)
 
-test: all $(TEST_BINS)
+# benchmark programs are built (not run) by the tests, so they cannot rot
+test: all $(TEST_BINS) $(BENCH_BINS)
 	@CW_BIN=$(abspath $(BIN)) sh tests/run.sh $(TEST_BINS)
 
 run: all
 	@sh tests/demo.sh $(BIN)
-
-BENCH_BINS := $(BUILD)/tests/bench/bench_cases
 
 $(BUILD)/tests/bench/%: $(BUILD)/tests/bench/%.o $(BUILD)/libcw.a
 	@mkdir -p $(dir $@)

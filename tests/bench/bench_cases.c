@@ -40,7 +40,16 @@ static void event(cw_event *ev, long i, cw_event_type t, int step) {
 
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 1000000;
-    cw_cases *cases = cw_cases_new(1000000, 480);
+    /* the shipped clocks: every open case runs a stale clock, arrest
+     * reviews their own */
+    cw_clock_rules clocks;
+    memset(&clocks, 0, sizeof(clocks));
+    for (int k = 0; k < CW_NCLOCKS; k++) clocks.enabled[k] = 1, clocks.warn_days[k] = 3, clocks.urgent_days[k] = 1;
+    clocks.arrest_days = 15, clocks.arrest_days_detained = 7, clocks.arrest_days_complex = 20;
+    clocks.review_months = 1, clocks.review_days_fast = 10, clocks.review_extension_days = 15;
+    clocks.supplementary_months = 1, clocks.letter_procedural_days = 7, clocks.letter_substantive_months = 3;
+    clocks.stale_days = 180;
+    cw_cases *cases = cw_cases_new(1000000, 480, &clocks, NULL);
     cw_ind *ind = cw_ind_new(480, 30, 8);
     if (!cases || !ind) return 1;
     long before = rss_bytes();
@@ -55,7 +64,8 @@ int main(int argc, char **argv) {
     long after = rss_bytes();
     printf("open cases            %zu\n", cw_cases_open(cases));
     printf("RSS growth            %.1f MiB\n", (double)(after - before) / 1048576.0);
-    printf("bytes per open case   %.0f (one event each, counters included)\n", (double)(after - before) / (double)n);
+    printf("bytes per open case   %.0f (one event each: counters, two running clocks and their light entries included)\n",
+           (double)(after - before) / (double)n);
     for (long i = 0; i < n; i++) {
         event(&ev, i, CW_EV_ARREST_DECIDED, 1);
         if (cw_cases_apply(cases, &ev, &f) != 0 || cw_ind_apply(ind, &ev, &f) != 0) return 1;
