@@ -51,6 +51,8 @@ typedef struct daemon_ctx {
     cw_rules *rules;
     cw_sink *sink;
     int64_t event_now; /* the newest event time seen: the clock of replays */
+    int64_t clock_day;    /* local day the deadline/rank clock has reached */
+    char open_periods[3][8]; /* the month, quarter and year it is in */
     char last_id[48];
     int caught_up;
     dead_letter *dl_head, *dl_tail; /* not yet acknowledged */
@@ -174,13 +176,29 @@ static void on_check(int check, const char *unit, const char *case_id, const cw_
     cw_rules_check(d->rules, check, unit, case_id, cw_event_type_name(ev->type), ev->ts, on_alert, d);
 }
 
-/* The clock deadlines run by: event time while replaying or catching
- * up (and always with clock = event), the wall clock once caught up live. */
+/* The clock reached `now`: deadline lights whose day has come, and the
+ * rank rules of every month, quarter or year it moved past. */
+static void clock_moved(daemon_ctx *d, int64_t now) {
+    int64_t day = cw_period_day(now, d->cfg->utc_offset_min);
+    if (day <= d->clock_day) return;
+    d->clock_day = day;
+    cw_cases_advance(d->cases, day);
+    char names[3][8];
+    cw_period_names(now, d->cfg->utc_offset_min, names[0], names[1], names[2]);
+    for (int k = 0; k < 3; k++) {
+        if (d->open_periods[k][0] && strcmp(d->open_periods[k], names[k]) != 0)
+            cw_rules_close_period(d->rules, d->ind, d->open_periods[k], now, on_alert, d);
+        memcpy(d->open_periods[k], names[k], 8);
+    }
+}
+
+/* The clock deadlines and rankings run by: event time while replaying or
+ * catching up (and always with clock = event), the wall clock once caught
+ * up live (see flush). */
 static void advance_clocks(daemon_ctx *d, int64_t event_ts) {
     if (event_ts > d->event_now) d->event_now = event_ts;
-    int live = d->cfg->clock == CW_CLOCK_LIVE && d->caught_up;
-    int64_t now = live ? cw_wall_ms() : d->event_now;
-    cw_cases_advance(d->cases, cw_period_day(now, d->cfg->utc_offset_min));
+    if (d->cfg->clock == CW_CLOCK_LIVE && d->caught_up) return;
+    clock_moved(d, d->event_now);
 }
 
 /* ---- The data path: stream -> decode -> cases -> counters -------------- */
@@ -341,9 +359,10 @@ static void write_health(daemon_ctx *d) {
 static void flush(daemon_ctx *d) {
     if (!cw_conn_is_ready(d->writer)) return; /* touched hashes wait for the writer */
     if (d->cfg->clock == CW_CLOCK_LIVE && d->caught_up) {
-        int64_t today = cw_period_day(cw_wall_ms(), d->cfg->utc_offset_min);
-        cw_cases_advance(d->cases, today);
-        if (cw_ind_set_today(d->ind, today) < 0) CW_LOG(CW_LOG_ERR, "daemon", "out of memory");
+        int64_t now = cw_wall_ms();
+        clock_moved(d, now);
+        if (cw_ind_set_today(d->ind, cw_period_day(now, d->cfg->utc_offset_min)) < 0)
+            CW_LOG(CW_LOG_ERR, "daemon", "out of memory");
     }
     cw_ind_flush(d->ind, emit_hash, d);
     cw_sink_send(d->sink, d->writer);

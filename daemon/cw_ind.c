@@ -399,6 +399,16 @@ int cw_ind_touch_all(cw_ind *x) {
     return 0;
 }
 
+void cw_ind_each(const cw_ind *x, const char *period, void (*fn)(const char *scope, const uint64_t *counters, void *data),
+                 void *data) {
+    size_t pos = 0;
+    void *v;
+    while (cw_map_next(x->entries, &pos, NULL, NULL, &v)) {
+        const entry *e = v;
+        if (strcmp(e->period, period) == 0) fn(e->scope, e->c, data);
+    }
+}
+
 uint64_t cw_ind_counter(const cw_ind *x, const char *scope, const char *period, const char *counter) {
     char key[512];
     size_t klen = entry_key(scope, period, key, sizeof(key));

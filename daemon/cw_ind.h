@@ -69,6 +69,11 @@ size_t cw_ind_flush(cw_ind *x, cw_ind_emit_fn emit, void *data);
  * connection dropped after a flush handed them out). Returns 0 or -1. */
 int cw_ind_touch_all(cw_ind *x);
 
+/* Calls fn for every scope held in `period` ("2020-Q3"), with its
+ * counters: for ranking peers when a period closes. A full scan. */
+void cw_ind_each(const cw_ind *x, const char *period, void (*fn)(const char *scope, const uint64_t *counters, void *data),
+                 void *data);
+
 /* A counter's current value, for tests and `status`; 0 when unknown. */
 uint64_t cw_ind_counter(const cw_ind *x, const char *scope, const char *period, const char *counter);
 

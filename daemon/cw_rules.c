@@ -11,8 +11,8 @@
 #include "cw_map.h"
 #include "cw_period.h"
 
-typedef enum kind { K_THRESHOLD, K_PERSISTENCE, K_DEADLINE, K_STALE, K_DATA } kind;
-static const char *const kind_names[] = {"threshold", "persistence", "deadline", "stale", "data", NULL};
+typedef enum kind { K_THRESHOLD, K_PERSISTENCE, K_DEADLINE, K_STALE, K_DATA, K_RANK } kind;
+static const char *const kind_names[] = {"threshold", "persistence", "deadline", "stale", "data", "rank", NULL};
 
 /* Scope levels, as bits of a rule's `scope` list. */
 enum { S_PROS = 1, S_DEPT = 2, S_UNIT = 4, S_CITY = 8, S_PROVINCE = 16, S_NATION = 32 };
@@ -50,6 +50,9 @@ typedef struct rule {
     int clock, check;
     int warn_days, urgent_days;
     int days, days_detained, days_complex, months, days_fast, extension_days;
+    int peers_province; /* rank: peers are a province's units (else a unit's departments) */
+    int bottom, bottom_city;
+    double bottom_county_fraction;
 } rule;
 
 struct cw_rules {
@@ -58,6 +61,7 @@ struct cw_rules {
     size_t n;
     cw_map *firing;      /* alert id -> (void *)1, indicator rules */
     cw_map *raised;      /* data-check alert ids already raised */
+    cw_map *ranked;      /* "rule/scope/period" ranked at the bottom */
     uint64_t lights_on; /* deadline lights firing */
 };
 
@@ -97,8 +101,8 @@ static int lookup(const char *const *names, size_t n, const char *v) {
 /* Sets one key of a rule; returns 0, or -1 with "expected ..." in why. */
 static int set_key(rule *r, const char *key, const char *v, char *why, size_t wl) {
     if (strcmp(key, "kind") == 0) {
-        int k = lookup(kind_names, 5, v);
-        if (k < 0) return errf(why, wl, "expected threshold, persistence, deadline, stale or data, got '%s'", v);
+        int k = lookup(kind_names, 6, v);
+        if (k < 0) return errf(why, wl, "expected threshold, persistence, deadline, stale, data or rank, got '%s'", v);
         r->kind = (kind)k;
     } else if (strcmp(key, "scope") == 0) {
         r->scopes = 0;
@@ -144,11 +148,18 @@ static int set_key(rule *r, const char *key, const char *v, char *why, size_t wl
         char **slot = key[0] == 'l' ? &r->label : &r->overdue_label;
         free(*slot);
         *slot = strdup(v);
+    } else if (strcmp(key, "peers") == 0) {
+        if (strcmp(v, "unit") && strcmp(v, "province"))
+            return errf(why, wl, "expected unit (a 院's departments) or province (a province's 院), got '%s'", v);
+        r->peers_province = strcmp(v, "province") == 0;
+    } else if (strcmp(key, "bottom_county_fraction") == 0) {
+        if (parse_num(v, 0, 1, &r->bottom_county_fraction) < 0)
+            return errf(why, wl, "expected a fraction from 0 to 1, got '%s'", v);
     } else if (strcmp(key, "of") == 0) {
         free(r->of_name);
         r->of_name = strdup(v);
     } else if (strcmp(key, "periods") == 0) {
-        if (parse_int(v, 2, 12, &r->periods) < 0) return errf(why, wl, "expected 2 to 12 periods, got '%s'", v);
+        if (parse_int(v, 1, 12, &r->periods) < 0) return errf(why, wl, "expected 1 to 12 periods, got '%s'", v);
     } else if (strcmp(key, "clock") == 0) {
         if ((r->clock = lookup(clock_names, CW_NCLOCKS - 1, v)) < 0)
             return errf(why, wl,
@@ -169,6 +180,7 @@ static int set_key(rule *r, const char *key, const char *v, char *why, size_t wl
             {"days", offsetof(rule, days), 3650},             {"days_detained", offsetof(rule, days_detained), 3650},
             {"days_complex", offsetof(rule, days_complex), 3650}, {"months", offsetof(rule, months), 120},
             {"days_fast", offsetof(rule, days_fast), 3650},   {"extension_days", offsetof(rule, extension_days), 3650},
+            {"bottom", offsetof(rule, bottom), 1000},         {"bottom_city", offsetof(rule, bottom_city), 1000},
         };
         for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
             if (strcmp(key, ints[i].key) == 0) {
@@ -219,6 +231,19 @@ static int finish_rule(cw_rules *rs, rule *r, char *why, size_t wl) {
         r->clock = CW_CLOCK_STALE;
         if (!r->days) return errf(why, wl, "a stale rule needs days =");
         return 0;
+    case K_RANK:
+        if (r->indicator < 0) return errf(why, wl, "a rank rule needs indicator =");
+        if (!r->period || r->period == CW_PERIOD_ROLLING)
+            return errf(why, wl, "a rank rule needs period = month|quarter|year (ranked when it closes)");
+        if (!r->cmp[0]) return errf(why, wl, "a rank rule needs compare = > (higher is worse) or < (lower is worse)");
+        if (r->scopes != S_DEPT && r->scopes != S_UNIT) return errf(why, wl, "a rank rule ranks scope = dept or scope = unit");
+        if (r->scopes == S_DEPT && r->peers_province) return errf(why, wl, "departments are ranked among their 院 (peers = unit)");
+        if (r->scopes == S_UNIT && !r->peers_province) return errf(why, wl, "院 are ranked among their province (peers = province)");
+        if (!r->bottom && !r->bottom_city && r->bottom_county_fraction <= 0)
+            return errf(why, wl, "a rank rule needs bottom = N (or bottom_city and bottom_county_fraction)");
+        if (!r->periods) r->periods = 1;
+        if (r->sample < 0) r->sample = cw_ind_denominator(r->indicator);
+        return 0;
     case K_DATA:
         if (r->check < 0 && strncmp(r->name, "data.", 5) == 0) r->check = lookup(check_names, CW_NCHECKS, r->name + 5);
         if (r->check < 0) return errf(why, wl, "a data rule needs check = (third_return, second_extension, ...)");
@@ -242,7 +267,8 @@ cw_rules *cw_rules_new(const cw_config *cfg, char *err, size_t errlen) {
     rs->cfg = cfg;
     rs->firing = cw_map_new();
     rs->raised = cw_map_new();
-    if (!rs->firing || !rs->raised) goto oom;
+    rs->ranked = cw_map_new();
+    if (!rs->firing || !rs->raised || !rs->ranked) goto oom;
     /* one rule per distinct name, in the order first seen */
     for (size_t i = 0; i < cfg->nrule_kvs; i++) {
         const char *name = cfg->rule_kvs[i].rule;
@@ -290,6 +316,7 @@ void cw_rules_free(cw_rules *rs) {
     free(rs->rules);
     cw_map_free(rs->firing);
     cw_map_free(rs->raised);
+    cw_map_free(rs->ranked);
     free(rs);
 }
 
@@ -467,7 +494,8 @@ void cw_rules_adopt(cw_rules *rs, cw_rules *old, int64_t now_ms, cw_alert_fn fn,
         int kept = 0;
         for (size_t i = 0; i < rs->n && !kept; i++)
             kept = strlen(rs->rules[i].name) == nl && memcmp(rs->rules[i].name, id, nl) == 0 &&
-                   (rs->rules[i].kind == K_THRESHOLD || rs->rules[i].kind == K_PERSISTENCE);
+                   (rs->rules[i].kind == K_THRESHOLD || rs->rules[i].kind == K_PERSISTENCE ||
+                    rs->rules[i].kind == K_RANK);
         if (kept) {
             cw_map_put(rs->firing, id, len, (void *)1);
             continue;
@@ -488,6 +516,8 @@ void cw_rules_adopt(cw_rules *rs, cw_rules *old, int64_t now_ms, cw_alert_fn fn,
     rs->lights_on = old->lights_on;
     pos = 0;
     while (cw_map_next(old->raised, &pos, &id, &len, NULL)) cw_map_put(rs->raised, id, len, (void *)1);
+    pos = 0;
+    while (cw_map_next(old->ranked, &pos, &id, &len, NULL)) cw_map_put(rs->ranked, id, len, (void *)1);
 }
 
 /* ---- Clocks and data checks --------------------------------------------- */
@@ -597,4 +627,148 @@ void cw_rules_check(cw_rules *rs, int check, const char *unit, const char *case_
                   .event_ts = event_ts,
                   .message = msg};
     fn(&a, data);
+}
+
+/* ---- Ranking peers when a period closes ---------------------------------- */
+
+typedef struct peer {
+    char scope[200];
+    char group[8]; /* the unit (departments) or province + level (院) */
+    double value;
+} peer;
+
+typedef struct peers {
+    const rule *r;
+    peer *p;
+    size_t n, cap;
+} peers;
+
+static void collect_peer(const char *scope, const uint64_t *c, void *data) {
+    peers *ps = data;
+    const rule *r = ps->r;
+    if (!(scope_level(scope) & r->scopes)) return;
+    double v;
+    if (cw_ind_value(c, r->indicator, &v) < 0 || (double)c[r->sample] < r->min_sample) return;
+    if (strlen(scope) >= sizeof(ps->p[0].scope)) return;
+    if (ps->n == ps->cap) {
+        size_t cap = ps->cap ? ps->cap * 2 : 64;
+        peer *np = realloc(ps->p, cap * sizeof(*np));
+        if (!np) return;
+        ps->p = np;
+        ps->cap = cap;
+    }
+    peer *p = &ps->p[ps->n++];
+    snprintf(p->scope, sizeof(p->scope), "%s", scope);
+    const char *code = scope + 5; /* "dept:410923:..." or "unit:410923" */
+    if (r->scopes == S_DEPT) snprintf(p->group, sizeof(p->group), "%.6s", code);
+    else if (r->bottom) snprintf(p->group, sizeof(p->group), "%.2s", code);
+    else /* city-level 院 end in 00 (not 0000: the province's own), county-level do not */
+        snprintf(p->group, sizeof(p->group), "%.2s%c", code, strcmp(code + 4, "00") == 0 ? 'c' : 'x');
+    p->value = v;
+}
+
+static int worse_first_gt(const void *a, const void *b) {
+    const peer *x = a, *y = b;
+    int g = strcmp(x->group, y->group);
+    if (g) return g;
+    return x->value < y->value ? 1 : x->value > y->value ? -1 : strcmp(x->scope, y->scope);
+}
+
+static int worse_first_lt(const void *a, const void *b) {
+    const peer *x = a, *y = b;
+    int g = strcmp(x->group, y->group);
+    if (g) return g;
+    return x->value > y->value ? 1 : x->value < y->value ? -1 : strcmp(x->scope, y->scope);
+}
+
+static void rank_alert(cw_rules *rs, const rule *r, const peer *p, const char *period, const char *id, int firing,
+                       int64_t ts, cw_alert_fn fn, void *data) {
+    char words[300], unit[8], plabel[32], shown[32], msg[600];
+    scope_words(rs, p->scope, words, sizeof(words), unit, sizeof(unit));
+    cw_period_label_zh(period, plabel, sizeof(plabel));
+    cw_ind_field f;
+    cw_ind_fields((size_t)r->indicator, &f);
+    show_value(r->indicator, p->value, shown, sizeof(shown));
+    const char *among = r->scopes == S_DEPT ? "本院各部门中排名末位" : p->group[2] == 'c' ? "本省市级院中排名靠后" : p->group[2] == 'x' ? "本省县级院中排名靠后" : "本省各院中排名靠后";
+    if (firing && r->periods > 1)
+        snprintf(msg, sizeof(msg), "%s %s %s %s，连续%d个周期在%s，%s", words, plabel, f.zh, shown, r->periods, among, r->label);
+    else if (firing)
+        snprintf(msg, sizeof(msg), "%s %s %s %s，在%s，%s", words, plabel, f.zh, shown, among, r->label);
+    else
+        snprintf(msg, sizeof(msg), "%s %s %s 排名预警解除（新一期排名已不在末位）", words, plabel, f.zh);
+    cw_alert a = {.id = id, .firing = firing, .level = r->level, .label = r->label, .rule = r->name,
+                  .scope = p->scope, .unit = unit, .indicator = f.name, .has_value = firing, .value = p->value,
+                  .threshold = 0, .period = period, .event_ts = ts, .message = msg};
+    fn(&a, data);
+}
+
+void cw_rules_close_period(cw_rules *rs, const struct cw_ind *ind, const char *period, int64_t ts, cw_alert_fn fn,
+                           void *data) {
+    cw_period_kind pk = cw_period_kind_of(period);
+    for (size_t i = 0; i < rs->n; i++) {
+        const rule *r = &rs->rules[i];
+        if (r->kind != K_RANK || r->period != pk) continue;
+        peers ps = {.r = r};
+        cw_ind_each(ind, period, collect_peer, &ps);
+        qsort(ps.p, ps.n, sizeof(peer), r->cmp[0] == '>' ? worse_first_gt : worse_first_lt);
+        /* earlier periods' alerts of this rule resolve: this ranking replaces them */
+        char prefix[200];
+        snprintf(prefix, sizeof(prefix), "%s/", r->name);
+        size_t plen = strlen(prefix), pos = 0;
+        const char *id;
+        size_t len;
+        char **stale = NULL;
+        size_t nstale = 0;
+        while (cw_map_next(rs->firing, &pos, &id, &len, NULL)) {
+            /* any earlier period of this rule: the clock may have jumped months */
+            const char *slash = memrchr(id, '/', len);
+            if (len > plen && strncmp(id, prefix, plen) == 0 && slash && strcmp(slash + 1, period) != 0) {
+                char **ns = realloc(stale, (nstale + 1) * sizeof(*ns));
+                if (!ns) break;
+                stale = ns;
+                stale[nstale++] = strndup(id, len);
+            }
+        }
+        for (size_t g = 0; g < ps.n;) {
+            size_t end = g;
+            while (end < ps.n && strcmp(ps.p[end].group, ps.p[g].group) == 0) end++;
+            size_t count = end - g, worst;
+            if (ps.p[g].group[2] == 'c') worst = (size_t)r->bottom_city;
+            else if (ps.p[g].group[2] == 'x') worst = (size_t)(r->bottom_county_fraction * (double)count + 0.5);
+            else worst = (size_t)r->bottom;
+            if (count < 2) worst = 0; /* no peers, no rank */
+            if (worst > count) worst = count;
+            for (size_t k = g; k < g + worst; k++) {
+                const peer *p = &ps.p[k];
+                char key[600], pid[600];
+                snprintf(key, sizeof(key), "%s/%s/%s", r->name, p->scope, period);
+                cw_map_put(rs->ranked, key, strlen(key), (void *)1);
+                int all = 1;
+                for (int j = 1; j < r->periods && all; j++) {
+                    char pj[8];
+                    cw_period_shift(period, -j, pj);
+                    snprintf(pid, sizeof(pid), "%s/%s/%s", r->name, p->scope, pj);
+                    all = cw_map_get(rs->ranked, pid, strlen(pid)) != NULL;
+                }
+                /* still at the bottom: last period's alert gives way to this one */
+                if (!all) continue;
+                if (!is_firing(rs, key)) {
+                    set_firing(rs, key, 1);
+                    rank_alert(rs, r, p, period, key, 1, ts, fn, data);
+                }
+            }
+            g = end;
+        }
+        for (size_t k = 0; k < nstale; k++) {
+            const char *scope = stale[k] + plen, *slash = strrchr(scope, '/');
+            peer p;
+            memset(&p, 0, sizeof(p));
+            snprintf(p.scope, sizeof(p.scope), "%.*s", (int)(slash - scope), scope);
+            set_firing(rs, stale[k], 0);
+            rank_alert(rs, r, &p, slash + 1, stale[k], 0, ts, fn, data);
+            free(stale[k]);
+        }
+        free(stale);
+        free(ps.p);
+    }
 }

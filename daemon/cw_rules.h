@@ -12,6 +12,10 @@
  *                days-left at which the yellow and orange lights come on
  *   stale        no event on an open case for N days (挂案)
  *   data         a check of the case records (data.third_return, ...)
+ *   rank         peers ranked on an indicator when a period closes: the
+ *                worst `bottom` (or, among a province's units, the worst
+ *                `bottom_city` city-level and `bottom_county_fraction` of
+ *                county-level ones), for `periods` consecutive periods
  * Alerts leave through one callback, as cw_alert values that live only
  * for the call. */
 #ifndef CW_RULES_H
@@ -61,6 +65,13 @@ void cw_rules_adopt(cw_rules *r, cw_rules *old, int64_t now_ms, cw_alert_fn fn, 
  * that changed them. May call fn. */
 void cw_rules_eval(cw_rules *r, const char *scope, const char *period, const uint64_t *counters, int64_t event_ts,
                    cw_alert_fn fn, void *data);
+
+/* Ranks peers for the rank rules of `period` (a month, quarter or year
+ * that has just closed: the clock moved past it), reading the counters of
+ * ind; last period's rank alerts resolve unless ranked again. */
+struct cw_ind;
+void cw_rules_close_period(cw_rules *r, const struct cw_ind *ind, const char *period, int64_t ts, cw_alert_fn fn,
+                           void *data);
 
 /* ---- Case clocks (cw_cases drives them; the rules name and word them) */
 

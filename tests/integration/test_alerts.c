@@ -286,10 +286,76 @@ static void a_burst_of_late_events_corrects_a_past_quarter(void **state) {
     redisFree(c);
 }
 
+/* n cases and x non-routine items for one scope, in the month starting at t */
+static void scope_events(char **b, size_t *len, size_t *cap, const char *unit, const char *dept, int n, int x,
+                         int64_t t) {
+    static int seq = 0;
+    for (int i = 0; i < n + x; i++, seq++)
+        add_line(b, len, cap,
+                 "{\"v\":1,\"id\":\"r%d\",\"ts\":%lld,\"type\":\"%s\",\"case\":\"rk-%d\",\"unit\":\"%s\","
+                 "\"dept\":\"%s\"}",
+                 seq, (long long)(t + (int64_t)i * 60000LL), i < n ? "prosecution.accepted" : "trial.appeal", seq, unit,
+                 dept);
+}
+
+/* rank.bottom: the department last among its 院's for two consecutive
+ * quarters (ranked when each quarter closes); rank.region: at month end
+ * the 3 worst city-level 院 and the worst 30% of county-level 院. */
+static void ranks_are_taken_when_a_period_closes(void **state) {
+    (void)state;
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    char *b = NULL;
+    size_t len = 0, cap = 0;
+    const int64_t jan = 1577840400000LL, apr = 1585702800000LL, jul = 1593565200000LL; /* 2020-01/04/07-01 09:00 */
+    /* departments of 410923: 第三检察部 worst in Q1 and Q2, 第二检察部 only in Q1 */
+    scope_events(&b, &len, &cap, "410923", "第一检察部", 30, 0, jan);
+    scope_events(&b, &len, &cap, "410923", "第二检察部", 30, 9, jan);
+    scope_events(&b, &len, &cap, "410923", "第三检察部", 30, 12, jan);
+    /* January: four city-level and four county-level 院 of 河南 */
+    const char *cities[] = {"410900", "411000", "411100", "411200"}, *counties[] = {"410922", "410926", "410927", "410928"};
+    for (int i = 0; i < 4; i++) scope_events(&b, &len, &cap, cities[i], "第一检察部", 20, i * 2, jan + 86400000LL);
+    for (int i = 0; i < 4; i++) scope_events(&b, &len, &cap, counties[i], "第一检察部", 20, 8 - i * 2, jan + 86400000LL);
+    scope_events(&b, &len, &cap, "410923", "第一检察部", 30, 0, apr);
+    scope_events(&b, &len, &cap, "410923", "第二检察部", 30, 1, apr);
+    scope_events(&b, &len, &cap, "410923", "第三检察部", 30, 15, apr);
+    scope_events(&b, &len, &cap, "410923", "第一检察部", 1, 0, jul); /* Q2 closes */
+    cw_test_feed_raw(b, len);
+    long long n = 0;
+    for (size_t i = 0; i < len; i++) n += b[i] == '\n';
+    pid_t pid = cw_test_daemon_start_with(CONF, event_clock);
+    cw_test_wait_read(c, n);
+    cw_test_daemon_stop(pid);
+    cw_map *last = cw_map_new();
+    read_log(c, last, NULL);
+    assert_true(is_firing(last, "rank.bottom/dept:410923:第三检察部/2020-Q2"));
+    assert_false(cw_map_get(last, "rank.bottom/dept:410923:第三检察部/2020-Q1", 43)); /* one quarter is not two */
+    assert_false(cw_map_get(last, "rank.bottom/dept:410923:第二检察部/2020-Q2", 43));
+    /* January's ranking: the 3 worst cities (most items: 411200, 411100, 411000); 30% of the
+     * 5 counties (410923 has 1:1.23 from its departments) rounds to 2: 410922 1:1.4, 410926 1:1.3 */
+    const char *want[] = {"411200", "411100", "411000", "410922", "410926"}, *not_want[] = {"410900", "410923", "410927"};
+    for (int i = 0; i < 5; i++) {
+        char id[128];
+        snprintf(id, sizeof(id), "rank.region/unit:%s/2020-01", want[i]);
+        if (!cw_map_get(last, id, strlen(id))) fail_msg("%s was not raised", id);
+    }
+    for (int i = 0; i < 3; i++) {
+        char id[128];
+        snprintf(id, sizeof(id), "rank.region/unit:%s/2020-01", not_want[i]);
+        if (cw_map_get(last, id, strlen(id))) fail_msg("%s was raised", id);
+    }
+    /* February had no cases: January's ranking alerts resolve when it closes */
+    assert_false(is_firing(last, "rank.region/unit:411200/2020-01"));
+    cw_map_free(last);
+    free(b);
+    redisFree(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_generated_year_raises_exactly_the_expected_cards_and_deadline_alerts),
         cmocka_unit_test(a_burst_of_late_events_corrects_a_past_quarter),
+        cmocka_unit_test(ranks_are_taken_when_a_period_closes),
     };
     return cmocka_run_group_tests_name("alerts", tests, cw_testredis_group_setup, cw_testredis_group_teardown);
 }
