@@ -710,7 +710,7 @@ void cw_rules_close_period(cw_rules *rs, const struct cw_ind *ind, const char *p
         if (r->kind != K_RANK || r->period != pk) continue;
         peers ps = {.r = r};
         cw_ind_each(ind, period, collect_peer, &ps);
-        qsort(ps.p, ps.n, sizeof(peer), r->cmp[0] == '>' ? worse_first_gt : worse_first_lt);
+        if (ps.n) qsort(ps.p, ps.n, sizeof(peer), r->cmp[0] == '>' ? worse_first_gt : worse_first_lt);
         /* earlier periods' alerts of this rule resolve: this ranking replaces them */
         char prefix[200];
         snprintf(prefix, sizeof(prefix), "%s/", r->name);
