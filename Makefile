@@ -2,7 +2,7 @@
 # `make test` runs every test; `make test SAN=1` does so under ASan+UBSan.
 
 CC ?= cc
-PKGS := libuv hiredis msgpack inih jansson
+PKGS := libuv hiredis msgpack inih jansson libsystemd
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 ifeq ($(SAN),1)
@@ -34,6 +34,10 @@ TEST_BINS := $(UNIT_SRC:%.c=$(BUILD)/%) $(INTEG_SRC:%.c=$(BUILD)/%)
 BENCH_BINS := $(BUILD)/tests/bench/bench_cases
 
 .PHONY: all deps check-deps run test bench fuzz clean install
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+SYSCONFDIR ?= /etc
 all: check-deps $(BIN)/casewatchd $(BIN)/casewatch
 
 # Installs what the build and the tests need when something is missing.
@@ -83,6 +87,25 @@ bench: all $(BENCH_BINS)
 FUZZ_SECONDS ?= 60
 fuzz: check-deps
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+# Binaries, man pages, the systemd unit (ExecStart at PREFIX), sysusers and
+# tmpfiles entries, and the configuration (kept when one is there already:
+# the new default goes beside it as casewatch.conf.dist).
+install: all
+	install -D -m 0755 $(BIN)/casewatchd $(DESTDIR)$(PREFIX)/bin/casewatchd
+	install -D -m 0755 $(BIN)/casewatch $(DESTDIR)$(PREFIX)/bin/casewatch
+	install -D -m 0644 man/casewatchd.8 $(DESTDIR)$(PREFIX)/share/man/man8/casewatchd.8
+	install -D -m 0644 man/casewatch.1 $(DESTDIR)$(PREFIX)/share/man/man1/casewatch.1
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's#/usr/local/bin/#$(PREFIX)/bin/#' systemd/casewatchd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/casewatchd.service
+	install -D -m 0644 systemd/casewatch.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/casewatch.conf
+	install -D -m 0644 systemd/casewatch.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/casewatch.conf
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/casewatch
+	if [ -e $(DESTDIR)$(SYSCONFDIR)/casewatch/casewatch.conf ]; then \
+	    install -m 0644 systemd/casewatch.conf $(DESTDIR)$(SYSCONFDIR)/casewatch/casewatch.conf.dist; \
+	    echo "install: kept $(DESTDIR)$(SYSCONFDIR)/casewatch/casewatch.conf; the new default is casewatch.conf.dist"; \
+	else install -m 0644 systemd/casewatch.conf $(DESTDIR)$(SYSCONFDIR)/casewatch/casewatch.conf; fi
+	@echo "install: done. Then: systemd-sysusers; systemctl daemon-reload; systemctl enable --now casewatchd"
 
 clean:
 	rm -rf build bin

@@ -17,6 +17,7 @@
 #include "cw_conn.h"
 #include "cw_ind.h"
 #include "cw_log.h"
+#include "cw_notify.h"
 
 /* Read strategy: plain XREAD from the last applied entry id, which the
  * daemon keeps itself (and the snapshot will persist with the state it
@@ -40,8 +41,15 @@ typedef struct daemon_ctx {
     const cw_config *cfg;
     cw_conn *reader; /* blocking stream reads hold this one */
     cw_conn *writer; /* hashes, dead letters, health */
-    uv_signal_t sigterm, sigint;
-    uv_timer_t flush_timer;
+    uv_signal_t sigterm, sigint, sighup;
+    uv_timer_t flush_timer, watchdog_timer;
+    int watchdog_on;
+    int ready_sent;
+    cw_config_reload_fn reload;
+    void *reload_data;
+    cw_config *rules_cfg; /* the configuration of rules and units after a reload (owned) */
+    uint64_t status_events; /* events at the last STATUS= */
+    uint64_t status_at;
     int stopping;
     int reading;
     /* data path */
@@ -256,6 +264,12 @@ static void on_read(cw_conn *c, redisReply *r, void *privdata) {
         for (size_t i = 0; i < n; i++) apply_entry(d, entries->element[i]);
     }
     d->caught_up = n < (size_t)d->cfg->stream_batch;
+    if (d->caught_up && !d->ready_sent) {
+        d->ready_sent = 1;
+        CW_LOG(CW_LOG_INFO, "stream", "caught up with %s after %llu entries; following", d->cfg->stream_key,
+               (unsigned long long)d->read_total);
+        cw_notify_ready();
+    }
     send_dead_letters(d);
     read_more(d);
 }
@@ -377,6 +391,14 @@ static void on_flush_timer(uv_timer_t *t) {
         d->last_health = now;
         write_health(d);
     }
+    if (now - d->status_at >= 2000) {
+        double rate = d->status_at ? (double)(d->events - d->status_events) * 1000.0 / (double)(now - d->status_at) : 0;
+        d->status_at = now;
+        d->status_events = d->events;
+        cw_notify_status("%s %s: lag %lld, %.0f events/s, %llu open cases, %llu alerts firing",
+                         d->caught_up ? "following" : "catching up on", d->cfg->stream_key, (long long)d->lag, rate,
+                         (unsigned long long)cw_cases_open(d->cases), (unsigned long long)cw_rules_firing(d->rules));
+    }
 }
 
 /* ---- Life cycle --------------------------------------------------------- */
@@ -415,7 +437,9 @@ static void on_drain_timer(uv_timer_t *t) {
     d->writer = NULL;
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
     uv_close((uv_handle_t *)&d->flush_timer, NULL);
+    if (d->watchdog_on) uv_close((uv_handle_t *)&d->watchdog_timer, NULL);
 }
 
 /* Shutdown, first half: stop reading, write what is pending. */
@@ -424,6 +448,7 @@ static void on_signal(uv_signal_t *s, int signum) {
     if (d->stopping) return;
     d->stopping = 1;
     CW_LOG(CW_LOG_NOTICE, "daemon", "%s received, shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    cw_notify_stopping();
     cw_conn_close(d->reader, NULL, NULL);
     d->reader = NULL;
     flush(d);
@@ -433,10 +458,58 @@ static void on_signal(uv_signal_t *s, int signum) {
     uv_timer_start(&d->flush_timer, on_drain_timer, 10, 10);
 }
 
-int cw_daemon_run(const cw_config *cfg) {
+static void on_watchdog(uv_timer_t *t) {
+    (void)t;
+    cw_notify_watchdog(); /* from the loop: a stuck loop stops petting */
+}
+
+/* SIGHUP: a new configuration of rules, units and thresholds, taken
+ * whole or not at all; the state (cases, counters, alert states) stays.
+ * Connection and stream settings need a restart. */
+static void on_sighup(uv_signal_t *s, int signum) {
+    (void)signum;
+    daemon_ctx *d = s->data;
+    if (d->stopping) return;
+    if (!d->reload) {
+        CW_LOG(CW_LOG_WARNING, "config", "SIGHUP: no configuration file to reload");
+        return;
+    }
+    cw_notify_reloading();
+    char err[512];
+    cw_config *nc = d->reload(d->reload_data, err, sizeof(err));
+    cw_rules *nr = nc ? cw_rules_new(nc, err, sizeof(err)) : NULL;
+    if (!nr) {
+        CW_LOG(CW_LOG_ERR, "config", "SIGHUP: new configuration rejected, keeping the running one: %s", err);
+        cw_config_free(nc);
+        cw_notify_ready();
+        return;
+    }
+    const cw_config *oc = d->cfg;
+    if (strcmp(nc->redis_host, oc->redis_host) || nc->redis_port != oc->redis_port ||
+        strcmp(nc->stream_key, oc->stream_key) || nc->utc_offset_min != oc->utc_offset_min ||
+        strcmp(nc->ind_prefix, oc->ind_prefix) || strcmp(nc->alerts_channel, oc->alerts_channel))
+        CW_LOG(CW_LOG_WARNING, "config", "SIGHUP: Redis, stream, prefix and time settings change only on restart");
+    cw_rules_adopt(nr, d->rules, cw_wall_ms(), on_alert, d);
+    cw_rules_free(d->rules);
+    d->rules = nr;
+    cw_clock_rules clocks;
+    cw_rules_clocks(nr, &clocks);
+    cw_cases_set_clocks(d->cases, &clocks);
+    cw_log_level = nc->log_level;
+    cw_config_free(d->rules_cfg);
+    d->rules_cfg = nc; /* the rules point into it */
+    /* judge every held period by the new rules at the next flush */
+    if (cw_ind_touch_all(d->ind) < 0) CW_LOG(CW_LOG_ERR, "daemon", "out of memory marking hashes for re-evaluation");
+    CW_LOG(CW_LOG_NOTICE, "config", "SIGHUP: configuration reloaded, %zu rules", cw_rules_count(nr));
+    cw_notify_ready();
+}
+
+int cw_daemon_run(const cw_config *cfg, cw_config_reload_fn reload, void *reload_data) {
     daemon_ctx d;
     memset(&d, 0, sizeof(d));
     d.cfg = cfg;
+    d.reload = reload;
+    d.reload_data = reload_data;
     d.started_at = cw_wall_ms();
     snprintf(d.last_id, sizeof(d.last_id), "0-0");
     if (uv_loop_init(&d.loop) != 0) {
@@ -468,6 +541,15 @@ int cw_daemon_run(const cw_config *cfg) {
     d.sigterm.data = d.sigint.data = &d;
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     uv_signal_start(&d.sigint, on_signal, SIGINT);
+    uv_signal_init(&d.loop, &d.sighup);
+    d.sighup.data = &d;
+    uv_signal_start(&d.sighup, on_sighup, SIGHUP);
+    uint64_t wd = cw_notify_watchdog_ms();
+    if (wd) {
+        uv_timer_init(&d.loop, &d.watchdog_timer);
+        uv_timer_start(&d.watchdog_timer, on_watchdog, 0, wd / 2 ? wd / 2 : 1);
+        d.watchdog_on = 1;
+    }
     uv_timer_init(&d.loop, &d.flush_timer);
     d.flush_timer.data = &d;
     uv_timer_start(&d.flush_timer, on_flush_timer, (uint64_t)cfg->flush_ms, (uint64_t)cfg->flush_ms);
@@ -490,6 +572,7 @@ int cw_daemon_run(const cw_config *cfg) {
     cw_ind_free(d.ind);
     cw_cases_free(d.cases);
     cw_rules_free(d.rules);
+    cw_config_free(d.rules_cfg);
     cw_event_decoder_free(d.dec);
     CW_LOG(CW_LOG_INFO, "daemon", "stopped after %llu events, %llu duplicates, %llu dead-lettered",
            (unsigned long long)d.events, (unsigned long long)d.duplicates, (unsigned long long)d.dead_lettered);

@@ -26,6 +26,38 @@ static void usage(FILE *out) {
             "  -V, --version       print the version\n");
 }
 
+/* Where the configuration comes from: the file, then -o overrides. */
+typedef struct config_sources {
+    const char *path;
+    char **overrides;
+    int noverrides;
+} config_sources;
+
+static cw_config *load_config(const config_sources *src, char *err, size_t errlen) {
+    cw_config *cfg = cw_config_new();
+    if (!cfg) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    int bad = cw_config_load(cfg, src->path, err, errlen) < 0;
+    for (int i = 0; !bad && i < src->noverrides; i++) bad = cw_config_override(cfg, src->overrides[i], err, errlen) < 0;
+    if (!bad) bad = cw_config_finish(cfg, err, errlen) < 0;
+    if (bad) {
+        cw_config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+/* SIGHUP: the same sources again; the log level changes only if the new
+ * configuration is taken. */
+static cw_config *reload_config(void *data, char *err, size_t errlen) {
+    int level = cw_log_level;
+    cw_config *cfg = load_config(data, err, errlen);
+    cw_log_level = level;
+    return cfg;
+}
+
 int main(int argc, char **argv) {
     enum { OPT_CHECK = 1000 };
     static const struct option lo[] = {{"config", required_argument, NULL, 'c'},
@@ -54,22 +86,19 @@ int main(int argc, char **argv) {
         free(overrides);
         return 2;
     }
-    cw_config *cfg = cw_config_new();
+    config_sources src = {path, overrides, noverrides};
     char err[512];
-    int bad = !cfg;
-    if (cfg && cw_config_load(cfg, path, err, sizeof(err)) < 0) bad = 1;
-    for (int i = 0; !bad && i < noverrides; i++) bad = cw_config_override(cfg, overrides[i], err, sizeof(err)) < 0;
-    if (!bad) bad = cw_config_finish(cfg, err, sizeof(err)) < 0;
-    free(overrides);
-    if (bad) {
-        fprintf(stderr, "casewatchd: %s\n", cfg ? err : "out of memory");
-        cw_config_free(cfg);
+    cw_config *cfg = load_config(&src, err, sizeof(err));
+    if (!cfg) {
+        fprintf(stderr, "casewatchd: %s\n", err);
+        free(overrides);
         return 2;
     }
     cw_rules *rules = cw_rules_new(cfg, err, sizeof(err));
     if (!rules) {
         fprintf(stderr, "casewatchd: %s\n", err);
         cw_config_free(cfg);
+        free(overrides);
         return 2;
     }
     size_t nrules = cw_rules_count(rules);
@@ -78,9 +107,11 @@ int main(int argc, char **argv) {
         cw_config_print(cfg, stdout);
         fprintf(stderr, "casewatchd: %s: configuration is valid (%zu rules)\n", path, nrules);
         cw_config_free(cfg);
+        free(overrides);
         return 0;
     }
-    int rc = cw_daemon_run(cfg);
+    int rc = cw_daemon_run(cfg, reload_config, &src);
     cw_config_free(cfg);
+    free(overrides);
     return rc;
 }

@@ -1,0 +1,195 @@
+/* Integration tests of casewatchd as a service: the sd_notify protocol
+ * (READY=1, WATCHDOG=1, STATUS=, STOPPING=1) on a NOTIFY_SOCKET of our
+ * own, SIGHUP reloads (a bad file rejected, a good one taken with the
+ * state kept), the unit passing systemd-analyze verify, make install. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cw_testredis.h"
+
+static const char *const event_clock[] = {"daemon.clock=event", NULL};
+
+static void the_daemon_speaks_sd_notify(void **state) {
+    (void)state;
+    char dir[] = "/tmp/cwtest-notify-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/notify", dir);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    setenv("NOTIFY_SOCKET", path, 1);
+    setenv("WATCHDOG_USEC", "200000", 1);
+    const char *fast[] = {"daemon.clock=event", "stream.block_ms=100", NULL};
+    pid_t pid = cw_test_daemon_start(fast);
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    int ready = 0, watchdog = 0, status = 0, stopping = 0, termed = 0;
+    for (int i = 0; i < 100 && !stopping; i++) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) == 1) {
+            char buf[512];
+            ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+            if (n <= 0) continue;
+            buf[n] = '\0';
+            ready += strstr(buf, "READY=1") != NULL;
+            watchdog += strstr(buf, "WATCHDOG=1") != NULL;
+            status += strstr(buf, "STATUS=") != NULL && strstr(buf, "lag") != NULL;
+            stopping += strstr(buf, "STOPPING=1") != NULL;
+        }
+        if (!termed && ready && watchdog >= 3 && status) {
+            kill(pid, SIGTERM);
+            termed = 1;
+        }
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    print_message("READY=1 x%d, WATCHDOG=1 x%d, STATUS= x%d, STOPPING=1 x%d\n", ready, watchdog, status, stopping);
+    assert_int_equal(ready, 1);
+    assert_true(watchdog >= 3); /* every 100 ms for a 200 ms WatchdogSec */
+    assert_true(status >= 1);
+    assert_int_equal(stopping, 1);
+    close(fd);
+    unlink(path);
+    rmdir(dir);
+    redisFree(c);
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    b[n] = '\0';
+    fclose(f);
+    return b;
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int log_has(redisContext *c, const char *needle) {
+    redisReply *r = redisCommand(c, "XRANGE casewatch:alerts:log - +");
+    int n = 0;
+    for (size_t i = 0; i < r->elements; i++) n += strstr(r->element[i]->element[1]->element[1]->str, needle) != NULL;
+    freeReplyObject(r);
+    return n;
+}
+
+/* 30 cases and 6 items in 2020-Q1 (1:1.20): yellow under the shipped
+ * 1.15. A broken file on SIGHUP changes nothing; a threshold of 1.25
+ * resolves the alert; the counters stay as they were. */
+static void sighup_reloads_rules_and_keeps_state(void **state) {
+    (void)state;
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    char conf[64];
+    char *shipped = slurp("systemd/casewatch.conf");
+    cw_test_tmpfile(shipped, strlen(shipped), conf, sizeof(conf));
+    char lines[16384];
+    size_t len = 0;
+    for (int i = 0; i < 36; i++)
+        len += (size_t)snprintf(lines + len, sizeof(lines) - len,
+                                "{\"v\":1,\"id\":\"h%d\",\"ts\":%lld,\"type\":\"%s\",\"case\":\"h-%d\",\"unit\":\"410923\"}\n",
+                                i, 1578268800000LL + i * 3600000LL, i < 30 ? "prosecution.accepted" : "trial.appeal", i);
+    cw_test_feed_raw(lines, len);
+    pid_t pid = cw_test_daemon_start_with(conf, event_clock);
+    cw_test_wait_read(c, 36);
+    const char *id = "\"id\":\"case_item_ratio.yellow/unit:410923/2020-Q1\",\"state\":\"firing\"";
+    assert_int_equal(log_has(c, id), 1);
+
+    write_file(conf, "[rule broken]\nkind = threshold\nindicator = no_such_indicator\n");
+    kill(pid, SIGHUP);
+    cw_test_sleep_ms(800);
+    assert_int_equal(kill(pid, 0), 0); /* still running */
+    long long beat = cw_test_hget_ll(c, "casewatch:daemon:main", "heartbeat_at");
+    cw_test_sleep_ms(1200);
+    assert_true(cw_test_hget_ll(c, "casewatch:daemon:main", "heartbeat_at") > beat);
+    assert_int_equal(log_has(c, "\"state\":\"resolved\""), 0);
+
+    char *raised = malloc(strlen(shipped) + 64);
+    char *t = strstr(shipped, "threshold = 1.15");
+    assert_non_null(t);
+    snprintf(raised, strlen(shipped) + 64, "%.*sthreshold = 1.25%s", (int)(t - shipped), shipped, t + 16);
+    write_file(conf, raised);
+    kill(pid, SIGHUP);
+    cw_test_sleep_ms(1500);
+    assert_int_equal(log_has(c, "\"id\":\"case_item_ratio.yellow/unit:410923/2020-Q1\",\"state\":\"resolved\""), 1);
+    assert_int_equal(cw_test_hget_ll(c, "casewatch:ind:unit:410923:2020-Q1", "cases"), 30);
+    assert_int_equal(cw_test_hget_ll(c, "casewatch:daemon:main", "events"), 36);
+    cw_test_daemon_stop(pid);
+    unlink(conf);
+    free(raised);
+    free(shipped);
+    redisFree(c);
+}
+
+static void the_unit_verifies_and_make_install_lays_out_everything(void **state) {
+    (void)state;
+    char dir[] = "/tmp/cwtest-install-XXXXXX", cmd[1024];
+    assert_non_null(mkdtemp(dir));
+    snprintf(cmd, sizeof(cmd), "make -s install PREFIX=/usr/local DESTDIR=%s >/dev/null", dir);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    char *out, *err;
+    int rc = cw_test_run(argv, NULL, 0, &out, &err);
+    if (rc != 0) fail_msg("make install failed: %s", err);
+    free(out), free(err);
+    const char *files[] = {"/usr/local/bin/casewatchd", "/usr/local/bin/casewatch",
+                           "/usr/local/lib/systemd/system/casewatchd.service", "/usr/local/lib/sysusers.d/casewatch.conf",
+                           "/usr/local/lib/tmpfiles.d/casewatch.conf", "/usr/local/share/man/man8/casewatchd.8",
+                           "/usr/local/share/man/man1/casewatch.1", "/etc/casewatch/casewatch.conf"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char p[512];
+        struct stat st;
+        snprintf(p, sizeof(p), "%s%s", dir, files[i]);
+        if (stat(p, &st) != 0) fail_msg("make install did not write %s", p);
+    }
+    if (access("/usr/bin/systemd-analyze", X_OK) == 0) {
+        /* verify needs ExecStart to exist: point it at the installed binary */
+        snprintf(cmd, sizeof(cmd),
+                 "cd %s && sed 's#/usr/local/bin/#%s/usr/local/bin/#' usr/local/lib/systemd/system/casewatchd.service "
+                 "> casewatchd.service && systemd-analyze verify --man=no ./casewatchd.service",
+                 dir, dir);
+        rc = cw_test_run(argv, NULL, 0, &out, &err);
+        if (rc != 0) fail_msg("systemd-analyze verify: %s%s", out, err);
+        free(out), free(err);
+    } else {
+        print_message("systemd-analyze not installed: unit not verified\n");
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(the_daemon_speaks_sd_notify),
+        cmocka_unit_test(sighup_reloads_rules_and_keeps_state),
+        cmocka_unit_test(the_unit_verifies_and_make_install_lays_out_everything),
+    };
+    return cmocka_run_group_tests_name("casewatchd as a service", tests, cw_testredis_group_setup,
+                                       cw_testredis_group_teardown);
+}
