@@ -5,6 +5,7 @@
 
 #include "cw_map.h"
 #include "cw_period.h"
+#include "cw_snap.h"
 
 /* Flags of an open case. */
 enum {
@@ -174,6 +175,8 @@ static void window_add(cw_cases *t, uint64_t h) {
 }
 
 /* ---- statutory clocks and their lights ------------------------------- */
+
+static int64_t next_light(const cw_cases *t, const open_case *c);
 
 static int heap_push(cw_cases *t, int32_t day, open_case *c) {
     if (t->nheap == t->capheap) {
@@ -397,14 +400,7 @@ static void clocks_and_checks(cw_cases *t, open_case *c, const cw_event *ev) {
     /* 挂案: any event restarts the stale clock */
     if (k->stale_days) clock_start(t, c, CW_CLOCK_STALE, days_due(t, ev->ts, k->stale_days));
     /* lights already due (a late start) come on at the next advance */
-    int64_t next = 0;
-    for (int i = 0; i < CW_NCLOCKS; i++) {
-        for (int light = 1; c->due[i] && light <= 3; light++) {
-            int64_t day = light_day(t, c, i, light);
-            if (day && !(c->lights[i] & (1 << light)) && (!next || day < next)) next = day;
-        }
-    }
-    schedule(t, c, next);
+    schedule(t, c, next_light(t, c));
 }
 
 /* Removes a closed case: its lights go off, its ids move to the window. */
@@ -496,4 +492,90 @@ int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *f) {
     }
     clocks_and_checks(t, c, ev);
     return 0;
+}
+
+/* ---- snapshots ------------------------------------------------------------ */
+
+void cw_cases_save(const cw_cases *t, cw_snap_writer *w) {
+    cw_snap_put_u32(w, CW_NCLOCKS);
+    cw_snap_put_i64(w, t->today);
+    cw_snap_put_u64(w, cw_map_size(t->open));
+    size_t pos = 0;
+    void *v;
+    while (cw_map_next(t->open, &pos, NULL, NULL, &v)) {
+        const open_case *c = v;
+        cw_snap_put_bytes(w, c->key, c->klen);
+        cw_snap_put_i64(w, c->review_start);
+        cw_snap_put_i64(w, c->returned_at);
+        cw_snap_put_i64(w, c->returned_ms);
+        cw_snap_put_i64(w, c->received_at);
+        cw_snap_put_u8(w, c->returns);
+        cw_snap_put_u8(w, c->flags);
+        for (int k = 0; k < CW_NCLOCKS; k++) {
+            cw_snap_put_u32(w, (uint32_t)c->due[k]);
+            cw_snap_put_u8(w, c->lights[k]);
+        }
+        cw_snap_put_u32(w, c->nids);
+        for (uint32_t i = 0; i < c->nids; i++) cw_snap_put_u64(w, c->ids[i]);
+    }
+    /* the closed-case window, oldest first */
+    cw_snap_put_u64(w, t->ring_len);
+    for (size_t i = 0; i < t->ring_len; i++) cw_snap_put_u64(w, t->ring[(t->ring_head + i) % t->ring_cap]);
+}
+
+/* The first day a light of c not yet on comes on, or 0. */
+static int64_t next_light(const cw_cases *t, const open_case *c) {
+    int64_t next = 0;
+    for (int i = 0; i < CW_NCLOCKS; i++) {
+        for (int light = 1; c->due[i] && light <= 3; light++) {
+            int64_t day = light_day(t, c, i, light);
+            if (day && !(c->lights[i] & (1 << light)) && (!next || day < next)) next = day;
+        }
+    }
+    return next;
+}
+
+int cw_cases_load(cw_cases *t, cw_snap_reader *r) {
+    if (cw_snap_get_u32(r) != CW_NCLOCKS) r->bad = 1;
+    t->today = cw_snap_get_i64(r);
+    uint64_t n = cw_snap_get_u64(r);
+    for (uint64_t k = 0; k < n && !r->bad; k++) {
+        size_t klen;
+        const char *key = cw_snap_get_bytes(r, 7 + CW_CASE_MAX, &klen);
+        if (!key || klen < 8 || cw_map_get(t->open, key, klen)) {
+            r->bad = 1;
+            break;
+        }
+        open_case *c = case_new(t->open, key, klen);
+        if (!c) return -1;
+        c->review_start = cw_snap_get_i64(r);
+        c->returned_at = cw_snap_get_i64(r);
+        c->returned_ms = cw_snap_get_i64(r);
+        c->received_at = cw_snap_get_i64(r);
+        c->returns = cw_snap_get_u8(r);
+        c->flags = cw_snap_get_u8(r) & (uint8_t)~F_DEAD;
+        for (int i = 0; i < CW_NCLOCKS; i++) {
+            c->due[i] = (int32_t)cw_snap_get_u32(r);
+            c->lights[i] = cw_snap_get_u8(r);
+        }
+        uint32_t nids = cw_snap_get_u32(r);
+        if (nids > (uint32_t)((r->end - r->p) / 8)) {
+            r->bad = 1;
+            break;
+        }
+        if (nids) {
+            c->ids = malloc(nids * sizeof(uint64_t));
+            if (!c->ids) return -1;
+            c->capids = c->nids = nids;
+            for (uint32_t i = 0; i < nids; i++) c->ids[i] = cw_snap_get_u64(r);
+        }
+        schedule(t, c, next_light(t, c));
+    }
+    uint64_t ring = cw_snap_get_u64(r);
+    if (ring > (uint64_t)((r->end - r->p) / 8)) r->bad = 1;
+    for (uint64_t i = 0; i < ring && !r->bad; i++) {
+        uint64_t h = cw_snap_get_u64(r);
+        if (h) window_add(t, h);
+    }
+    return r->bad ? -1 : 0;
 }

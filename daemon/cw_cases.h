@@ -63,4 +63,13 @@ int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *facts);
 
 size_t cw_cases_open(const cw_cases *t);
 
+/* Snapshot: every open case (clocks and lights included), the closed-case
+ * window and the clock's day. Load into a table just made by
+ * cw_cases_new; lights due by then come on at the next advance. Returns
+ * 0, or -1 (corrupt: r->bad, or memory). */
+struct cw_snap_writer;
+struct cw_snap_reader;
+void cw_cases_save(const cw_cases *t, struct cw_snap_writer *w);
+int cw_cases_load(cw_cases *t, struct cw_snap_reader *r);
+
 #endif

@@ -39,6 +39,7 @@ typedef struct cw_config {
     char *instance;
     int clock; /* cw_clock */
     char *state_dir;
+    int snapshot_interval_ms;
     int log_level;
     char *health_prefix;
     /* [indicators] */

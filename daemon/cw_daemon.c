@@ -1,6 +1,9 @@
 #include "cw_daemon.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +16,7 @@
 #include "cw_period.h"
 #include "cw_rules.h"
 #include "cw_sink.h"
+#include "cw_snap.h"
 #include "cw_cases.h"
 #include "cw_conn.h"
 #include "cw_ind.h"
@@ -76,10 +80,19 @@ typedef struct daemon_ctx {
     size_t hashes_written;
     uint64_t last_health; /* uv_now() of the last health write */
     uint64_t stop_started; /* uv_now() when shutdown began */
+    /* snapshots */
+    char snap_path[512];
+    pid_t snap_child;       /* a forked writer at work, or 0 */
+    uint64_t snap_started;  /* uv_now() when it was forked */
+    double snap_fork_ms;    /* how long fork() held the loop */
+    uint64_t last_snapshot; /* uv_now() of the last one started */
+    int64_t snapshot_at;    /* wall ms of the last one written */
+    int snap_failing;
 } daemon_ctx;
 
 static void read_more(daemon_ctx *d);
 static void send_dead_letters(daemon_ctx *d);
+static void snapshot_tick(daemon_ctx *d);
 
 /* ---- Dead letters ------------------------------------------------------ */
 
@@ -386,6 +399,7 @@ static void flush(daemon_ctx *d) {
 static void on_flush_timer(uv_timer_t *t) {
     daemon_ctx *d = t->data;
     flush(d);
+    snapshot_tick(d);
     uint64_t now = uv_now(&d->loop);
     if (now - d->last_health >= 1000 && cw_conn_is_ready(d->writer)) {
         d->last_health = now;
@@ -399,6 +413,179 @@ static void on_flush_timer(uv_timer_t *t) {
                          d->caught_up ? "following" : "catching up on", d->cfg->stream_key, (long long)d->lag, rate,
                          (unsigned long long)cw_cases_open(d->cases), (unsigned long long)cw_rules_firing(d->rules));
     }
+}
+
+/* ---- Snapshots ---------------------------------------------------------- */
+
+/* Writes the whole state at this instant: the daemon's own position and
+ * counts, then each module's section. Runs in the forked child (periodic)
+ * or in the process at shutdown; touches no loop or Redis handle. */
+static int snapshot_write(daemon_ctx *d, size_t *size, char *err, size_t errlen) {
+    cw_snap_writer *w = cw_snap_writer_open(d->snap_path, err, errlen);
+    if (!w) return -1;
+    cw_snap_put_i64(w, d->cfg->utc_offset_min);
+    cw_snap_put_u32(w, (uint32_t)d->cfg->rolling_days);
+    cw_snap_put_str(w, d->cfg->stream_key);
+    cw_snap_put_str(w, d->last_id);
+    cw_snap_put_i64(w, d->event_now);
+    cw_snap_put_i64(w, d->clock_day);
+    for (int k = 0; k < 3; k++) cw_snap_put_str(w, d->open_periods[k]);
+    cw_snap_put_u64(w, d->events);
+    cw_snap_put_u64(w, d->duplicates);
+    cw_snap_put_u64(w, d->dead_lettered);
+    cw_snap_put_u64(w, d->read_total);
+    cw_snap_put_u64(w, d->after_close);
+    cw_snap_put_i64(w, d->stream_base);
+    cw_snap_put_u8(w, (uint8_t)d->base_known);
+    size_t ndl = 0;
+    for (dead_letter *dl = d->dl_head; dl; dl = dl->next) ndl++;
+    cw_snap_put_u64(w, ndl);
+    for (dead_letter *dl = d->dl_head; dl; dl = dl->next) {
+        cw_snap_put_u32(w, (uint32_t)dl->argc);
+        for (int i = 0; i < dl->argc; i++) cw_snap_put_bytes(w, dl->argv[i], dl->argvlen[i]);
+    }
+    cw_cases_save(d->cases, w);
+    cw_ind_save(d->ind, w);
+    cw_rules_save(d->rules, w);
+    cw_sink_save(d->sink, w);
+    return cw_snap_writer_commit(w, size, err, errlen);
+}
+
+static int load_dead_letters(daemon_ctx *d, cw_snap_reader *r) {
+    uint64_t n = cw_snap_get_u64(r);
+    for (uint64_t k = 0; k < n && !r->bad; k++) {
+        uint32_t argc = cw_snap_get_u32(r);
+        if (argc < 3 || argc > 3 + 2 * MAX_FIELDS + 8) return r->bad = 1, -1;
+        dead_letter *dl = calloc(1, sizeof(*dl));
+        if (!dl) return -1;
+        dl->argv = calloc(argc, sizeof(char *));
+        dl->argvlen = calloc(argc, sizeof(size_t));
+        if (d->dl_tail) d->dl_tail->next = dl;
+        else d->dl_head = dl;
+        d->dl_tail = dl;
+        if (!dl->argv || !dl->argvlen) return -1;
+        for (uint32_t i = 0; i < argc; i++) {
+            size_t len;
+            const char *p = cw_snap_get_bytes(r, 1 << 20, &len);
+            if (!p) return -1;
+            dl->argv[i] = malloc(len + 1);
+            if (!dl->argv[i]) return -1;
+            memcpy(dl->argv[i], p, len);
+            dl->argv[i][len] = '\0';
+            dl->argvlen[i] = len;
+            dl->argc = (int)i + 1;
+        }
+    }
+    return r->bad ? -1 : 0;
+}
+
+/* Loads the snapshot if there is one. Returns 0 (loaded, or none: a
+ * fresh start), -1 when it is refused (logged, with what to do). */
+static int snapshot_load(daemon_ctx *d) {
+    double t0 = cw_mono_s();
+    size_t len = 0;
+    char *buf = cw_snap_read_file(d->snap_path, &len);
+    if (!buf) {
+        if (errno == ENOENT) {
+            CW_LOG(CW_LOG_INFO, "snapshot", "no snapshot at %s: starting empty, reading %s from its start", d->snap_path,
+                   d->cfg->stream_key);
+            return 0;
+        }
+        CW_LOG(CW_LOG_ERR, "snapshot", "cannot read %s: %s", d->snap_path, strerror(errno));
+        return -1;
+    }
+    char err[512] = "";
+    cw_snap_reader r;
+    int ok = cw_snap_reader_init(&r, buf, len, err, sizeof(err)) == 0;
+    if (ok) {
+        int64_t off = cw_snap_get_i64(&r);
+        uint32_t rolling = cw_snap_get_u32(&r);
+        char stream[256];
+        cw_snap_get_str(&r, stream, sizeof(stream));
+        if (!r.bad && (off != d->cfg->utc_offset_min || (int)rolling != d->cfg->rolling_days ||
+                       strcmp(stream, d->cfg->stream_key) != 0)) {
+            snprintf(err, sizeof(err),
+                     "made for stream %s, utc_offset %+lld min, rolling %u days; the configuration says %s, %+d min, %d days",
+                     stream, (long long)off, rolling, d->cfg->stream_key, d->cfg->utc_offset_min, d->cfg->rolling_days);
+            ok = 0;
+        }
+    }
+    if (ok) {
+        cw_snap_get_str(&r, d->last_id, sizeof(d->last_id));
+        d->event_now = cw_snap_get_i64(&r);
+        d->clock_day = cw_snap_get_i64(&r);
+        for (int k = 0; k < 3; k++) cw_snap_get_str(&r, d->open_periods[k], sizeof(d->open_periods[k]));
+        d->events = cw_snap_get_u64(&r);
+        d->duplicates = cw_snap_get_u64(&r);
+        d->dead_lettered = cw_snap_get_u64(&r);
+        d->read_total = cw_snap_get_u64(&r);
+        d->after_close = cw_snap_get_u64(&r);
+        d->stream_base = cw_snap_get_i64(&r);
+        d->base_known = cw_snap_get_u8(&r);
+        ok = load_dead_letters(d, &r) == 0 && cw_cases_load(d->cases, &r) == 0 && cw_ind_load(d->ind, &r) == 0 &&
+             cw_rules_load(d->rules, &r) == 0 && cw_sink_load(d->sink, &r) == 0 && !r.bad && r.p == r.end;
+        if (!ok && !err[0]) snprintf(err, sizeof(err), "its contents do not parse (corrupt, or out of memory)");
+    }
+    free(buf);
+    if (!ok) {
+        CW_LOG(CW_LOG_ERR, "snapshot",
+               "refusing %s: %s. Move it away, or start once with --rebuild to replay %s from its start", d->snap_path,
+               err, d->cfg->stream_key);
+        return -1;
+    }
+    CW_LOG(CW_LOG_NOTICE, "snapshot", "loaded %s (%zu bytes) in %.0f ms: %zu open cases, resuming after %s",
+           d->snap_path, len, (cw_mono_s() - t0) * 1000, cw_cases_open(d->cases), d->last_id);
+    return 0;
+}
+
+/* Starts a periodic snapshot: fork, and let the child write the state as
+ * it was at the fork (copy-on-write) while the loop goes on. */
+static void snapshot_start(daemon_ctx *d) {
+    double t0 = cw_mono_s();
+    pid_t pid = fork();
+    if (pid < 0) {
+        CW_LOG(CW_LOG_ERR, "snapshot", "cannot fork the snapshot writer: %s", strerror(errno));
+        return;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the daemon */
+        char err[512];
+        size_t size = 0;
+        int rc = snapshot_write(d, &size, err, sizeof(err));
+        if (rc < 0) CW_LOG(CW_LOG_ERR, "snapshot", "%s", err);
+        _exit(rc < 0 ? 1 : 0);
+    }
+    d->snap_fork_ms = (cw_mono_s() - t0) * 1000;
+    d->snap_child = pid;
+    d->snap_started = uv_now(&d->loop);
+}
+
+/* Reaps a finished snapshot writer. */
+static void snapshot_reap(daemon_ctx *d, int block) {
+    if (!d->snap_child) return;
+    int st;
+    pid_t r = waitpid(d->snap_child, &st, block ? 0 : WNOHANG);
+    if (r == 0) return;
+    d->snap_child = 0;
+    int ok = r > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    if (ok) {
+        d->snapshot_at = cw_wall_ms();
+        if (d->snap_failing) CW_LOG(CW_LOG_NOTICE, "snapshot", "snapshots are written again");
+        d->snap_failing = 0;
+        CW_LOG(CW_LOG_DEBUG, "snapshot", "written in %llu ms (fork held the loop %.1f ms)",
+               (unsigned long long)(uv_now(&d->loop) - d->snap_started), d->snap_fork_ms);
+    } else if (!d->snap_failing++) {
+        CW_LOG(CW_LOG_ERR, "snapshot", "writing %s failed; the last good snapshot stays; retrying", d->snap_path);
+    }
+}
+
+static void snapshot_tick(daemon_ctx *d) {
+    snapshot_reap(d, 0);
+    uint64_t now = uv_now(&d->loop);
+    if (!d->cfg->snapshot_interval_ms || d->snap_child || d->stopping) return;
+    if (now - d->last_snapshot < (uint64_t)d->cfg->snapshot_interval_ms) return;
+    d->last_snapshot = now;
+    snapshot_start(d);
 }
 
 /* ---- Life cycle --------------------------------------------------------- */
@@ -433,6 +620,18 @@ static void on_drain_timer(uv_timer_t *t) {
     if (!idle)
         CW_LOG(CW_LOG_WARNING, "daemon", "stopping with %zu alerts and %s dead letters not acknowledged",
                cw_sink_pending(d->sink), d->dl_head ? "some" : "no");
+    /* the final snapshot, in this process: nothing changes any more */
+    if (d->snap_child) {
+        kill(d->snap_child, SIGKILL);
+        snapshot_reap(d, 1);
+    }
+    char err[512];
+    size_t size = 0;
+    double t0 = cw_mono_s();
+    if (snapshot_write(d, &size, err, sizeof(err)) < 0) CW_LOG(CW_LOG_ERR, "snapshot", "final snapshot: %s", err);
+    else
+        CW_LOG(CW_LOG_INFO, "snapshot", "final snapshot %s: %zu bytes in %.0f ms, after %s", d->snap_path, size,
+               (cw_mono_s() - t0) * 1000, d->last_id);
     cw_conn_close(d->writer, NULL, NULL);
     d->writer = NULL;
     uv_close((uv_handle_t *)&d->sigterm, NULL);
@@ -504,12 +703,13 @@ static void on_sighup(uv_signal_t *s, int signum) {
     cw_notify_ready();
 }
 
-int cw_daemon_run(const cw_config *cfg, cw_config_reload_fn reload, void *reload_data) {
+int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     daemon_ctx d;
     memset(&d, 0, sizeof(d));
     d.cfg = cfg;
-    d.reload = reload;
-    d.reload_data = reload_data;
+    d.reload = opts ? opts->reload : NULL;
+    d.reload_data = opts ? opts->reload_data : NULL;
+    snprintf(d.snap_path, sizeof(d.snap_path), "%s/%s.snap", cfg->state_dir, cfg->instance);
     d.started_at = cw_wall_ms();
     snprintf(d.last_id, sizeof(d.last_id), "0-0");
     if (uv_loop_init(&d.loop) != 0) {
@@ -535,6 +735,12 @@ int cw_daemon_run(const cw_config *cfg, cw_config_reload_fn reload, void *reload
     if (!d.dec || !d.cases || !d.ind || !d.reader || !d.writer || !d.sink) {
         CW_LOG(CW_LOG_ERR, "daemon", "out of memory");
         return 1;
+    }
+    if (opts && opts->rebuild) {
+        CW_LOG(CW_LOG_NOTICE, "snapshot", "--rebuild: ignoring %s, replaying %s from its start", d.snap_path,
+               cfg->stream_key);
+    } else if (snapshot_load(&d) < 0) {
+        return 2; /* said why; the handles were never started */
     }
     uv_signal_init(&d.loop, &d.sigterm);
     uv_signal_init(&d.loop, &d.sigint);

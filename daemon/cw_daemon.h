@@ -13,8 +13,15 @@
  * one is bad. */
 typedef cw_config *(*cw_config_reload_fn)(void *data, char *err, size_t errlen);
 
-/* Runs until SIGTERM or SIGINT. cfg must outlive the call; reload may be
- * NULL (SIGHUP then only logs). Returns the process exit code. */
-int cw_daemon_run(const cw_config *cfg, cw_config_reload_fn reload, void *reload_data);
+typedef struct cw_daemon_opts {
+    cw_config_reload_fn reload; /* NULL: SIGHUP only logs */
+    void *reload_data;
+    int rebuild; /* ignore the snapshot: start empty, replay the stream from its start */
+} cw_daemon_opts;
+
+/* Runs until SIGTERM or SIGINT. cfg must outlive the call. Returns the
+ * process exit code: 0 after an orderly stop, 1 on a fatal error, 2 when
+ * the snapshot is refused (corrupt or incompatible: see --rebuild). */
+int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts);
 
 #endif

@@ -7,6 +7,7 @@
 #include "../proto/cw_text.h"
 #include "cw_map.h"
 #include "cw_period.h"
+#include "cw_snap.h"
 
 /* ---- Counters and indicators, as tables -------------------------------- */
 
@@ -417,4 +418,47 @@ uint64_t cw_ind_counter(const cw_ind *x, const char *scope, const char *period, 
     for (int i = 0; i < NCOUNTERS; i++)
         if (strcmp(counter_names[i], counter) == 0) return e->c[i];
     return 0;
+}
+
+void cw_ind_save(const cw_ind *x, cw_snap_writer *w) {
+    cw_snap_put_u32(w, NCOUNTERS);
+    cw_snap_put_u32(w, (uint32_t)x->newest_quarter);
+    cw_snap_put_i64(w, x->newest_day);
+    cw_snap_put_i64(w, x->newest_ts);
+    cw_snap_put_u64(w, cw_map_size(x->entries));
+    size_t pos = 0;
+    void *v;
+    while (cw_map_next(x->entries, &pos, NULL, NULL, &v)) {
+        const entry *e = v;
+        cw_snap_put_str(w, e->scope);
+        cw_snap_put_str(w, e->period);
+        cw_snap_put_u32(w, (uint32_t)e->quarter);
+        cw_snap_put_i64(w, e->event_ts);
+        for (int i = 0; i < NCOUNTERS; i++) cw_snap_put_u64(w, e->c[i]);
+    }
+}
+
+int cw_ind_load(cw_ind *x, cw_snap_reader *r) {
+    if (cw_snap_get_u32(r) != NCOUNTERS) r->bad = 1;
+    x->newest_quarter = (int)cw_snap_get_u32(r);
+    x->newest_day = cw_snap_get_i64(r);
+    x->newest_ts = cw_snap_get_i64(r);
+    uint64_t n = cw_snap_get_u64(r);
+    for (uint64_t k = 0; k < n && !r->bad; k++) {
+        char scope[SCOPE_MAX], period[12];
+        cw_snap_get_str(r, scope, sizeof(scope));
+        cw_snap_get_str(r, period, sizeof(period));
+        int quarter = (int)cw_snap_get_u32(r);
+        int64_t ts = cw_snap_get_i64(r);
+        if (r->bad || !scope[0] || !period[0]) {
+            r->bad = 1;
+            break;
+        }
+        entry *e = get_entry(x, scope, period, quarter);
+        if (!e) return -1;
+        e->event_ts = ts;
+        for (int i = 0; i < NCOUNTERS; i++) e->c[i] = cw_snap_get_u64(r);
+    }
+    if (r->bad) return -1;
+    return cw_ind_touch_all(x);
 }

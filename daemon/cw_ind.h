@@ -74,6 +74,13 @@ int cw_ind_touch_all(cw_ind *x);
 void cw_ind_each(const cw_ind *x, const char *period, void (*fn)(const char *scope, const uint64_t *counters, void *data),
                  void *data);
 
+/* Snapshot: every (scope, period) with its counters. After a load every
+ * hash is marked for writing. Returns 0 or -1 (corrupt: r->bad, memory). */
+struct cw_snap_writer;
+struct cw_snap_reader;
+void cw_ind_save(const cw_ind *x, struct cw_snap_writer *w);
+int cw_ind_load(cw_ind *x, struct cw_snap_reader *r);
+
 /* A counter's current value, for tests and `status`; 0 when unknown. */
 uint64_t cw_ind_counter(const cw_ind *x, const char *scope, const char *period, const char *counter);
 

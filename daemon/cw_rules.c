@@ -10,6 +10,7 @@
 #include "cw_ind.h"
 #include "cw_map.h"
 #include "cw_period.h"
+#include "cw_snap.h"
 
 typedef enum kind { K_THRESHOLD, K_PERSISTENCE, K_DEADLINE, K_STALE, K_DATA, K_RANK } kind;
 static const char *const kind_names[] = {"threshold", "persistence", "deadline", "stale", "data", "rank", NULL};
@@ -771,4 +772,36 @@ void cw_rules_close_period(cw_rules *rs, const struct cw_ind *ind, const char *p
         free(stale);
         free(ps.p);
     }
+}
+
+/* ---- snapshots ----------------------------------------------------------- */
+
+static void save_map(const cw_map *m, cw_snap_writer *w) {
+    cw_snap_put_u64(w, cw_map_size(m));
+    size_t pos = 0, len;
+    const char *k;
+    while (cw_map_next(m, &pos, &k, &len, NULL)) cw_snap_put_bytes(w, k, len);
+}
+
+static int load_map(cw_map *m, cw_snap_reader *r) {
+    uint64_t n = cw_snap_get_u64(r);
+    for (uint64_t i = 0; i < n && !r->bad; i++) {
+        size_t len;
+        const char *k = cw_snap_get_bytes(r, 4096, &len);
+        if (k && cw_map_put(m, k, len, (void *)1) < 0) return -1;
+    }
+    return r->bad ? -1 : 0;
+}
+
+void cw_rules_save(const cw_rules *rs, cw_snap_writer *w) {
+    save_map(rs->firing, w);
+    save_map(rs->raised, w);
+    save_map(rs->ranked, w);
+    cw_snap_put_u64(w, rs->lights_on);
+}
+
+int cw_rules_load(cw_rules *rs, cw_snap_reader *r) {
+    if (load_map(rs->firing, r) < 0 || load_map(rs->raised, r) < 0 || load_map(rs->ranked, r) < 0) return -1;
+    rs->lights_on = cw_snap_get_u64(r);
+    return r->bad ? -1 : 0;
 }

@@ -60,6 +60,13 @@ uint64_t cw_rules_firing(const cw_rules *r);
  * alerts of rules that are gone are resolved through `fn`. */
 void cw_rules_adopt(cw_rules *r, cw_rules *old, int64_t now_ms, cw_alert_fn fn, void *data);
 
+/* Snapshot: the alert states (firing indicator and rank alerts, data
+ * checks raised, ranks taken, deadline lights on). Returns 0 or -1. */
+struct cw_snap_writer;
+struct cw_snap_reader;
+void cw_rules_save(const cw_rules *r, struct cw_snap_writer *w);
+int cw_rules_load(cw_rules *r, struct cw_snap_reader *rd);
+
 /* Evaluates the indicator rules (threshold, then persistence) for one
  * (scope, period) whose counters changed. event_ts is the newest event
  * that changed them. May call fn. */

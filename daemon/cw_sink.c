@@ -9,6 +9,7 @@
 
 #include "cw_log.h"
 #include "cw_period.h"
+#include "cw_snap.h"
 
 typedef struct queued {
     char *json;
@@ -170,4 +171,33 @@ size_t cw_sink_pending(const cw_sink *s) {
 
 uint64_t cw_sink_published(const cw_sink *s) {
     return s->published;
+}
+
+void cw_sink_save(const cw_sink *s, cw_snap_writer *w) {
+    cw_snap_put_u64(w, s->n);
+    for (const queued *q = s->head; q; q = q->next) {
+        cw_snap_put_str(w, q->json);
+        cw_snap_put_str(w, q->unit);
+    }
+}
+
+int cw_sink_load(cw_sink *s, cw_snap_reader *r) {
+    uint64_t n = cw_snap_get_u64(r);
+    for (uint64_t i = 0; i < n && !r->bad; i++) {
+        size_t len;
+        const char *json = cw_snap_get_bytes(r, 1 << 20, &len);
+        queued *q = calloc(1, sizeof(*q));
+        if (!q) return -1;
+        q->json = json ? strndup(json, len) : NULL;
+        if (cw_snap_get_str(r, q->unit, sizeof(q->unit)) < 0 || !q->json) {
+            free(q->json);
+            free(q);
+            return -1;
+        }
+        if (s->tail) s->tail->next = q;
+        else s->head = q;
+        s->tail = q;
+        s->n++;
+    }
+    return r->bad ? -1 : 0;
 }

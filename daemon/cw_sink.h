@@ -32,6 +32,13 @@ void cw_sink_send(cw_sink *s, cw_conn *w);
 size_t cw_sink_pending(const cw_sink *s);
 uint64_t cw_sink_published(const cw_sink *s);
 
+/* Snapshot: the alerts not yet acknowledged; after a load they are sent
+ * again (at least once). Returns 0 or -1. */
+struct cw_snap_writer;
+struct cw_snap_reader;
+void cw_sink_save(const cw_sink *s, struct cw_snap_writer *w);
+int cw_sink_load(cw_sink *s, struct cw_snap_reader *r);
+
 /* The JSON text of an alert (caller frees), for tests and tools. */
 char *cw_sink_json(const cw_config *cfg, const cw_alert *a, int64_t emitted_at);
 

@@ -181,6 +181,10 @@ int cw_test_run(char *const argv[], const char *stdin_data, size_t stdin_len, ch
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* state directories handed out, removed at group teardown */
+static char state_dirs[128][40];
+static int nstate_dirs;
+
 cw_testredis cw_test_redis;
 
 int cw_testredis_group_setup(void **state) {
@@ -191,6 +195,12 @@ int cw_testredis_group_setup(void **state) {
 int cw_testredis_group_teardown(void **state) {
     (void)state;
     cw_testredis_stop(&cw_test_redis);
+    for (int i = 0; i < nstate_dirs; i++) {
+        char cmd[96];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%.39s'", state_dirs[i]);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", state_dirs[i]);
+    }
+    nstate_dirs = 0;
     return 0;
 }
 
@@ -202,13 +212,24 @@ pid_t cw_test_daemon_start(const char *const *extra) {
     return cw_test_daemon_start_with("/dev/null", extra);
 }
 
+
+const char *cw_test_state_dir(void) {
+    if (nstate_dirs == 128) return "/tmp";
+    char *d = state_dirs[nstate_dirs];
+    snprintf(d, sizeof(state_dirs[0]), "/tmp/cwtest-state-XXXXXX");
+    if (!mkdtemp(d)) return "/tmp";
+    nstate_dirs++;
+    return d;
+}
+
 pid_t cw_test_daemon_start_with(const char *conf, const char *const *extra) {
-    char bin[256], port[64];
+    char bin[256], port[64], state[96];
     cw_test_bin("casewatchd", bin, sizeof(bin));
     snprintf(port, sizeof(port), "redis.port=%d", cw_test_redis.port);
+    snprintf(state, sizeof(state), "daemon.state_dir=%s", cw_test_state_dir());
     const char *argv[64] = {bin, "-c", conf, "-o", port, "-o", "daemon.clock=event", "-o",
-                            "daemon.log_level=warning", "-o", "indicators.flush_ms=100"};
-    int n = 11;
+                            "daemon.log_level=warning", "-o", "indicators.flush_ms=100", "-o", state};
+    int n = 13;
     for (int i = 0; extra && extra[i] && n < 60; i++) {
         argv[n++] = "-o";
         argv[n++] = extra[i];

@@ -40,9 +40,13 @@ int cw_test_run(char *const argv[], const char *stdin_data, size_t stdin_len, ch
 /* Writes a temporary file with the given content; returns its path in buf. */
 const char *cw_test_tmpfile(const char *content, size_t len, char *buf, size_t buflen);
 
+/* A fresh state directory (removed at group teardown). */
+const char *cw_test_state_dir(void);
+
 /* Starts casewatchd against cw_test_redis with the test settings (event
- * clock, flush every 100 ms, warnings only) and the extra "-o" overrides
- * in `extra` (NULL-terminated, may be NULL). Returns its pid. */
+ * clock, flush every 100 ms, warnings only, a fresh state directory) and
+ * the extra "-o" overrides in `extra` (NULL-terminated, may be NULL; a
+ * later daemon.state_dir wins). Returns its pid. */
 pid_t cw_test_daemon_start(const char *const *extra);
 /* The same with a configuration file (e.g. systemd/casewatch.conf, whose
  * rules are the shipped defaults) instead of /dev/null. */
