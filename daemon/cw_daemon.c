@@ -10,6 +10,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <uv.h>
 
 #include "../proto/cw_event.h"
@@ -87,6 +88,8 @@ typedef struct daemon_ctx {
     double snap_fork_ms;    /* how long fork() held the loop */
     uint64_t last_snapshot; /* uv_now() of the last one started */
     int64_t snapshot_at;    /* wall ms of the last one written */
+    int reconciling;        /* reading back alerts published after the snapshot; the stream waits */
+    char reconcile_from[48];
     int snap_failing;
 } daemon_ctx;
 
@@ -288,7 +291,7 @@ static void on_read(cw_conn *c, redisReply *r, void *privdata) {
 }
 
 static void read_more(daemon_ctx *d) {
-    if (d->stopping || d->reading || !cw_conn_is_ready(d->reader)) return;
+    if (d->stopping || d->reading || d->reconciling || !cw_conn_is_ready(d->reader)) return;
     char count[16], block[16];
     snprintf(count, sizeof(count), "%d", d->cfg->stream_batch);
     snprintf(block, sizeof(block), "%d", d->cfg->stream_block_ms);
@@ -320,6 +323,22 @@ static void emit_hash(const char *scope, const char *period, const uint64_t *cou
     for (size_t i = 0; i < n && i < 40; i++) {
         argv[argc++] = fields[i];
         argv[argc++] = values[i];
+    }
+    /* an indicator whose denominator fell to 0 (a rolling window moving
+     * on) is undefined: its field goes, rather than keep an old value */
+    const char *gone[2 + 16];
+    size_t glens[2 + 16];
+    int ngone = 2;
+    cw_ind_field f;
+    for (size_t i = 0; cw_ind_fields(i, &f) && f.kind != CW_IND_COUNTER && ngone < 18; i++) {
+        double v;
+        if (cw_ind_value(counters, (int)i, &v) < 0) gone[ngone++] = f.name;
+    }
+    if (ngone > 2) {
+        gone[0] = "HDEL";
+        gone[1] = key;
+        for (int i = 0; i < ngone; i++) glens[i] = strlen(gone[i]);
+        cw_conn_command(d->writer, ngone, gone, glens, 0, on_write_reply, d);
     }
     for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
     cw_conn_command(d->writer, argc, argv, lens, 0, on_write_reply, d);
@@ -385,6 +404,7 @@ static void write_health(daemon_ctx *d) {
 
 static void flush(daemon_ctx *d) {
     if (!cw_conn_is_ready(d->writer)) return; /* touched hashes wait for the writer */
+    if (d->reconciling) return;                /* rules wait for the states subscribers saw */
     if (d->cfg->clock == CW_CLOCK_LIVE && d->caught_up) {
         int64_t now = cw_wall_ms();
         clock_moved(d, now);
@@ -533,6 +553,11 @@ static int snapshot_load(daemon_ctx *d) {
                err, d->cfg->stream_key);
         return -1;
     }
+    /* alerts a crashed process published after this snapshot are read
+     * back before the stream (a clean stop leaves none) */
+    const char *pos = cw_sink_log_position(d->sink);
+    d->reconciling = 1;
+    snprintf(d->reconcile_from, sizeof(d->reconcile_from), "%s", pos[0] ? pos : "0-0");
     CW_LOG(CW_LOG_NOTICE, "snapshot", "loaded %s (%zu bytes) in %.0f ms: %zu open cases, resuming after %s",
            d->snap_path, len, (cw_mono_s() - t0) * 1000, cw_cases_open(d->cases), d->last_id);
     return 0;
@@ -588,6 +613,49 @@ static void snapshot_tick(daemon_ctx *d) {
     snapshot_start(d);
 }
 
+/* ---- After a crash: what the lost process published ------------------ */
+
+static void reconcile_more(daemon_ctx *d);
+
+static void on_reconcile(cw_conn *c, redisReply *r, void *privdata) {
+    (void)c;
+    daemon_ctx *d = privdata;
+    if (!r) return; /* the writer went away: asked again when it is back */
+    size_t n = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = r->element[i], *f = e->element[1];
+        snprintf(d->reconcile_from, sizeof(d->reconcile_from), "%s", e->element[0]->str);
+        for (size_t j = 0; j + 1 < f->elements; j += 2) {
+            if (strcmp(f->element[j]->str, "a") != 0) continue;
+            json_t *a = json_loadb(f->element[j + 1]->str, f->element[j + 1]->len, 0, NULL);
+            const char *id = json_string_value(json_object_get(a, "id"));
+            const char *st = json_string_value(json_object_get(a, "state"));
+            if (id && st) cw_rules_reconcile(d->rules, id, strcmp(st, "firing") == 0);
+            json_decref(a);
+        }
+    }
+    if (r->type == REDIS_REPLY_ERROR) CW_LOG(CW_LOG_ERR, "alert", "reading back the alert log: %s", r->str);
+    if (n == 1000) {
+        reconcile_more(d);
+        return;
+    }
+    d->reconciling = 0;
+    /* judge every held period against what subscribers last saw */
+    if (cw_ind_touch_all(d->ind) < 0) CW_LOG(CW_LOG_ERR, "daemon", "out of memory marking hashes for re-evaluation");
+    CW_LOG(CW_LOG_INFO, "alert", "alert log read back up to %s; reading the stream", d->reconcile_from);
+    read_more(d);
+}
+
+static void reconcile_more(daemon_ctx *d) {
+    if (!d->reconciling || !cw_conn_is_ready(d->writer)) return;
+    char from[50];
+    snprintf(from, sizeof(from), "(%s", d->reconcile_from);
+    const char *argv[] = {"XRANGE", d->cfg->alerts_log_key, from, "+", "COUNT", "1000"};
+    size_t lens[6];
+    for (int i = 0; i < 6; i++) lens[i] = strlen(argv[i]);
+    cw_conn_command(d->writer, 6, argv, lens, 0, on_reconcile, d);
+}
+
 /* ---- Life cycle --------------------------------------------------------- */
 
 static void on_conn_state(cw_conn *c, int ready, void *data) {
@@ -602,6 +670,7 @@ static void on_conn_state(cw_conn *c, int ready, void *data) {
         if (d->writer_was_ready && cw_ind_touch_all(d->ind) < 0)
             CW_LOG(CW_LOG_ERR, "daemon", "out of memory marking indicator hashes for rewrite");
         d->writer_was_ready = 1;
+        reconcile_more(d);
         cw_sink_send(d->sink, d->writer);
         send_dead_letters(d);
     }
@@ -703,6 +772,28 @@ static void on_sighup(uv_signal_t *s, int signum) {
     cw_notify_ready();
 }
 
+/* Frees the state (not the connections or handles). */
+static void free_state(daemon_ctx *d) {
+    while (d->dl_head) {
+        dead_letter *n = d->dl_head->next;
+        dead_letter_free(d->dl_head);
+        d->dl_head = n;
+    }
+    cw_sink_free(d->sink);
+    cw_ind_free(d->ind);
+    cw_cases_free(d->cases);
+    cw_rules_free(d->rules);
+    cw_config_free(d->rules_cfg);
+    cw_event_decoder_free(d->dec);
+}
+
+/* An early failure: nothing was started on the loop yet. */
+static int fail_early(daemon_ctx *d, int code) {
+    free_state(d);
+    uv_loop_close(&d->loop);
+    return code;
+}
+
 int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     daemon_ctx d;
     memset(&d, 0, sizeof(d));
@@ -721,7 +812,7 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     d.rules = cw_rules_new(cfg, err, sizeof(err));
     if (!d.rules) {
         CW_LOG(CW_LOG_ERR, "config", "%s", err);
-        return 1;
+        return fail_early(&d, 1);
     }
     if (!cw_rules_count(d.rules)) CW_LOG(CW_LOG_WARNING, "config", "no [rule ...] sections: indicators only, no alerts");
     cw_clock_rules clocks;
@@ -730,17 +821,21 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     d.sink = cw_sink_new(cfg);
     d.cases = cw_cases_new((size_t)cfg->closed_window, cfg->utc_offset_min, &clocks, &listener);
     d.ind = cw_ind_new(cfg->utc_offset_min, cfg->rolling_days, cfg->keep_quarters);
-    d.reader = cw_conn_new(&d.loop, cfg, "read", on_conn_state, &d);
-    d.writer = cw_conn_new(&d.loop, cfg, "write", on_conn_state, &d);
-    if (!d.dec || !d.cases || !d.ind || !d.reader || !d.writer || !d.sink) {
+    if (!d.dec || !d.cases || !d.ind || !d.sink) {
         CW_LOG(CW_LOG_ERR, "daemon", "out of memory");
-        return 1;
+        return fail_early(&d, 1);
     }
     if (opts && opts->rebuild) {
         CW_LOG(CW_LOG_NOTICE, "snapshot", "--rebuild: ignoring %s, replaying %s from its start", d.snap_path,
                cfg->stream_key);
     } else if (snapshot_load(&d) < 0) {
-        return 2; /* said why; the handles were never started */
+        return fail_early(&d, 2); /* said why */
+    }
+    d.reader = cw_conn_new(&d.loop, cfg, "read", on_conn_state, &d);
+    d.writer = cw_conn_new(&d.loop, cfg, "write", on_conn_state, &d);
+    if (!d.reader || !d.writer) {
+        CW_LOG(CW_LOG_ERR, "daemon", "out of memory");
+        return fail_early(&d, 1);
     }
     uv_signal_init(&d.loop, &d.sigterm);
     uv_signal_init(&d.loop, &d.sigint);
@@ -767,19 +862,9 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     uv_run(&d.loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(&d.loop);
     if (rc != 0) CW_LOG(CW_LOG_WARNING, "daemon", "event loop closed with handles still open: %s", uv_strerror(rc));
-    while (d.dl_head) {
-        dead_letter *n = d.dl_head->next;
-        dead_letter_free(d.dl_head);
-        d.dl_head = n;
-    }
     if (cw_sink_pending(d.sink))
         CW_LOG(CW_LOG_WARNING, "alert", "%zu alerts not acknowledged by Redis at exit", cw_sink_pending(d.sink));
-    cw_sink_free(d.sink);
-    cw_ind_free(d.ind);
-    cw_cases_free(d.cases);
-    cw_rules_free(d.rules);
-    cw_config_free(d.rules_cfg);
-    cw_event_decoder_free(d.dec);
+    free_state(&d);
     CW_LOG(CW_LOG_INFO, "daemon", "stopped after %llu events, %llu duplicates, %llu dead-lettered",
            (unsigned long long)d.events, (unsigned long long)d.duplicates, (unsigned long long)d.dead_lettered);
     return 0;

@@ -76,6 +76,8 @@ typedef struct entry {
 struct cw_ind {
     cw_map *entries;     /* "scope\x1fperiod" -> entry */
     cw_map *rolling;     /* scope -> (void*)1 when its window must be re-emitted */
+    cw_map *scopes;      /* every scope seen, for re-emitting all windows when the day moves */
+    int day_moved;       /* the window's last day changed since the last flush */
     entry *dirty;
     int offset_min, rolling_days, keep_quarters;
     int newest_quarter;
@@ -105,11 +107,12 @@ cw_ind *cw_ind_new(int offset_min, int rolling_days, int keep_quarters) {
     if (!x) return NULL;
     x->entries = cw_map_new();
     x->rolling = cw_map_new();
+    x->scopes = cw_map_new();
     x->offset_min = offset_min;
     x->rolling_days = rolling_days;
     x->keep_quarters = keep_quarters;
     snprintf(x->rolling_name, sizeof(x->rolling_name), "rolling-%dd", rolling_days);
-    if (!x->entries || !x->rolling) {
+    if (!x->entries || !x->rolling || !x->scopes) {
         cw_ind_free(x);
         return NULL;
     }
@@ -130,6 +133,7 @@ void cw_ind_free(cw_ind *x) {
     if (x->entries) free_entries(x->entries);
     cw_map_free(x->entries);
     cw_map_free(x->rolling);
+    cw_map_free(x->scopes);
     free(x);
 }
 
@@ -152,7 +156,8 @@ static entry *get_entry(cw_ind *x, const char *scope, const char *period, int qu
     e->scope = strdup(scope);
     snprintf(e->period, sizeof(e->period), "%s", period);
     e->quarter = quarter;
-    if (!e->scope || cw_map_put(x->entries, key, klen, e) < 0) {
+    if (!e->scope || cw_map_put(x->entries, key, klen, e) < 0 ||
+        (!cw_map_get(x->scopes, scope, strlen(scope)) && cw_map_put(x->scopes, scope, strlen(scope), (void *)1) < 0)) {
         free(e->scope);
         free(e);
         return NULL;
@@ -235,7 +240,10 @@ static int add_to_scopes(cw_ind *x, char (*scopes)[SCOPE_MAX], int ns, int64_t t
     int64_t dayno = cw_period_day(ts, x->offset_min);
     snprintf(day, sizeof(day), "d%lld", (long long)dayno);
     if (q > x->newest_quarter) x->newest_quarter = q;
-    if (dayno > x->newest_day) x->newest_day = dayno;
+    if (dayno > x->newest_day) {
+        x->newest_day = dayno;
+        x->day_moved = 1; /* every scope's window moved, touched or not */
+    }
     const char *periods[4] = {month, quarter, year, day};
     for (int s = 0; s < ns; s++) {
         for (int p = 0; p < 4; p++) {
@@ -278,10 +286,7 @@ int cw_ind_apply(cw_ind *x, const cw_event *ev, const cw_case_facts *facts) {
 int cw_ind_set_today(cw_ind *x, int64_t today) {
     if (today <= x->newest_day) return 0;
     x->newest_day = today;
-    size_t pos = 0;
-    void *v;
-    while (cw_map_next(x->entries, &pos, NULL, NULL, &v))
-        if (cw_map_put(x->rolling, ((entry *)v)->scope, strlen(((entry *)v)->scope), (void *)1) < 0) return -1;
+    x->day_moved = 1;
     return 0;
 }
 
@@ -350,8 +355,17 @@ size_t cw_ind_flush(cw_ind *x, cw_ind_emit_fn emit, void *data) {
         emitted++;
     }
     x->dirty = NULL;
-    /* rolling windows of the scopes touched: the sum of their last days */
+    /* rolling windows of the scopes touched (all of them when the window's
+     * last day moved): the sum of their last days */
     size_t pos = 0;
+    if (x->day_moved) {
+        const char *sc;
+        size_t sl;
+        while (cw_map_next(x->scopes, &pos, &sc, &sl, NULL))
+            if (!cw_map_get(x->rolling, sc, sl)) cw_map_put(x->rolling, sc, sl, (void *)1);
+        x->day_moved = 0;
+        pos = 0;
+    }
     const char *scope;
     while (cw_map_next(x->rolling, &pos, &scope, NULL, NULL)) {
         uint64_t sum[NCOUNTERS] = {0};

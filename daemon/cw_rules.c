@@ -723,7 +723,7 @@ void cw_rules_close_period(cw_rules *rs, const struct cw_ind *ind, const char *p
         while (cw_map_next(rs->firing, &pos, &id, &len, NULL)) {
             /* any earlier period of this rule: the clock may have jumped months */
             const char *slash = memrchr(id, '/', len);
-            if (len > plen && strncmp(id, prefix, plen) == 0 && slash && strcmp(slash + 1, period) != 0) {
+            if (len > plen && strncmp(id, prefix, plen) == 0 && slash && strcmp(slash + 1, period) < 0) {
                 char **ns = realloc(stale, (nstale + 1) * sizeof(*ns));
                 if (!ns) break;
                 stale = ns;
@@ -804,4 +804,15 @@ int cw_rules_load(cw_rules *rs, cw_snap_reader *r) {
     if (load_map(rs->firing, r) < 0 || load_map(rs->raised, r) < 0 || load_map(rs->ranked, r) < 0) return -1;
     rs->lights_on = cw_snap_get_u64(r);
     return r->bad ? -1 : 0;
+}
+
+void cw_rules_reconcile(cw_rules *rs, const char *id, int firing) {
+    const char *slash = strchr(id, '/');
+    if (!slash) return;
+    for (size_t i = 0; i < rs->n; i++) {
+        const rule *r = &rs->rules[i];
+        if (strlen(r->name) != (size_t)(slash - id) || strncmp(r->name, id, (size_t)(slash - id)) != 0) continue;
+        if (r->kind == K_THRESHOLD || r->kind == K_PERSISTENCE) set_firing(rs, id, firing);
+        return;
+    }
 }

@@ -67,6 +67,13 @@ struct cw_snap_reader;
 void cw_rules_save(const cw_rules *r, struct cw_snap_writer *w);
 int cw_rules_load(cw_rules *r, struct cw_snap_reader *rd);
 
+/* After a crash: an alert state a lost process published after the last
+ * snapshot (read back from the alert log) becomes the known state of
+ * indicator and rank alerts, so that what subscribers last saw is what
+ * later changes are judged against. Clock and data alerts are derived
+ * from events again and need no help. */
+void cw_rules_reconcile(cw_rules *r, const char *id, int firing);
+
 /* Evaluates the indicator rules (threshold, then persistence) for one
  * (scope, period) whose counters changed. event_ts is the newest event
  * that changed them. May call fn. */

@@ -24,6 +24,7 @@ struct cw_sink {
     size_t n;
     uint64_t published;
     char maxlen[16];
+    char log_position[48]; /* id of the last alert log entry acknowledged */
 };
 
 cw_sink *cw_sink_new(const cw_config *cfg) {
@@ -118,6 +119,7 @@ static void on_xadd(cw_conn *c, redisReply *r, void *privdata) {
         q->in_flight = 0; /* sent again after the reconnect or the next flush */
         return;
     }
+    if (r->type == REDIS_REPLY_STRING) snprintf(s->log_position, sizeof(s->log_position), "%s", r->str);
     /* acknowledged: unlink q (acks come in order, but be safe) */
     queued **pp = &s->head, *prev = NULL;
     while (*pp && *pp != q) prev = *pp, pp = &(*pp)->next;
@@ -173,7 +175,12 @@ uint64_t cw_sink_published(const cw_sink *s) {
     return s->published;
 }
 
+const char *cw_sink_log_position(const cw_sink *s) {
+    return s->log_position;
+}
+
 void cw_sink_save(const cw_sink *s, cw_snap_writer *w) {
+    cw_snap_put_str(w, s->log_position);
     cw_snap_put_u64(w, s->n);
     for (const queued *q = s->head; q; q = q->next) {
         cw_snap_put_str(w, q->json);
@@ -182,6 +189,7 @@ void cw_sink_save(const cw_sink *s, cw_snap_writer *w) {
 }
 
 int cw_sink_load(cw_sink *s, cw_snap_reader *r) {
+    cw_snap_get_str(r, s->log_position, sizeof(s->log_position));
     uint64_t n = cw_snap_get_u64(r);
     for (uint64_t i = 0; i < n && !r->bad; i++) {
         size_t len;

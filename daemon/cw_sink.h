@@ -32,6 +32,11 @@ void cw_sink_send(cw_sink *s, cw_conn *w);
 size_t cw_sink_pending(const cw_sink *s);
 uint64_t cw_sink_published(const cw_sink *s);
 
+/* The id of the last alert log entry Redis acknowledged ("" before any):
+ * saved with snapshots, so that a restart can read back what a crashed
+ * process published after its last snapshot. */
+const char *cw_sink_log_position(const cw_sink *s);
+
 /* Snapshot: the alerts not yet acknowledged; after a load they are sent
  * again (at least once). Returns 0 or -1. */
 struct cw_snap_writer;
