@@ -30,6 +30,8 @@ typedef struct cw_config {
     char *redis_user;
     char *redis_password_file;
     int redis_timeout_ms;
+    char *redis_sentinels;
+    char *redis_master_name;
     /* [stream] */
     char *stream_key;
     char *stream_dead_key;

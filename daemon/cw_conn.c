@@ -7,6 +7,7 @@
 #include <async.h>
 
 #include "cw_log.h"
+#include "cw_sentinel.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -23,6 +24,8 @@ struct cw_conn {
     uv_loop_t *loop;
     const cw_config *cfg;
     char name[16];
+    char host[256]; /* the server of this attempt: [redis] host, or the primary a sentinel named */
+    int port;
     cw_conn_state state;
     redisAsyncContext *ac;
     uv_timer_t timer; /* request deadlines, connect deadline, backoff */
@@ -51,6 +54,8 @@ cw_conn *cw_conn_new(uv_loop_t *loop, const cw_config *cfg, const char *name, cw
     c->loop = loop;
     c->cfg = cfg;
     snprintf(c->name, sizeof(c->name), "%s", name);
+    snprintf(c->host, sizeof(c->host), "%s", cfg->redis_host);
+    c->port = cfg->redis_port;
     c->cb = cb;
     c->data = data;
     c->backoff_ms = BACKOFF_MIN_MS;
@@ -94,11 +99,13 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     if (!c->head) c->tail = NULL;
     c->in_flight--;
     redisReply *r = reply;
+    /* a primary demoted by a failover: find the new one */
+    int readonly = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "READONLY", 8) == 0;
     if (rq->cb) {
         rq->cb(c, r, rq->privdata);
     } else if (r && c->state == CW_CONN_AUTHENTICATING) {
         if (r->type == REDIS_REPLY_ERROR) {
-            CW_LOG(CW_LOG_ERR, c->name, "redis %s:%d refused AUTH%s%s: %s", c->cfg->redis_host, c->cfg->redis_port,
+            CW_LOG(CW_LOG_ERR, c->name, "redis %s:%d refused AUTH%s%s: %s", c->host, c->port,
                    c->cfg->redis_user[0] ? " as " : "", c->cfg->redis_user, r->str);
             c->down_logged = 1;
             cw_conn_drop(c, "AUTH refused");
@@ -107,6 +114,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
         }
     }
     free(rq);
+    if (readonly && c->state == CW_CONN_READY) cw_conn_drop(c, "the server is a replica now (failover)");
 }
 
 static int send_argv(cw_conn *c, int argc, const char **argv, const size_t *argvlen, uint64_t extra_ms,
@@ -172,7 +180,14 @@ static void on_connect(const redisAsyncContext *ac, int status) {
 
 static void connect_now(cw_conn *c) {
     c->state = CW_CONN_CONNECTING;
-    redisAsyncContext *ac = redisAsyncConnect(c->cfg->redis_host, c->cfg->redis_port);
+    if (c->cfg->redis_sentinels[0]) {
+        char why[300];
+        if (cw_sentinel_primary(c->cfg, c->host, sizeof(c->host), &c->port, why, sizeof(why)) < 0) {
+            go_backoff(c, why);
+            return;
+        }
+    }
+    redisAsyncContext *ac = redisAsyncConnect(c->host, c->port);
     if (!ac) {
         go_backoff(c, "out of memory");
         return;
@@ -202,7 +217,7 @@ static void go_backoff(cw_conn *c, const char *why) {
     c->state = CW_CONN_BACKOFF;
     if (!c->down_logged) {
         CW_LOG(CW_LOG_WARNING, c->name, "redis %s:%d unavailable (%s); retrying from %llu ms up to %d s",
-               c->cfg->redis_host, c->cfg->redis_port, why, (unsigned long long)c->backoff_ms, BACKOFF_MAX_MS / 1000);
+               c->host, c->port, why, (unsigned long long)c->backoff_ms, BACKOFF_MAX_MS / 1000);
         c->down_logged = 1;
     } else {
         CW_LOG(CW_LOG_DEBUG, c->name, "still unavailable (%s); next try in %llu ms", why,
