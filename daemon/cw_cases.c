@@ -419,6 +419,22 @@ static void case_close(cw_cases *t, open_case *c, int64_t ts) {
     }
 }
 
+int cw_cases_admit(const cw_cases *t, const cw_event *ev, size_t max_open, size_t max_ids) {
+    char key[7 + CW_CASE_MAX + 1];
+    size_t klen = case_key(ev, key);
+    const open_case *c = cw_map_get(t->open, key, klen);
+    if (c) {
+        if (c->nids < max_ids) return 0;
+        uint64_t h = id_hash(key, klen, ev->id);
+        for (uint32_t i = 0; i < c->nids; i++)
+            if (c->ids[i] == h) return 0; /* a duplicate: counted as such */
+        return ev->type == CW_EV_CASE_CLOSED ? 0 : 2;
+    }
+    if (ev->type == CW_EV_CASE_CLOSED || cw_map_size(t->open) < max_open) return 0;
+    if (set_has(t, id_hash(key, klen, ev->id)) || set_has(t, closed_mark(key, klen))) return 0;
+    return 1;
+}
+
 int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *f) {
     memset(f, 0, sizeof(*f));
     char key[7 + CW_CASE_MAX + 1];

@@ -63,6 +63,12 @@ int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *facts);
 
 size_t cw_cases_open(const cw_cases *t);
 
+/* Caps against hostile or broken input: whether ev may be applied without
+ * opening more than max_open cases or remembering more than max_ids ids
+ * of one case. Returns 0 (yes, or ev is a duplicate), 1 (the open-case
+ * cap), 2 (the ids-per-case cap). Changes nothing. */
+int cw_cases_admit(const cw_cases *t, const cw_event *ev, size_t max_open, size_t max_ids);
+
 /* Snapshot: every open case (clocks and lights included), the closed-case
  * window and the clock's day. Load into a table just made by
  * cw_cases_new; lights due by then come on at the next advance. Returns

@@ -52,6 +52,10 @@ typedef struct cw_config {
     int keep_quarters;
     int flush_ms;
     int closed_window;
+    /* [limits] */
+    int max_open_cases;
+    int max_scopes;
+    int max_ids_per_case;
     /* [alerts] */
     char *alerts_channel;
     char *alerts_log_key;

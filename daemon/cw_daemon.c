@@ -75,6 +75,9 @@ typedef struct daemon_ctx {
     int64_t started_at;
     uint64_t events, duplicates, dead_lettered, read_total;
     uint64_t after_close; /* events on cases already closed */
+    uint64_t trimmed;     /* entries trimmed from the stream before we read them */
+    char trim_reported[48]; /* the highest deleted id already reported */
+    int stream_checked;     /* the stream was looked at (XINFO) before the first read */
     int64_t lag;
     int64_t stream_base; /* entries added before what we first read */
     int base_known;
@@ -225,6 +228,52 @@ static void advance_clocks(daemon_ctx *d, int64_t event_ts) {
     clock_moved(d, d->event_now);
 }
 
+/* ---- Caps ---------------------------------------------------------------- */
+
+/* Raises 容量预警 for one cap (once) and says what happens to the excess. */
+static void capacity_alert(daemon_ctx *d, const char *cap, long value, int firing, int64_t ts) {
+    char msg[400];
+    if (firing)
+        snprintf(msg, sizeof(msg), "casewatchd %s 已达容量上限 [limits] %s = %ld，超出的事件转入 %s，已计入的数据不受影响",
+                 d->cfg->instance, cap, value, d->cfg->stream_dead_key);
+    else
+        snprintf(msg, sizeof(msg), "casewatchd %s 容量已回落到 [limits] %s = %ld 的九成以下，容量预警解除",
+                 d->cfg->instance, cap, value);
+    cw_rules_system(d->rules, "system.capacity", cap, firing, "red", "容量预警", msg, ts, on_alert, d);
+}
+
+/* An event past a cap is dead-lettered with the cap's name; what is
+ * already counted stays. Returns 1 when ev was refused. */
+static int over_capacity(daemon_ctx *d, const cw_event *ev, const char *id, const redisReply *fields) {
+    const cw_config *cfg = d->cfg;
+    const char *cap = NULL;
+    long value = 0;
+    int adm = cw_cases_admit(d->cases, ev, (size_t)cfg->max_open_cases, (size_t)cfg->max_ids_per_case);
+    if (adm == 1) cap = "max_open_cases", value = cfg->max_open_cases;
+    else if (adm == 2) cap = "max_ids_per_case", value = cfg->max_ids_per_case;
+    else if (cw_ind_scopes(d->ind) + 6 > (size_t)cfg->max_scopes &&
+             cw_ind_scopes(d->ind) + cw_ind_new_scopes(d->ind, ev) > (size_t)cfg->max_scopes)
+        cap = "max_scopes", value = cfg->max_scopes;
+    if (!cap) return 0;
+    char why[200];
+    snprintf(why, sizeof(why), "capacity: [limits] %s = %ld reached", cap, value);
+    dead_letter_queue(d, id, fields, why);
+    capacity_alert(d, cap, value, 1, ev->ts);
+    return 1;
+}
+
+/* Caps that can fall back (cases close, old periods go) resolve their
+ * alert below 90%. */
+static void capacity_check(daemon_ctx *d) {
+    const cw_config *cfg = d->cfg;
+    if (cw_rules_system_firing(d->rules, "system.capacity", "max_open_cases") &&
+        cw_cases_open(d->cases) < (size_t)cfg->max_open_cases / 10 * 9)
+        capacity_alert(d, "max_open_cases", cfg->max_open_cases, 0, d->event_now);
+    if (cw_rules_system_firing(d->rules, "system.capacity", "max_scopes") &&
+        cw_ind_scopes(d->ind) < (size_t)cfg->max_scopes / 10 * 9)
+        capacity_alert(d, "max_scopes", cfg->max_scopes, 0, d->event_now);
+}
+
 /* ---- The data path: stream -> decode -> cases -> counters -------------- */
 
 static void apply_entry(daemon_ctx *d, const redisReply *entry) {
@@ -248,6 +297,7 @@ static void apply_entry(daemon_ctx *d, const redisReply *entry) {
         dead_letter_queue(d, id, fields, why);
         return;
     }
+    if (over_capacity(d, &ev, id, fields)) return;
     advance_clocks(d, ev.ts);
     cw_case_facts facts;
     int rc = cw_cases_apply(d->cases, &ev, &facts);
@@ -291,7 +341,8 @@ static void on_read(cw_conn *c, redisReply *r, void *privdata) {
 }
 
 static void read_more(daemon_ctx *d) {
-    if (d->stopping || d->reading || d->reconciling || !cw_conn_is_ready(d->reader)) return;
+    /* the first read waits for the stream's size (see on_xinfo) */
+    if (d->stopping || d->reading || d->reconciling || !d->stream_checked || !cw_conn_is_ready(d->reader)) return;
     char count[16], block[16];
     snprintf(count, sizeof(count), "%d", d->cfg->stream_batch);
     snprintf(block, sizeof(block), "%d", d->cfg->stream_block_ms);
@@ -355,28 +406,95 @@ static long rss_bytes(void) {
     return rss * sysconf(_SC_PAGESIZE);
 }
 
+/* Compares stream entry ids "ms-seq". */
+static int id_cmp(const char *a, const char *b) {
+    unsigned long long am = 0, as = 0, bm = 0, bs = 0;
+    sscanf(a, "%llu-%llu", &am, &as);
+    sscanf(b, "%llu-%llu", &bm, &bs);
+    return am != bm ? (am < bm ? -1 : 1) : as != bs ? (as < bs ? -1 : 1) : 0;
+}
+
+/* Entries after our position deleted before we read them (XTRIM, MAXLEN,
+ * XDEL). When the stream's first entry is past our position, every entry
+ * it holds is unread and the number lost is exact: added - read - held
+ * (new entries add to both sides, so a concurrent XADD cannot fake one).
+ * Otherwise Redis 7's highest XDEL'd id tells of a hole, without a count. */
+static void check_trimmed(daemon_ctx *d, const char *max_deleted, const char *first_id, long long added,
+                          long long length) {
+    long long lost = 0;
+    int hole = 0;
+    if (!first_id || id_cmp(first_id, d->last_id) > 0)
+        lost = added - (d->stream_base + (long long)d->read_total) - length;
+    else if (max_deleted && id_cmp(max_deleted, d->last_id) > 0 && id_cmp(max_deleted, d->trim_reported) > 0)
+        hole = 1;
+    if (lost <= 0 && !hole) return;
+    if (max_deleted) snprintf(d->trim_reported, sizeof(d->trim_reported), "%s", max_deleted);
+    char msg[500], count[64];
+    if (lost > 0) snprintf(count, sizeof(count), "%lld 条事件", lost);
+    else snprintf(count, sizeof(count), "部分事件");
+    snprintf(msg, sizeof(msg), "事件流 %s 在 casewatchd 读取之前被裁剪，%s未经处理（%s 之后），指标可能偏少",
+             d->cfg->stream_key, count, d->last_id);
+    char n[32];
+    snprintf(n, sizeof(n), lost > 0 ? "%lld" : "some", lost);
+    CW_LOG(CW_LOG_ERR, "stream", "%s was trimmed past our position: %s entries after %s were never read",
+           d->cfg->stream_key, n, d->last_id);
+    cw_rules_system(d->rules, "system.stream_trimmed", "stream", 1, "red", "数据丢失预警", msg, cw_wall_ms(), on_alert,
+                    d);
+    if (lost > 0) {
+        d->stream_base += lost; /* they will never be read: not lag */
+        d->trimmed += (uint64_t)lost;
+    }
+}
+
 static void on_xinfo(cw_conn *c, redisReply *r, void *privdata) {
     (void)c;
     daemon_ctx *d = privdata;
+    if (r && r->type == REDIS_REPLY_ERROR && !d->stream_checked) { /* no stream yet: nothing was trimmed */
+        if (!d->base_known) d->stream_base = 0;
+        d->base_known = d->stream_checked = 1;
+        read_more(d);
+        return;
+    }
     if (!r || r->type != REDIS_REPLY_ARRAY) return;
     long long length = -1, added = -1;
+    const char *max_deleted = NULL, *first_id = NULL;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         const redisReply *k = r->element[i], *v = r->element[i + 1];
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_INTEGER) continue;
-        if (strcmp(k->str, "length") == 0) length = v->integer;
-        if (strcmp(k->str, "entries-added") == 0) added = v->integer;
+        if (k->type != REDIS_REPLY_STRING) continue;
+        if (v->type == REDIS_REPLY_INTEGER && strcmp(k->str, "length") == 0) length = v->integer;
+        if (v->type == REDIS_REPLY_INTEGER && strcmp(k->str, "entries-added") == 0) added = v->integer;
+        if (v->type == REDIS_REPLY_STRING && strcmp(k->str, "max-deleted-entry-id") == 0) max_deleted = v->str;
+        if (v->type == REDIS_REPLY_ARRAY && v->elements == 2 && strcmp(k->str, "first-entry") == 0)
+            first_id = v->element[0]->str;
     }
     if (added < 0) added = length; /* Redis before 7.0 */
     if (added < 0) return;
-    if (!d->base_known && d->read_total == 0) {
-        d->stream_base = added - length; /* trimmed before we ever read */
+    if (!d->base_known) {
+        /* trimmed before we ever read (asked before the first read) */
+        d->stream_base = added - length - (int64_t)d->read_total;
         d->base_known = 1;
+    } else {
+        check_trimmed(d, max_deleted, first_id, added, length);
+    }
+    if (!d->stream_checked) {
+        d->stream_checked = 1;
+        read_more(d);
     }
     int64_t lag = added - d->stream_base - (int64_t)d->read_total;
     d->lag = d->caught_up || lag < 0 ? 0 : lag;
 }
 
+static void capacity_check(daemon_ctx *d);
+
+/* XINFO STREAM: the lag, and entries trimmed before we read them. */
+static void ask_stream_size(daemon_ctx *d) {
+    const char *xi[] = {"XINFO", "STREAM", d->cfg->stream_key};
+    size_t xl[] = {5, 6, strlen(d->cfg->stream_key)};
+    cw_conn_command(d->writer, 3, xi, xl, 0, on_xinfo, d);
+}
+
 static void write_health(daemon_ctx *d) {
+    capacity_check(d);
     char key[256];
     snprintf(key, sizeof(key), "%s:%s", d->cfg->health_prefix, d->cfg->instance);
     char v[10][32];
@@ -397,9 +515,7 @@ static void write_health(daemon_ctx *d) {
     size_t argc = sizeof(argv) / sizeof(argv[0]), lens[sizeof(argv) / sizeof(argv[0])];
     for (size_t i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
     cw_conn_command(d->writer, (int)argc, argv, lens, 0, on_write_reply, d);
-    const char *xi[] = {"XINFO", "STREAM", d->cfg->stream_key};
-    size_t xl[] = {5, 6, strlen(d->cfg->stream_key)};
-    cw_conn_command(d->writer, 3, xi, xl, 0, on_xinfo, d);
+    ask_stream_size(d);
 }
 
 static void flush(daemon_ctx *d) {
@@ -506,7 +622,10 @@ static int snapshot_load(daemon_ctx *d) {
     size_t len = 0;
     char *buf = cw_snap_read_file(d->snap_path, &len);
     if (!buf) {
-        if (errno == ENOENT) {
+        if (errno == ENOTDIR)
+            CW_LOG(CW_LOG_WARNING, "snapshot", "[daemon] state_dir %s is not a directory: snapshots will fail until it is",
+                   d->cfg->state_dir);
+        if (errno == ENOENT || errno == ENOTDIR) {
             CW_LOG(CW_LOG_INFO, "snapshot", "no snapshot at %s: starting empty, reading %s from its start", d->snap_path,
                    d->cfg->stream_key);
             return 0;
@@ -595,12 +714,22 @@ static void snapshot_reap(daemon_ctx *d, int block) {
     int ok = r > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
     if (ok) {
         d->snapshot_at = cw_wall_ms();
-        if (d->snap_failing) CW_LOG(CW_LOG_NOTICE, "snapshot", "snapshots are written again");
+        if (d->snap_failing) {
+            CW_LOG(CW_LOG_NOTICE, "snapshot", "snapshots are written again");
+            char msg[700];
+            snprintf(msg, sizeof(msg), "casewatchd %s 状态快照 %s 已恢复写入，快照失败预警解除", d->cfg->instance,
+                     d->snap_path);
+            cw_rules_system(d->rules, "system.snapshot", "write", 0, "red", "快照失败", msg, cw_wall_ms(), on_alert, d);
+        }
         d->snap_failing = 0;
         CW_LOG(CW_LOG_DEBUG, "snapshot", "written in %llu ms (fork held the loop %.1f ms)",
                (unsigned long long)(uv_now(&d->loop) - d->snap_started), d->snap_fork_ms);
     } else if (!d->snap_failing++) {
         CW_LOG(CW_LOG_ERR, "snapshot", "writing %s failed; the last good snapshot stays; retrying", d->snap_path);
+        char msg[700];
+        snprintf(msg, sizeof(msg), "casewatchd %s 无法写入状态快照 %s（磁盘已满或目录不可写），崩溃后将从上一个快照恢复；正在重试",
+                 d->cfg->instance, d->snap_path);
+        cw_rules_system(d->rules, "system.snapshot", "write", 1, "red", "快照失败", msg, cw_wall_ms(), on_alert, d);
     }
 }
 
@@ -617,6 +746,16 @@ static void snapshot_tick(daemon_ctx *d) {
 
 static void reconcile_more(daemon_ctx *d);
 
+/* One alert state subscribers saw (or will see) becomes the known state. */
+static void reconcile_json(const char *json, void *data) {
+    daemon_ctx *d = data;
+    json_t *a = json_loads(json, 0, NULL);
+    const char *id = json_string_value(json_object_get(a, "id"));
+    const char *st = json_string_value(json_object_get(a, "state"));
+    if (id && st) cw_rules_reconcile(d->rules, id, strcmp(st, "firing") == 0);
+    json_decref(a);
+}
+
 static void on_reconcile(cw_conn *c, redisReply *r, void *privdata) {
     (void)c;
     daemon_ctx *d = privdata;
@@ -627,11 +766,9 @@ static void on_reconcile(cw_conn *c, redisReply *r, void *privdata) {
         snprintf(d->reconcile_from, sizeof(d->reconcile_from), "%s", e->element[0]->str);
         for (size_t j = 0; j + 1 < f->elements; j += 2) {
             if (strcmp(f->element[j]->str, "a") != 0) continue;
-            json_t *a = json_loadb(f->element[j + 1]->str, f->element[j + 1]->len, 0, NULL);
-            const char *id = json_string_value(json_object_get(a, "id"));
-            const char *st = json_string_value(json_object_get(a, "state"));
-            if (id && st) cw_rules_reconcile(d->rules, id, strcmp(st, "firing") == 0);
-            json_decref(a);
+            /* delivered before the crash: not to be sent again */
+            cw_sink_delivered(d->sink, f->element[j + 1]->str, f->element[j + 1]->len);
+            reconcile_json(f->element[j + 1]->str, d);
         }
     }
     if (r->type == REDIS_REPLY_ERROR) CW_LOG(CW_LOG_ERR, "alert", "reading back the alert log: %s", r->str);
@@ -640,6 +777,8 @@ static void on_reconcile(cw_conn *c, redisReply *r, void *privdata) {
         return;
     }
     d->reconciling = 0;
+    /* what is still queued will be published after all: it is the latest word */
+    cw_sink_each(d->sink, reconcile_json, d);
     /* judge every held period against what subscribers last saw */
     if (cw_ind_touch_all(d->ind) < 0) CW_LOG(CW_LOG_ERR, "daemon", "out of memory marking hashes for re-evaluation");
     CW_LOG(CW_LOG_INFO, "alert", "alert log read back up to %s; reading the stream", d->reconcile_from);
@@ -670,8 +809,9 @@ static void on_conn_state(cw_conn *c, int ready, void *data) {
         if (d->writer_was_ready && cw_ind_touch_all(d->ind) < 0)
             CW_LOG(CW_LOG_ERR, "daemon", "out of memory marking indicator hashes for rewrite");
         d->writer_was_ready = 1;
+        if (!d->stream_checked) ask_stream_size(d);
         reconcile_more(d);
-        cw_sink_send(d->sink, d->writer);
+        if (!d->reconciling) cw_sink_send(d->sink, d->writer);
         send_dead_letters(d);
     }
 }

@@ -232,6 +232,9 @@ static int deltas(const cw_event *ev, const cw_case_facts *f, uint64_t *d) {
     return 0;
 }
 
+/* The scopes ev counts in (INDICATORS.md §1); returns how many. */
+static int event_scopes(const cw_event *ev, char (*scopes)[SCOPE_MAX]);
+
 /* Adds d to every scope in the periods of ts. */
 static int add_to_scopes(cw_ind *x, char (*scopes)[SCOPE_MAX], int ns, int64_t ts, const uint64_t *d) {
     char month[8], quarter[8], year[8], day[24];
@@ -269,6 +272,11 @@ int cw_ind_apply(cw_ind *x, const cw_event *ev, const cw_case_facts *facts) {
     uint64_t d[NCOUNTERS];
     if (!deltas(ev, facts, d)) return 0;
     char scopes[6][SCOPE_MAX];
+    int ns = event_scopes(ev, scopes);
+    return add_to_scopes(x, scopes, ns, ev->ts, d);
+}
+
+static int event_scopes(const cw_event *ev, char (*scopes)[SCOPE_MAX]) {
     int ns = 0;
     char esc[3 * CW_NAME_MAX + 1];
     if (ev->pros[0]) {
@@ -280,7 +288,7 @@ int cw_ind_apply(cw_ind *x, const cw_event *ev, const cw_case_facts *facts) {
         snprintf(scopes[ns++], SCOPE_MAX, "dept:%s:%s", ev->unit, esc);
     }
     ns += unit_scopes(ev->unit, scopes + ns);
-    return add_to_scopes(x, scopes, ns, ev->ts, d);
+    return ns;
 }
 
 int cw_ind_set_today(cw_ind *x, int64_t today) {
@@ -288,6 +296,18 @@ int cw_ind_set_today(cw_ind *x, int64_t today) {
     x->newest_day = today;
     x->day_moved = 1;
     return 0;
+}
+
+size_t cw_ind_scopes(const cw_ind *x) {
+    return cw_map_size(x->scopes);
+}
+
+size_t cw_ind_new_scopes(const cw_ind *x, const cw_event *ev) {
+    char scopes[6][SCOPE_MAX];
+    int ns = event_scopes(ev, scopes);
+    size_t fresh = 0;
+    for (int i = 0; i < ns; i++) fresh += cw_map_get(x->scopes, scopes[i], strlen(scopes[i])) == NULL;
+    return fresh;
 }
 
 int cw_ind_letter_overdue(cw_ind *x, const char *unit, int substantive, int64_t ts) {

@@ -74,6 +74,10 @@ int cw_ind_touch_all(cw_ind *x);
 void cw_ind_each(const cw_ind *x, const char *period, void (*fn)(const char *scope, const uint64_t *counters, void *data),
                  void *data);
 
+/* Distinct scopes held, and how many more applying ev would add. */
+size_t cw_ind_scopes(const cw_ind *x);
+size_t cw_ind_new_scopes(const cw_ind *x, const cw_event *ev);
+
 /* Snapshot: every (scope, period) with its counters. After a load every
  * hash is marked for writing. Returns 0 or -1 (corrupt: r->bad, memory). */
 struct cw_snap_writer;

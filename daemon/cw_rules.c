@@ -497,7 +497,7 @@ void cw_rules_adopt(cw_rules *rs, cw_rules *old, int64_t now_ms, cw_alert_fn fn,
             kept = strlen(rs->rules[i].name) == nl && memcmp(rs->rules[i].name, id, nl) == 0 &&
                    (rs->rules[i].kind == K_THRESHOLD || rs->rules[i].kind == K_PERSISTENCE ||
                     rs->rules[i].kind == K_RANK);
-        if (kept) {
+        if (kept || (len > 7 && strncmp(id, "system.", 7) == 0)) { /* the daemon's own stay too */
             cw_map_put(rs->firing, id, len, (void *)1);
             continue;
         }
@@ -815,4 +815,27 @@ void cw_rules_reconcile(cw_rules *rs, const char *id, int firing) {
         if (r->kind == K_THRESHOLD || r->kind == K_PERSISTENCE) set_firing(rs, id, firing);
         return;
     }
+}
+
+static void system_id(const cw_rules *rs, const char *name, const char *what, char *id, size_t len, char *scope,
+                      size_t slen) {
+    snprintf(scope, slen, "daemon:%s", rs->cfg->instance);
+    snprintf(id, len, "%s/%s/%s", name, scope, what);
+}
+
+int cw_rules_system_firing(const cw_rules *rs, const char *name, const char *what) {
+    char id[300], scope[200];
+    system_id(rs, name, what, id, sizeof(id), scope, sizeof(scope));
+    return is_firing((cw_rules *)rs, id);
+}
+
+void cw_rules_system(cw_rules *rs, const char *name, const char *what, int firing, const char *level, const char *label,
+                     const char *message, int64_t ts, cw_alert_fn fn, void *data) {
+    char id[300], scope[200];
+    system_id(rs, name, what, id, sizeof(id), scope, sizeof(scope));
+    if (is_firing(rs, id) == firing) return;
+    set_firing(rs, id, firing);
+    cw_alert a = {.id = id, .firing = firing, .level = level, .label = label, .rule = name, .scope = scope,
+                  .unit = "", .event_ts = ts, .message = message};
+    fn(&a, data);
 }

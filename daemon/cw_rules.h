@@ -87,6 +87,14 @@ struct cw_ind;
 void cw_rules_close_period(cw_rules *r, const struct cw_ind *ind, const char *period, int64_t ts, cw_alert_fn fn,
                            void *data);
 
+/* The daemon's own alerts (not configured rules): "system.capacity",
+ * "system.stream_trimmed", "system.snapshot", about scope
+ * "daemon:<instance>" and `what` (e.g. the cap's name). Reported once when
+ * the state changes. */
+void cw_rules_system(cw_rules *r, const char *name, const char *what, int firing, const char *level, const char *label,
+                     const char *message, int64_t ts, cw_alert_fn fn, void *data);
+int cw_rules_system_firing(const cw_rules *r, const char *name, const char *what);
+
 /* ---- Case clocks (cw_cases drives them; the rules name and word them) */
 
 enum {

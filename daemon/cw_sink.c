@@ -175,6 +175,25 @@ uint64_t cw_sink_published(const cw_sink *s) {
     return s->published;
 }
 
+int cw_sink_delivered(cw_sink *s, const char *json, size_t len) {
+    queued *prev = NULL;
+    for (queued *q = s->head; q; prev = q, q = q->next) {
+        if (q->in_flight || strlen(q->json) != len || memcmp(q->json, json, len) != 0) continue;
+        if (prev) prev->next = q->next;
+        else s->head = q->next;
+        if (s->tail == q) s->tail = prev;
+        s->n--;
+        free(q->json);
+        free(q);
+        return 1;
+    }
+    return 0;
+}
+
+void cw_sink_each(const cw_sink *s, void (*fn)(const char *json, void *data), void *data) {
+    for (const queued *q = s->head; q; q = q->next) fn(q->json, data);
+}
+
 const char *cw_sink_log_position(const cw_sink *s) {
     return s->log_position;
 }

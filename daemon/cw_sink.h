@@ -37,6 +37,13 @@ uint64_t cw_sink_published(const cw_sink *s);
  * process published after its last snapshot. */
 const char *cw_sink_log_position(const cw_sink *s);
 
+/* After a crash: an alert log entry found written (its JSON exactly) is
+ * taken off the queue (it was delivered before the crash). Returns 1 when
+ * one was. */
+int cw_sink_delivered(cw_sink *s, const char *json, size_t len);
+/* Calls fn with the JSON of every queued alert, oldest first. */
+void cw_sink_each(const cw_sink *s, void (*fn)(const char *json, void *data), void *data);
+
 /* Snapshot: the alerts not yet acknowledged; after a load they are sent
  * again (at least once). Returns 0 or -1. */
 struct cw_snap_writer;
