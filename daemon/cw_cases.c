@@ -215,8 +215,8 @@ static light_entry heap_pop(cw_cases *t) {
 
 /* The day a light of a clock comes on: 1 yellow, 2 orange, 3 red. */
 static int64_t light_day(const cw_cases *t, const open_case *c, int k, int light) {
-    if (light == 1) return t->clocks.warn_days[k] ? c->due[k] - t->clocks.warn_days[k] : 0;
-    if (light == 2) return t->clocks.urgent_days[k] ? c->due[k] - t->clocks.urgent_days[k] : 0;
+    if (light == 1) return t->clocks.warn_days[k] ? (int64_t)c->due[k] - t->clocks.warn_days[k] : 0;
+    if (light == 2) return t->clocks.urgent_days[k] ? (int64_t)c->due[k] - t->clocks.urgent_days[k] : 0;
     return c->due[k];
 }
 
@@ -554,6 +554,7 @@ static int64_t next_light(const cw_cases *t, const open_case *c) {
 int cw_cases_load(cw_cases *t, cw_snap_reader *r) {
     if (cw_snap_get_u32(r) != CW_NCLOCKS) r->bad = 1;
     t->today = cw_snap_get_i64(r);
+    if (t->today < 0 || t->today > 3000000) r->bad = 1; /* a local day from 1970 to about 10000 */
     uint64_t n = cw_snap_get_u64(r);
     for (uint64_t k = 0; k < n && !r->bad; k++) {
         size_t klen;
@@ -573,9 +574,10 @@ int cw_cases_load(cw_cases *t, cw_snap_reader *r) {
         for (int i = 0; i < CW_NCLOCKS; i++) {
             c->due[i] = (int32_t)cw_snap_get_u32(r);
             c->lights[i] = cw_snap_get_u8(r);
+            if (c->due[i] < 0 || c->due[i] > 3000000) r->bad = 1;
         }
         uint32_t nids = cw_snap_get_u32(r);
-        if (nids > (uint32_t)((r->end - r->p) / 8)) {
+        if (r->bad || nids > (uint32_t)((r->end - r->p) / 8)) {
             r->bad = 1;
             break;
         }

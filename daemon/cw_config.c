@@ -289,16 +289,21 @@ static int on_value(void *user, const char *section, const char *key, const char
     return 1; /* keep inih going; we report our own first error */
 }
 
-int cw_config_load(cw_config *c, const char *path, char *err, size_t errlen) {
-    load_ctx lc = {.c = c, .path = path, .err = err, .errlen = errlen};
-    lc.f = fopen(path, "r");
-    if (!lc.f) return errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+int cw_config_load_stream(cw_config *c, FILE *f, const char *name, char *err, size_t errlen) {
+    load_ctx lc = {.c = c, .path = name, .err = err, .errlen = errlen, .f = f};
     int rc = ini_parse_stream(read_line, &lc, on_value, &lc);
-    fclose(lc.f);
     if (lc.failed) return -1;
-    if (rc > 0) return errf(err, errlen, "%s:%d: not INI syntax (expected [section] or key = value)", path, rc);
-    if (rc < 0) return errf(err, errlen, "%s: could not be read", path);
+    if (rc > 0) return errf(err, errlen, "%s:%d: not INI syntax (expected [section] or key = value)", name, rc);
+    if (rc < 0) return errf(err, errlen, "%s: could not be read", name);
     return 0;
+}
+
+int cw_config_load(cw_config *c, const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "r");
+    if (!f) return errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    int rc = cw_config_load_stream(c, f, path, err, errlen);
+    fclose(f);
+    return rc;
 }
 
 int cw_config_override(cw_config *c, const char *assignment, char *err, size_t errlen) {

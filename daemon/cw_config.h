@@ -78,6 +78,9 @@ void cw_config_free(cw_config *c);
  * message naming the file, line, section, key and what was expected. */
 int cw_config_load(cw_config *c, const char *path, char *err, size_t errlen);
 
+/* The same from an open stream; name is used in messages. */
+int cw_config_load_stream(cw_config *c, FILE *f, const char *name, char *err, size_t errlen);
+
 /* Applies one "section.key=value" override (the -o option). Returns 0 or
  * -1 with a message. */
 int cw_config_override(cw_config *c, const char *assignment, char *err, size_t errlen);

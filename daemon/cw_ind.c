@@ -477,6 +477,7 @@ int cw_ind_load(cw_ind *x, cw_snap_reader *r) {
     x->newest_quarter = (int)cw_snap_get_u32(r);
     x->newest_day = cw_snap_get_i64(r);
     x->newest_ts = cw_snap_get_i64(r);
+    if (x->newest_day < 0 || x->newest_day > 3000000 || x->newest_quarter < 0 || x->newest_quarter > 40000) r->bad = 1;
     uint64_t n = cw_snap_get_u64(r);
     for (uint64_t k = 0; k < n && !r->bad; k++) {
         char scope[SCOPE_MAX], period[12];

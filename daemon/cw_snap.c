@@ -259,3 +259,18 @@ void *cw_snap_read_file(const char *path, size_t *len) {
     *len = got;
     return buf;
 }
+
+size_t cw_snap_image(const void *body, size_t len, uint8_t **out) {
+    size_t total = sizeof(MAGIC) + 4 + len + 8;
+    uint8_t *b = malloc(total);
+    if (!b) return 0;
+    uint32_t v = CW_SNAP_VERSION;
+    memcpy(b, MAGIC, sizeof(MAGIC));
+    memcpy(b + sizeof(MAGIC), &v, 4);
+    if (len) memcpy(b + sizeof(MAGIC) + 4, body, len);
+    uint64_t h = HASH_SEED;
+    for (size_t off = 0; off < total - 8; off += CHUNK) h = hash_update(h, b + off, total - 8 - off < CHUNK ? total - 8 - off : CHUNK);
+    memcpy(b + total - 8, &h, 8);
+    *out = b;
+    return total;
+}

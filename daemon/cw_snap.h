@@ -50,6 +50,10 @@ const char *cw_snap_get_bytes(cw_snap_reader *r, size_t max, size_t *len);
  * max). Returns 0 or -1 (r->bad set). */
 int cw_snap_get_str(cw_snap_reader *r, char *out, size_t outlen);
 
+/* For tools and fuzzing: the file image of a body (header + body +
+ * checksum), malloc'd into *out. Returns its length, 0 on out of memory. */
+size_t cw_snap_image(const void *body, size_t len, uint8_t **out);
+
 /* Reads a whole file into memory (caller frees). NULL with errno set. */
 void *cw_snap_read_file(const char *path, size_t *len);
 

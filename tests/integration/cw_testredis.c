@@ -181,6 +181,21 @@ int cw_test_run(char *const argv[], const char *stdin_data, size_t stdin_len, ch
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* daemons started and not yet stopped: killed at group teardown, so that
+ * a failed test leaves none behind */
+static pid_t daemons[64];
+static int ndaemons;
+static void forget_daemon(pid_t pid);
+
+void cw_test_daemon_reaped(pid_t pid) {
+    forget_daemon(pid);
+}
+
+static void forget_daemon(pid_t pid) {
+    for (int i = 0; i < ndaemons; i++)
+        if (daemons[i] == pid) daemons[i] = daemons[--ndaemons];
+}
+
 /* state directories handed out, removed at group teardown */
 static char state_dirs[128][40];
 static int nstate_dirs;
@@ -194,6 +209,11 @@ int cw_testredis_group_setup(void **state) {
 
 int cw_testredis_group_teardown(void **state) {
     (void)state;
+    for (int i = 0; i < ndaemons; i++) {
+        kill(daemons[i], SIGKILL);
+        waitpid(daemons[i], NULL, 0);
+    }
+    ndaemons = 0;
     cw_testredis_stop(&cw_test_redis);
     for (int i = 0; i < nstate_dirs; i++) {
         char cmd[96];
@@ -240,11 +260,13 @@ pid_t cw_test_daemon_start_with(const char *conf, const char *const *extra) {
         execv(bin, (char *const *)argv);
         _exit(127);
     }
+    if (pid > 0 && ndaemons < 64) daemons[ndaemons++] = pid;
     return pid;
 }
 
 void cw_test_daemon_stop(pid_t pid) {
     int st = 0;
+    forget_daemon(pid);
     kill(pid, SIGTERM);
     waitpid(pid, &st, 0);
     assert_true(WIFEXITED(st));

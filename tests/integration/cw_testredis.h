@@ -51,6 +51,9 @@ pid_t cw_test_daemon_start(const char *const *extra);
 /* The same with a configuration file (e.g. systemd/casewatch.conf, whose
  * rules are the shipped defaults) instead of /dev/null. */
 pid_t cw_test_daemon_start_with(const char *conf, const char *const *extra);
+/* A daemon the test waited for itself (after a kill): not to be killed at
+ * teardown, its pid may be reused. */
+void cw_test_daemon_reaped(pid_t pid);
 /* SIGTERM, wait, and assert a clean exit 0. */
 void cw_test_daemon_stop(pid_t pid);
 

@@ -144,6 +144,7 @@ static void sigkill_at_random_moments_loses_and_doubles_nothing(void **state) {
             cw_test_sleep_ms(rand() % 400);
             kill(pid, SIGKILL);
             waitpid(pid, NULL, 0);
+            cw_test_daemon_reaped(pid);
             kills++;
             pid = start(dir, "casewatch:alerts:log", NULL);
         }

@@ -60,6 +60,7 @@ static void the_daemon_speaks_sd_notify(void **state) {
     }
     int st;
     waitpid(pid, &st, 0);
+    cw_test_daemon_reaped(pid);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     print_message("READY=1 x%d, WATCHDOG=1 x%d, STATUS= x%d, STOPPING=1 x%d\n", ready, watchdog, status, stopping);
     assert_int_equal(ready, 1);
