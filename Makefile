@@ -33,7 +33,7 @@ TEST_HELPERS := $(BUILD)/tests/integration/cw_testredis.o
 TEST_BINS := $(UNIT_SRC:%.c=$(BUILD)/%) $(INTEG_SRC:%.c=$(BUILD)/%)
 BENCH_BINS := $(BUILD)/tests/bench/bench_cases
 
-.PHONY: all deps check-deps run test bench fuzz clean install
+.PHONY: all deps check-deps run test test-valgrind bench fuzz clean install
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -70,6 +70,14 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_HELPERS) $(BUILD)/libcw.a
 # benchmark programs are built (not run) by the tests, so they cannot rot
 test: all $(TEST_BINS) $(BENCH_BINS)
 	@CW_BIN=$(abspath $(BIN)) sh tests/run.sh $(TEST_BINS)
+
+# The daemon under valgrind (memcheck, definite leaks are errors) in the
+# integration tests that drive it hardest.
+VALGRIND_TESTS := $(BUILD)/tests/integration/test_stream $(BUILD)/tests/integration/test_alerts \
+                  $(BUILD)/tests/integration/test_faults
+test-valgrind: all $(VALGRIND_TESTS)
+	@command -v valgrind >/dev/null || { echo "test-valgrind: valgrind is needed (apt-get install valgrind)"; exit 2; }
+	@CW_VALGRIND=1 CW_BIN=$(abspath $(BIN)) sh tests/run.sh $(VALGRIND_TESTS)
 
 run: all
 	@sh tests/demo.sh $(BIN)

@@ -257,6 +257,14 @@ pid_t cw_test_daemon_start_with(const char *conf, const char *const *extra) {
     argv[n] = NULL;
     pid_t pid = fork();
     if (pid == 0) {
+        if (getenv("CW_VALGRIND")) { /* the daemon under valgrind: errors make it exit 99 */
+            const char *vargv[72] = {"valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
+                                     "--errors-for-leak-kinds=definite", "--child-silent-after-fork=yes"};
+            int k = 6;
+            for (int i = 0; argv[i] && k < 71; i++) vargv[k++] = argv[i];
+            vargv[k] = NULL;
+            execvp("valgrind", (char *const *)vargv);
+        }
         execv(bin, (char *const *)argv);
         _exit(127);
     }
@@ -288,7 +296,8 @@ char *cw_test_hget(redisContext *c, const char *key, const char *field) {
 }
 
 void cw_test_wait_read(redisContext *c, long long entries) {
-    for (int i = 0; i < 600; i++) {
+    int tries = getenv("CW_VALGRIND") ? 6000 : 600; /* 5 min under valgrind, else 30 s */
+    for (int i = 0; i < tries; i++) {
         if (cw_test_hget_ll(c, "casewatch:daemon:main", "entries_read") >= entries) {
             sleep_ms(1300); /* one more flush and heartbeat */
             return;
