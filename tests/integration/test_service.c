@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -185,11 +186,60 @@ static void the_unit_verifies_and_make_install_lays_out_everything(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The daemon as an ACL user whose password comes from a file (mode 600):
+ * it reads and writes; with a wrong password it says AUTH was refused,
+ * and neither password ever appears in what it logs. */
+static void the_daemon_authenticates_and_never_logs_the_password(void **state) {
+    (void)state;
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    freeReplyObject(redisCommand(c, "ACL SETUSER casewatchd on >d43mon-s3cret ~casewatch:* &* +@all"));
+    char pw[64], bad[64], u[64], p1[96], p2[96];
+    cw_test_tmpfile("d43mon-s3cret\n", 14, pw, sizeof(pw));
+    chmod(pw, 0600);
+    cw_test_tmpfile("wr0ng-pw\n", 9, bad, sizeof(bad));
+    chmod(bad, 0600);
+    snprintf(u, sizeof(u), "redis.user=casewatchd");
+    snprintf(p1, sizeof(p1), "redis.password_file=%s", pw);
+    snprintf(p2, sizeof(p2), "redis.password_file=%s", bad);
+    const char *lines = "{\"v\":1,\"id\":\"a1\",\"ts\":1596211200000,\"type\":\"arrest.accepted\",\"case\":\"x\",\"unit\":\"410923\"}\n";
+    cw_test_feed_raw(lines, strlen(lines));
+    /* stderr of the daemon into a file we can read */
+    char logpath[64];
+    cw_test_tmpfile("", 0, logpath, sizeof(logpath));
+    int saved = dup(2);
+    int fd = open(logpath, O_WRONLY | O_TRUNC);
+    dup2(fd, 2);
+    const char *good[] = {u, p1, "daemon.log_level=info", NULL};
+    pid_t pid = cw_test_daemon_start(good);
+    dup2(saved, 2);
+    cw_test_wait_read(c, 1);
+    assert_int_equal(cw_test_hget_ll(c, "casewatch:ind:unit:410923:2020", "cases"), 1);
+    cw_test_daemon_stop(pid);
+    dup2(fd, 2);
+    const char *wrong[] = {u, p2, NULL};
+    pid = cw_test_daemon_start(wrong);
+    dup2(saved, 2);
+    cw_test_sleep_ms(1500);
+    cw_test_daemon_stop(pid);
+    close(fd);
+    close(saved);
+    char *log = slurp(logpath);
+    if (!strstr(log, "refused AUTH as casewatchd")) fail_msg("no AUTH refusal logged:\n%s", log);
+    assert_null(strstr(log, "d43mon-s3cret"));
+    assert_null(strstr(log, "wr0ng-pw"));
+    free(log);
+    unlink(logpath), unlink(pw), unlink(bad);
+    freeReplyObject(redisCommand(c, "ACL DELUSER casewatchd"));
+    redisFree(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(the_daemon_speaks_sd_notify),
         cmocka_unit_test(sighup_reloads_rules_and_keeps_state),
         cmocka_unit_test(the_unit_verifies_and_make_install_lays_out_everything),
+        cmocka_unit_test(the_daemon_authenticates_and_never_logs_the_password),
     };
     return cmocka_run_group_tests_name("casewatchd as a service", tests, cw_testredis_group_setup,
                                        cw_testredis_group_teardown);
