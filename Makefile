@@ -31,7 +31,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 INTEG_SRC := $(wildcard tests/integration/test_*.c)
 TEST_HELPERS := $(BUILD)/tests/integration/cw_testredis.o
 TEST_BINS := $(UNIT_SRC:%.c=$(BUILD)/%) $(INTEG_SRC:%.c=$(BUILD)/%)
-BENCH_BINS := $(BUILD)/tests/bench/bench_cases
+BENCH_BINS := $(BUILD)/tests/bench/bench_cases $(BUILD)/tests/bench/drain $(BUILD)/tests/bench/latency
 
 .PHONY: all deps check-deps run test test-valgrind bench fuzz clean install
 
@@ -86,10 +86,9 @@ $(BUILD)/tests/bench/%: $(BUILD)/tests/bench/%.o $(BUILD)/libcw.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+BENCH_EVENTS ?= 1000000
 bench: all $(BENCH_BINS)
-	@sh tests/bench/feed.sh $(BIN) 100000
-	@echo "== memory per open case (1,000,000 open cases) =="
-	@$(BUILD)/tests/bench/bench_cases 1000000
+	@sh tests/bench/bench.sh $(BIN) $(BUILD) $(BENCH_EVENTS)
 
 # libFuzzer needs clang; runs each target for FUZZ_SECONDS (default 60).
 FUZZ_SECONDS ?= 60

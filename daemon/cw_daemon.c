@@ -78,6 +78,14 @@ typedef struct daemon_ctx {
     uint64_t trimmed;     /* entries trimmed from the stream before we read them */
     char trim_reported[48]; /* the highest deleted id already reported */
     int stream_checked;     /* the stream was looked at (XINFO) before the first read */
+    /* --replay: up to the tip as it was at start, then exit */
+    int replay;
+    char replay_until[48];
+    double replay_started;
+    uint64_t replay_events0;
+    /* progress while catching up */
+    uint64_t progress_at, progress_read;
+    char progress[160];
     int64_t lag;
     int64_t stream_base; /* entries added before what we first read */
     int base_known;
@@ -97,6 +105,8 @@ typedef struct daemon_ctx {
 } daemon_ctx;
 
 static void read_more(daemon_ctx *d);
+static void replay_done(daemon_ctx *d);
+static int id_cmp(const char *a, const char *b);
 static void send_dead_letters(daemon_ctx *d);
 static void snapshot_tick(daemon_ctx *d);
 
@@ -224,7 +234,7 @@ static void clock_moved(daemon_ctx *d, int64_t now) {
  * up live (see flush). */
 static void advance_clocks(daemon_ctx *d, int64_t event_ts) {
     if (event_ts > d->event_now) d->event_now = event_ts;
-    if (d->cfg->clock == CW_CLOCK_LIVE && d->caught_up) return;
+    if (d->cfg->clock == CW_CLOCK_LIVE && d->caught_up && !d->replay) return;
     clock_moved(d, d->event_now);
 }
 
@@ -330,12 +340,19 @@ static void on_read(cw_conn *c, redisReply *r, void *privdata) {
         for (size_t i = 0; i < n; i++) apply_entry(d, entries->element[i]);
     }
     d->caught_up = n < (size_t)d->cfg->stream_batch;
+    if (d->replay && (d->caught_up || id_cmp(d->last_id, d->replay_until) >= 0)) {
+        replay_done(d);
+        return;
+    }
     if (d->caught_up && !d->ready_sent) {
         d->ready_sent = 1;
         CW_LOG(CW_LOG_INFO, "stream", "caught up with %s after %llu entries; following", d->cfg->stream_key,
                (unsigned long long)d->read_total);
         cw_notify_ready();
     }
+    /* alerts raised by these events (deadlines, data checks) go out now,
+     * not at the next flush */
+    if (!d->reconciling) cw_sink_send(d->sink, d->writer);
     send_dead_letters(d);
     read_more(d);
 }
@@ -349,7 +366,13 @@ static void read_more(daemon_ctx *d) {
     const char *argv[] = {"XREAD", "COUNT", count, "BLOCK", block, "STREAMS", d->cfg->stream_key, d->last_id};
     size_t lens[8];
     for (int i = 0; i < 8; i++) lens[i] = strlen(argv[i]);
-    if (cw_conn_command(d->reader, 8, argv, lens, (uint64_t)d->cfg->stream_block_ms, on_read, d) == 0) d->reading = 1;
+    if (d->replay) { /* a backfill never waits for new entries */
+        memmove(argv + 3, argv + 5, 3 * sizeof(argv[0]));
+        memmove(lens + 3, lens + 5, 3 * sizeof(lens[0]));
+    }
+    int argc = d->replay ? 6 : 8;
+    if (cw_conn_command(d->reader, argc, argv, lens, d->replay ? 0 : (uint64_t)d->cfg->stream_block_ms, on_read, d) == 0)
+        d->reading = 1;
 }
 
 /* ---- Writing indicator hashes and the health hash ---------------------- */
@@ -452,6 +475,11 @@ static void on_xinfo(cw_conn *c, redisReply *r, void *privdata) {
     if (r && r->type == REDIS_REPLY_ERROR && !d->stream_checked) { /* no stream yet: nothing was trimmed */
         if (!d->base_known) d->stream_base = 0;
         d->base_known = d->stream_checked = 1;
+        if (d->replay) {
+            d->replay_started = cw_mono_s();
+            replay_done(d);
+            return;
+        }
         read_more(d);
         return;
     }
@@ -466,6 +494,8 @@ static void on_xinfo(cw_conn *c, redisReply *r, void *privdata) {
         if (v->type == REDIS_REPLY_STRING && strcmp(k->str, "max-deleted-entry-id") == 0) max_deleted = v->str;
         if (v->type == REDIS_REPLY_ARRAY && v->elements == 2 && strcmp(k->str, "first-entry") == 0)
             first_id = v->element[0]->str;
+        if (v->type == REDIS_REPLY_STRING && strcmp(k->str, "last-generated-id") == 0 && !d->stream_checked)
+            snprintf(d->replay_until, sizeof(d->replay_until), "%s", v->str);
     }
     if (added < 0) added = length; /* Redis before 7.0 */
     if (added < 0) return;
@@ -478,6 +508,12 @@ static void on_xinfo(cw_conn *c, redisReply *r, void *privdata) {
     }
     if (!d->stream_checked) {
         d->stream_checked = 1;
+        if (d->replay) {
+            CW_LOG(CW_LOG_NOTICE, "stream", "replaying %s from %s up to %s", d->cfg->stream_key, d->last_id,
+                   d->replay_until);
+            d->replay_started = cw_mono_s();
+            d->replay_events0 = d->events;
+        }
         read_more(d);
     }
     int64_t lag = added - d->stream_base - (int64_t)d->read_total;
@@ -511,7 +547,7 @@ static void write_health(daemon_ctx *d) {
     const char *argv[] = {"HSET",        key,  "started_at", v[0], "heartbeat_at", v[1], "last_id",
                           d->last_id,    "lag", v[2],        "events", v[3],         "duplicates", v[4],
                           "dead_lettered", v[5], "open_cases", v[6], "alerts_firing", v[7], "rss_bytes", v[8],
-                          "entries_read", v[9], "version",    CW_VERSION};
+                          "entries_read", v[9], "version",    CW_VERSION, "progress", d->progress[0] ? d->progress : "starting"};
     size_t argc = sizeof(argv) / sizeof(argv[0]), lens[sizeof(argv) / sizeof(argv[0])];
     for (size_t i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
     cw_conn_command(d->writer, (int)argc, argv, lens, 0, on_write_reply, d);
@@ -521,7 +557,7 @@ static void write_health(daemon_ctx *d) {
 static void flush(daemon_ctx *d) {
     if (!cw_conn_is_ready(d->writer)) return; /* touched hashes wait for the writer */
     if (d->reconciling) return;                /* rules wait for the states subscribers saw */
-    if (d->cfg->clock == CW_CLOCK_LIVE && d->caught_up) {
+    if (d->cfg->clock == CW_CLOCK_LIVE && d->caught_up && !d->replay) {
         int64_t now = cw_wall_ms();
         clock_moved(d, now);
         if (cw_ind_set_today(d->ind, cw_period_day(now, d->cfg->utc_offset_min)) < 0)
@@ -532,10 +568,30 @@ static void flush(daemon_ctx *d) {
     send_dead_letters(d);
 }
 
+/* While catching up: every 5 s a line with the rate, the lag and an ETA
+ * (also in the health hash's "progress", which `casewatch status` shows). */
+static void progress_tick(daemon_ctx *d) {
+    uint64_t now = uv_now(&d->loop);
+    if (now - d->progress_at < 5000) return;
+    double secs = d->progress_at ? (double)(now - d->progress_at) / 1000.0 : 0;
+    double rate = secs > 0 ? (double)(d->read_total - d->progress_read) / secs : 0;
+    d->progress_at = now;
+    d->progress_read = d->read_total;
+    if (d->caught_up && !d->replay) {
+        snprintf(d->progress, sizeof(d->progress), "following");
+        return;
+    }
+    if (rate <= 0) return;
+    snprintf(d->progress, sizeof(d->progress), "catching up: %.0f entries/s, lag %lld, ETA %.0f s", rate,
+             (long long)d->lag, (double)d->lag / rate);
+    CW_LOG(CW_LOG_INFO, "stream", "%s", d->progress);
+}
+
 static void on_flush_timer(uv_timer_t *t) {
     daemon_ctx *d = t->data;
     flush(d);
     snapshot_tick(d);
+    progress_tick(d);
     uint64_t now = uv_now(&d->loop);
     if (now - d->last_health >= 1000 && cw_conn_is_ready(d->writer)) {
         d->last_health = now;
@@ -851,11 +907,9 @@ static void on_drain_timer(uv_timer_t *t) {
 }
 
 /* Shutdown, first half: stop reading, write what is pending. */
-static void on_signal(uv_signal_t *s, int signum) {
-    daemon_ctx *d = s->data;
+static void begin_shutdown(daemon_ctx *d) {
     if (d->stopping) return;
     d->stopping = 1;
-    CW_LOG(CW_LOG_NOTICE, "daemon", "%s received, shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     cw_notify_stopping();
     cw_conn_close(d->reader, NULL, NULL);
     d->reader = NULL;
@@ -864,6 +918,24 @@ static void on_signal(uv_signal_t *s, int signum) {
     d->stop_started = uv_now(&d->loop);
     uv_timer_stop(&d->flush_timer);
     uv_timer_start(&d->flush_timer, on_drain_timer, 10, 10);
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+    daemon_ctx *d = s->data;
+    if (d->stopping) return;
+    CW_LOG(CW_LOG_NOTICE, "daemon", "%s received, shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    begin_shutdown(d);
+}
+
+/* --replay reached the tip it was asked for: the one line, then the
+ * orderly stop (hashes, alerts, snapshot). */
+static void replay_done(daemon_ctx *d) {
+    double secs = cw_mono_s() - d->replay_started;
+    uint64_t n = d->events - d->replay_events0;
+    printf("replayed %llu events (%llu entries read) in %.2f s: %.0f events/s\n", (unsigned long long)n,
+           (unsigned long long)d->read_total, secs, secs > 0 ? (double)n / secs : 0.0);
+    fflush(stdout);
+    begin_shutdown(d);
 }
 
 static void on_watchdog(uv_timer_t *t) {
@@ -940,6 +1012,7 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     d.cfg = cfg;
     d.reload = opts ? opts->reload : NULL;
     d.reload_data = opts ? opts->reload_data : NULL;
+    d.replay = opts && opts->replay;
     snprintf(d.snap_path, sizeof(d.snap_path), "%s/%s.snap", cfg->state_dir, cfg->instance);
     d.started_at = cw_wall_ms();
     snprintf(d.last_id, sizeof(d.last_id), "0-0");

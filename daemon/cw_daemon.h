@@ -17,6 +17,7 @@ typedef struct cw_daemon_opts {
     cw_config_reload_fn reload; /* NULL: SIGHUP only logs */
     void *reload_data;
     int rebuild; /* ignore the snapshot: start empty, replay the stream from its start */
+    int replay;  /* read up to the stream's tip as it is at start, write everything, exit */
 } cw_daemon_opts;
 
 /* Runs until SIGTERM or SIGINT. cfg must outlive the call. Returns the

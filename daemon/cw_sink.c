@@ -21,6 +21,7 @@ typedef struct queued {
 struct cw_sink {
     const cw_config *cfg;
     queued *head, *tail;
+    queued *unsent; /* the first queued alert not in flight (in flight ones come first) */
     size_t n;
     uint64_t published;
     char maxlen[16];
@@ -98,6 +99,7 @@ int cw_sink_put(cw_sink *s, const cw_alert *a, int64_t emitted_at) {
     if (s->tail) s->tail->next = q;
     else s->head = q;
     s->tail = q;
+    if (!s->unsent) s->unsent = q;
     s->n++;
     CW_LOG(CW_LOG_INFO, "alert", "%s %s", a->firing ? "firing" : "resolved", a->id);
     return 0;
@@ -117,6 +119,7 @@ static void on_xadd(cw_conn *c, redisReply *r, void *privdata) {
     if (!r || r->type == REDIS_REPLY_ERROR) {
         if (r) CW_LOG(CW_LOG_ERR, "alert", "alert log XADD refused: %s", r->str);
         q->in_flight = 0; /* sent again after the reconnect or the next flush */
+        s->unsent = s->head; /* look from the start again */
         return;
     }
     if (r->type == REDIS_REPLY_STRING) snprintf(s->log_position, sizeof(s->log_position), "%s", r->str);
@@ -126,6 +129,7 @@ static void on_xadd(cw_conn *c, redisReply *r, void *privdata) {
     if (!*pp) return;
     *pp = q->next;
     if (s->tail == q) s->tail = prev;
+    if (s->unsent == q) s->unsent = q->next;
     s->n--;
     s->published++;
     free(q->json);
@@ -141,7 +145,8 @@ static void on_publish(cw_conn *c, redisReply *r, void *privdata) {
 void cw_sink_send(cw_sink *s, cw_conn *w) {
     if (!w || !cw_conn_is_ready(w)) return;
     const cw_config *cfg = s->cfg;
-    for (queued *q = s->head; q; q = q->next) {
+    for (queued *q = s->unsent ? s->unsent : s->head; q; q = q->next) {
+        s->unsent = q;
         if (q->in_flight) continue;
         sent *x = malloc(sizeof(*x));
         if (!x) return;
@@ -164,6 +169,7 @@ void cw_sink_send(cw_sink *s, cw_conn *w) {
             pl[1] = strlen(chan);
             cw_conn_command(w, 3, pa, pl, 0, on_publish, NULL);
         }
+        s->unsent = q->next;
     }
 }
 
@@ -182,6 +188,7 @@ int cw_sink_delivered(cw_sink *s, const char *json, size_t len) {
         if (prev) prev->next = q->next;
         else s->head = q->next;
         if (s->tail == q) s->tail = prev;
+        if (s->unsent == q) s->unsent = q->next;
         s->n--;
         free(q->json);
         free(q);
@@ -224,6 +231,7 @@ int cw_sink_load(cw_sink *s, cw_snap_reader *r) {
         if (s->tail) s->tail->next = q;
         else s->head = q;
         s->tail = q;
+        if (!s->unsent) s->unsent = q;
         s->n++;
     }
     return r->bad ? -1 : 0;

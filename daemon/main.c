@@ -13,7 +13,7 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: casewatchd [-c FILE] [-o section.key=value ...] [--check-config] [--rebuild]\n"
+            "usage: casewatchd [-c FILE] [-o section.key=value ...] [--check-config] [--rebuild] [--replay]\n"
             "\n"
             "Watches the casewatch event stream in Redis, keeps case-quality\n"
             "indicators and deadline clocks, and publishes alerts.\n"
@@ -25,6 +25,10 @@ static void usage(FILE *out) {
             "      --rebuild       ignore the snapshot: start from an empty state and replay\n"
             "                      the stream from its start (after changing rules, or when\n"
             "                      the snapshot is refused)\n"
+            "      --replay        backfill: read from the snapshot's position (or the\n"
+            "                      start, with --rebuild) to the stream's tip as it is now,\n"
+            "                      write hashes, alerts and the snapshot, print one line\n"
+            "                      (events, seconds, events/s) and exit 0\n"
             "  -h, --help          this text\n"
             "  -V, --version       print the version\n");
 }
@@ -62,16 +66,17 @@ static cw_config *reload_config(void *data, char *err, size_t errlen) {
 }
 
 int main(int argc, char **argv) {
-    enum { OPT_CHECK = 1000, OPT_REBUILD };
+    enum { OPT_CHECK = 1000, OPT_REBUILD, OPT_REPLAY };
     static const struct option lo[] = {{"config", required_argument, NULL, 'c'},
                                        {"check-config", no_argument, NULL, OPT_CHECK},
                                        {"rebuild", no_argument, NULL, OPT_REBUILD},
+                                       {"replay", no_argument, NULL, OPT_REPLAY},
                                        {"help", no_argument, NULL, 'h'},
                                        {"version", no_argument, NULL, 'V'},
                                        {NULL, 0, NULL, 0}};
     cw_log_init("casewatchd");
     const char *path = DEFAULT_CONFIG;
-    int check = 0, rebuild = 0, o;
+    int check = 0, rebuild = 0, replay = 0, o;
     char **overrides = calloc((size_t)argc + 1, sizeof(char *));
     int noverrides = 0;
     if (!overrides) return 1;
@@ -81,6 +86,7 @@ int main(int argc, char **argv) {
         case 'o': overrides[noverrides++] = optarg; break;
         case OPT_CHECK: check = 1; break;
         case OPT_REBUILD: rebuild = 1; break;
+        case OPT_REPLAY: replay = 1; break;
         case 'h': usage(stdout); free(overrides); return 0;
         case 'V': printf("casewatchd %s\n", CW_VERSION); free(overrides); return 0;
         default: usage(stderr); free(overrides); return 2;
@@ -115,7 +121,7 @@ int main(int argc, char **argv) {
         free(overrides);
         return 0;
     }
-    cw_daemon_opts dopts = {reload_config, &src, rebuild};
+    cw_daemon_opts dopts = {reload_config, &src, rebuild, replay};
     int rc = cw_daemon_run(cfg, &dopts);
     cw_config_free(cfg);
     free(overrides);

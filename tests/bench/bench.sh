@@ -1,0 +1,77 @@
+#!/bin/sh
+# bench.sh BIN_DIR BUILD_DIR [N] — `make bench`: in one run on this machine,
+# with a private redis-server on a free loopback port (stopped by its pid):
+#  (a) the raw drain baseline (XREAD COUNT 1000, discard) over N events,
+#  (b) casewatchd --replay --rebuild over the same stream, all indicators,
+#      the shipped rules and the sinks on, timed as a whole process,
+#  (c) end-to-end latency XADD -> alert at a subscriber at 5k events/s,
+#  (d) RSS per open case at 1M open cases, (e) snapshot write/load times,
+# medians of 3, each figure with its ratio to the baseline; the table is
+# appended to BENCHMARKS.md. Also runs the feed benchmark.
+set -eu
+bin=${1:-bin}; build=${2:-build/rel}; n=${3:-1000000}
+dir=$(mktemp -d /tmp/casewatch-bench-XXXXXX)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" >"$dir/redis.log" 2>&1 &
+rpid=$!
+trap 'kill $rpid 2>/dev/null; wait $rpid 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
+for i in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+O="-c systemd/casewatch.conf -o redis.port=$port -o daemon.state_dir=$dir -o daemon.log_level=warning"
+
+echo "bench: preloading $n events (casewatch gen | casewatch feed)"
+"$bin/casewatch" $O gen --seed 1 --cases $((n / 5)) --lines "$n" --days 730 --dup-rate 0.01 --late-rate 0.05 2>/dev/null \
+    | "$bin/casewatch" $O feed 2>&1 | tail -n1
+len=$(redis-cli -p "$port" xlen casewatch:events)
+
+drains=""; replays=""
+for run in 1 2 3; do
+    d=$("$build/tests/bench/drain" "$port" | awk '{print $3}')
+    drains="$drains $d"
+    redis-cli -p "$port" --scan --pattern 'casewatch:ind:*' | xargs -r -n 1000 redis-cli -p "$port" del >/dev/null
+    redis-cli -p "$port" del casewatch:alerts:log casewatch:events:dead >/dev/null
+    rm -f "$dir"/*.snap
+    t0=$(date +%s.%N)
+    line=$("$bin/casewatchd" $O --rebuild --replay)
+    t1=$(date +%s.%N)
+    r=$(echo "$len $t0 $t1" | awk '{printf "%.0f", $1 / ($3 - $2)}')
+    replays="$replays $r"
+    echo "bench: run $run: drain $d entries/s; replay $r entries/s as a process ($line)"
+done
+drain=$(echo $drains | tr ' ' '\n' | median)
+replay=$(echo $replays | tr ' ' '\n' | median)
+ratio=$(echo "$replay $drain" | awk '{printf "%.2f", $1 / $2}')
+alerts=$(redis-cli -p "$port" xlen casewatch:alerts:log)
+echo "bench: raw drain      $drain entries/s (median of 3)"
+echo "bench: --replay       $replay entries/s (median of 3), ratio $ratio to the drain; $alerts alerts logged"
+
+# (c) latency at 5k events/s, daemon following live
+redis-cli -p "$port" del casewatch:events >/dev/null
+rm -f "$dir"/*.snap
+"$bin/casewatchd" $O -o daemon.clock=event & dpid=$!
+sleep 1
+lat=$("$build/tests/bench/latency" "$port" 5000 10)
+kill -TERM $dpid; wait $dpid || true
+set -- $lat
+echo "bench: latency at 5k events/s: $2 of $1 alerts, p50 $3 ms, p99 $4 ms, max $5 ms"
+
+# (d) (e)
+mem=$("$build/tests/bench/bench_cases" 1000000)
+echo "$mem" | sed 's/^/bench: /'
+per=$(echo "$mem" | awk '/bytes per open case/ {print $5; exit}')
+snap=$(echo "$mem" | awk '/^snapshot/')
+
+cat >>BENCHMARKS.md <<TABLE
+
+## make bench, $(date -u +%Y-%m-%d) ($n events; medians of 3)
+
+| figure | value | ratio to the raw drain |
+|---|---|---|
+| raw drain (XREAD COUNT 1000, discard) | $drain entries/s | 1.00 |
+| casewatchd --replay --rebuild, whole process, shipped rules and sinks on | $replay entries/s | $ratio |
+| latency XADD → alert at a subscriber, 5k events/s | p50 $3 ms, p99 $4 ms, max $5 ms ($2/$1 alerts) | |
+| RSS per open case at 1M open cases | $per bytes | |
+| snapshot at 1M open cases | $(echo "$snap" | sed 's/^snapshot *//') | |
+TABLE
+echo "bench: table appended to BENCHMARKS.md"
+sh tests/bench/feed.sh "$bin" 100000
