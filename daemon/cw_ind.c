@@ -82,6 +82,10 @@ struct cw_ind {
     int offset_min, rolling_days, keep_quarters;
     int newest_quarter;
     int64_t newest_day, newest_ts;
+    /* period names of the last event's day */
+    int64_t names_day;
+    int names_valid, q;
+    char month[8], quarter_name[8], year[8], day[24];
     char rolling_name[24];
 };
 
@@ -141,9 +145,14 @@ size_t cw_ind_entries(const cw_ind *x) {
     return cw_map_size(x->entries);
 }
 
+/* "scope\x1fperiod", built by hand: this is on every event's path. */
 static size_t entry_key(const char *scope, const char *period, char *buf, size_t len) {
-    int n = snprintf(buf, len, "%s\x1f%s", scope, period);
-    return n < 0 || (size_t)n >= len ? 0 : (size_t)n;
+    size_t a = strlen(scope), b = strlen(period);
+    if (a + b + 2 > len) return 0;
+    memcpy(buf, scope, a);
+    buf[a] = '\x1f';
+    memcpy(buf + a + 1, period, b + 1);
+    return a + b + 1;
 }
 
 static entry *get_entry(cw_ind *x, const char *scope, const char *period, int quarter) {
@@ -237,11 +246,17 @@ static int event_scopes(const cw_event *ev, char (*scopes)[SCOPE_MAX]);
 
 /* Adds d to every scope in the periods of ts. */
 static int add_to_scopes(cw_ind *x, char (*scopes)[SCOPE_MAX], int ns, int64_t ts, const uint64_t *d) {
-    char month[8], quarter[8], year[8], day[24];
-    cw_period_names(ts, x->offset_min, month, quarter, year);
-    int q = cw_period_quarter_index(ts, x->offset_min);
+    /* the period names of a day, kept while events stay on it */
     int64_t dayno = cw_period_day(ts, x->offset_min);
-    snprintf(day, sizeof(day), "d%lld", (long long)dayno);
+    if (dayno != x->names_day || !x->names_valid) {
+        cw_period_names(ts, x->offset_min, x->month, x->quarter_name, x->year);
+        x->q = cw_period_quarter_index(ts, x->offset_min);
+        snprintf(x->day, sizeof(x->day), "d%lld", (long long)dayno);
+        x->names_day = dayno;
+        x->names_valid = 1;
+    }
+    const char *month = x->month, *quarter = x->quarter_name, *year = x->year, *day = x->day;
+    int q = x->q;
     if (q > x->newest_quarter) x->newest_quarter = q;
     if (dayno > x->newest_day) {
         x->newest_day = dayno;
@@ -261,10 +276,10 @@ static int add_to_scopes(cw_ind *x, char (*scopes)[SCOPE_MAX], int ns, int64_t t
 
 /* The unit's scope chain: unit, city, province, nation. */
 static int unit_scopes(const char *unit, char (*scopes)[SCOPE_MAX]) {
-    snprintf(scopes[0], SCOPE_MAX, "unit:%s", unit);
-    snprintf(scopes[1], SCOPE_MAX, "region:%.4s", unit);
-    snprintf(scopes[2], SCOPE_MAX, "region:%.2s", unit);
-    snprintf(scopes[3], SCOPE_MAX, "nation");
+    memcpy(scopes[0], "unit:", 5), memcpy(scopes[0] + 5, unit, 6), scopes[0][11] = '\0';
+    memcpy(scopes[1], "region:", 7), memcpy(scopes[1] + 7, unit, 4), scopes[1][11] = '\0';
+    memcpy(scopes[2], "region:", 7), memcpy(scopes[2] + 7, unit, 2), scopes[2][9] = '\0';
+    memcpy(scopes[3], "nation", 7);
     return 4;
 }
 
@@ -276,17 +291,18 @@ int cw_ind_apply(cw_ind *x, const cw_event *ev, const cw_case_facts *facts) {
     return add_to_scopes(x, scopes, ns, ev->ts, d);
 }
 
+/* "kind:unit:escaped-name", by hand (every event's path). */
+static void named_scope(char *out, const char *kind, const char *unit, const char *name) {
+    memcpy(out, kind, 5); /* "pros:" / "dept:" */
+    memcpy(out + 5, unit, 6);
+    out[11] = ':';
+    if (cw_key_escape(name, strlen(name), out + 12, SCOPE_MAX - 12) < 0) out[12] = '\0';
+}
+
 static int event_scopes(const cw_event *ev, char (*scopes)[SCOPE_MAX]) {
     int ns = 0;
-    char esc[3 * CW_NAME_MAX + 1];
-    if (ev->pros[0]) {
-        cw_key_escape(ev->pros, strlen(ev->pros), esc, sizeof(esc));
-        snprintf(scopes[ns++], SCOPE_MAX, "pros:%s:%s", ev->unit, esc);
-    }
-    if (ev->dept[0]) {
-        cw_key_escape(ev->dept, strlen(ev->dept), esc, sizeof(esc));
-        snprintf(scopes[ns++], SCOPE_MAX, "dept:%s:%s", ev->unit, esc);
-    }
+    if (ev->pros[0]) named_scope(scopes[ns++], "pros:", ev->unit, ev->pros);
+    if (ev->dept[0]) named_scope(scopes[ns++], "dept:", ev->unit, ev->dept);
     ns += unit_scopes(ev->unit, scopes + ns);
     return ns;
 }
