@@ -66,7 +66,8 @@ typedef struct daemon_ctx {
     int64_t event_now; /* the newest event time seen: the clock of replays */
     int64_t clock_day;    /* local day the deadline/rank clock has reached */
     char open_periods[3][8]; /* the month, quarter and year it is in */
-    char last_id[48];
+    char last_id[48];  /* the last entry applied: the position the state is at */
+    char read_pos[48]; /* where the next XREAD starts (ahead of last_id while a batch is read ahead) */
     int caught_up;
     dead_letter *dl_head, *dl_tail; /* not yet acknowledged */
     int dl_sending;
@@ -337,8 +338,16 @@ static void on_read(cw_conn *c, redisReply *r, void *privdata) {
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
         const redisReply *entries = r->element[0]->element[1];
         n = entries->elements;
+        /* a full batch: ask for the next one before applying this one, so
+         * that Redis prepares it while we work (replies keep their order) */
+        const char *last = n ? entries->element[n - 1]->element[0]->str : NULL;
+        if (n == (size_t)d->cfg->stream_batch && !(d->replay && id_cmp(last, d->replay_until) >= 0)) {
+            snprintf(d->read_pos, sizeof(d->read_pos), "%s", last);
+            read_more(d);
+        }
         for (size_t i = 0; i < n; i++) apply_entry(d, entries->element[i]);
     }
+    if (!d->reading) snprintf(d->read_pos, sizeof(d->read_pos), "%s", d->last_id);
     d->caught_up = n < (size_t)d->cfg->stream_batch;
     if (d->replay && (d->caught_up || id_cmp(d->last_id, d->replay_until) >= 0)) {
         replay_done(d);
@@ -363,7 +372,8 @@ static void read_more(daemon_ctx *d) {
     char count[16], block[16];
     snprintf(count, sizeof(count), "%d", d->cfg->stream_batch);
     snprintf(block, sizeof(block), "%d", d->cfg->stream_block_ms);
-    const char *argv[] = {"XREAD", "COUNT", count, "BLOCK", block, "STREAMS", d->cfg->stream_key, d->last_id};
+    if (!d->read_pos[0]) snprintf(d->read_pos, sizeof(d->read_pos), "%s", d->last_id);
+    const char *argv[] = {"XREAD", "COUNT", count, "BLOCK", block, "STREAMS", d->cfg->stream_key, d->read_pos};
     size_t lens[8];
     for (int i = 0; i < 8; i++) lens[i] = strlen(argv[i]);
     if (d->replay) { /* a backfill never waits for new entries */
@@ -858,6 +868,7 @@ static void on_conn_state(cw_conn *c, int ready, void *data) {
     if (!ready) return;
     if (c == d->reader) {
         CW_LOG(CW_LOG_INFO, "stream", "reading %s after %s", d->cfg->stream_key, d->last_id);
+        snprintf(d->read_pos, sizeof(d->read_pos), "%s", d->last_id); /* a read ahead may have been lost */
         read_more(d);
     } else {
         /* hash writes handed out before the writer dropped may be lost;
