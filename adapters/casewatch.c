@@ -207,17 +207,22 @@ static int cmd_gen(cw_config *cfg, int argc, char **argv) {
     return 0;
 }
 
+/* A connection for command `cmd`, or NULL after saying why. */
+static redisContext *connect_for(const cw_config *cfg, const char *cmd) {
+    char err[512];
+    redisContext *rc = cw_redis_sync_connect(cfg, err, sizeof(err));
+    if (!rc) fprintf(stderr, "casewatch %s: %s\n", cmd, err);
+    return rc;
+}
+
 static int cmd_status(cw_config *cfg, int argc, char **argv) {
     if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
         usage(stdout);
         return 0;
     }
     char err[512];
-    redisContext *rc = cw_redis_sync_connect(cfg, err, sizeof(err));
-    if (!rc) {
-        fprintf(stderr, "casewatch status: %s\n", err);
-        return 2;
-    }
+    redisContext *rc = connect_for(cfg, "status");
+    if (!rc) return 2;
     int r = cw_show_status(rc, cfg, stdout, err, sizeof(err));
     if (r < 0) fprintf(stderr, "casewatch status: %s\n", err);
     redisFree(rc);
@@ -230,11 +235,8 @@ static int cmd_ind(cw_config *cfg, int argc, char **argv) {
         return argc < 2 || argc > 3 ? 2 : 0;
     }
     char err[512];
-    redisContext *rc = cw_redis_sync_connect(cfg, err, sizeof(err));
-    if (!rc) {
-        fprintf(stderr, "casewatch ind: %s\n", err);
-        return 2;
-    }
+    redisContext *rc = connect_for(cfg, "ind");
+    if (!rc) return 2;
     int r = cw_show_ind(rc, cfg, argv[1], argc == 3 ? argv[2] : NULL, stdout, err, sizeof(err));
     if (r < 0) fprintf(stderr, "casewatch ind: %s\n", err);
     redisFree(rc);
@@ -282,11 +284,8 @@ static int cmd_tail(cw_config *cfg, int argc, char **argv) {
         }
     }
     char err[512];
-    redisContext *rc = cw_redis_sync_connect(cfg, err, sizeof(err));
-    if (!rc) {
-        fprintf(stderr, "casewatch tail: %s\n", err);
-        return 2;
-    }
+    redisContext *rc = connect_for(cfg, "tail");
+    if (!rc) return 2;
     struct timeval tv = {(cfg->redis_timeout_ms + 2000) / 1000, (cfg->redis_timeout_ms + 2000) % 1000 * 1000};
     redisSetTimeout(rc, tv);
     int r = cw_tail_run(rc, cfg->alerts_log_key, &to, stdout, err, sizeof(err));

@@ -88,14 +88,6 @@ static const opt opts[] = {
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
-static int errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int errf(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static const opt *find_opt(const char *section, const char *key) {
     for (size_t i = 0; i < NOPTS; i++)
@@ -123,10 +115,10 @@ static int set_opt(cw_config *c, const opt *o, const char *value, char *err, siz
     char *base = (char *)c;
     switch (o->type) {
     case OPT_STR: {
-        if (o->min == 1 && value[0] == '\0') return errf(err, errlen, "expected a non-empty value");
-        if (!cw_utf8_valid(value, strlen(value))) return errf(err, errlen, "expected UTF-8 text");
+        if (o->min == 1 && value[0] == '\0') return cw_errf(err, errlen, "expected a non-empty value");
+        if (!cw_utf8_valid(value, strlen(value))) return cw_errf(err, errlen, "expected UTF-8 text");
         char *dup = strdup(value);
-        if (!dup) return errf(err, errlen, "out of memory");
+        if (!dup) return cw_errf(err, errlen, "out of memory");
         char **slot = (char **)(base + o->offset);
         free(*slot);
         *slot = dup;
@@ -137,7 +129,7 @@ static int set_opt(cw_config *c, const opt *o, const char *value, char *err, siz
         errno = 0;
         long v = strtol(value, &end, 10);
         if (errno || end == value || *end || v < o->min || v > o->max)
-            return errf(err, errlen, "expected an integer from %ld to %ld, got '%.64s'", o->min, o->max, value);
+            return cw_errf(err, errlen, "expected an integer from %ld to %ld, got '%.64s'", o->min, o->max, value);
         *(int *)(base + o->offset) = (int)v;
         return 0;
     }
@@ -150,31 +142,31 @@ static int set_opt(cw_config *c, const opt *o, const char *value, char *err, siz
         }
         char ch[160];
         choices_text(o->choices, ch, sizeof(ch));
-        return errf(err, errlen, "expected one of %s, got '%.64s'", ch, value);
+        return cw_errf(err, errlen, "expected one of %s, got '%.64s'", ch, value);
     }
-    return errf(err, errlen, "internal: bad option type");
+    return cw_errf(err, errlen, "internal: bad option type");
 }
 
 static int set_unit(cw_config *c, const char *code, const char *name, char *err, size_t errlen) {
     int ok = strlen(code) == 6;
     for (int i = 0; ok && i < 6; i++) ok = code[i] >= '0' && code[i] <= '9';
-    if (!ok) return errf(err, errlen, "expected a 6-digit unit code as the key");
-    if (!name[0] || !cw_utf8_valid(name, strlen(name))) return errf(err, errlen, "expected the unit's name in UTF-8");
+    if (!ok) return cw_errf(err, errlen, "expected a 6-digit unit code as the key");
+    if (!name[0] || !cw_utf8_valid(name, strlen(name))) return cw_errf(err, errlen, "expected the unit's name in UTF-8");
     for (size_t i = 0; i < c->nunits; i++) {
         if (strcmp(c->units[i].code, code) == 0) {
             char *dup = strdup(name);
-            if (!dup) return errf(err, errlen, "out of memory");
+            if (!dup) return cw_errf(err, errlen, "out of memory");
             free(c->units[i].name);
             c->units[i].name = dup;
             return 0;
         }
     }
     cw_unit_name *nu = realloc(c->units, (c->nunits + 1) * sizeof(*nu));
-    if (!nu) return errf(err, errlen, "out of memory");
+    if (!nu) return cw_errf(err, errlen, "out of memory");
     c->units = nu;
     memcpy(nu[c->nunits].code, code, 7);
     nu[c->nunits].name = strdup(name);
-    if (!nu[c->nunits].name) return errf(err, errlen, "out of memory");
+    if (!nu[c->nunits].name) return cw_errf(err, errlen, "out of memory");
     c->nunits++;
     return 0;
 }
@@ -182,13 +174,13 @@ static int set_unit(cw_config *c, const char *code, const char *name, char *err,
 /* A [rule NAME] key is kept as text; cw_rules checks it. */
 static int add_rule_kv(cw_config *c, const char *rule, const char *key, const char *value, const char *where,
                        char *err, size_t errlen) {
-    if (!rule[0]) return errf(err, errlen, "a rule section needs a name: [rule NAME]");
-    if (!cw_utf8_valid(value, strlen(value))) return errf(err, errlen, "expected UTF-8 text");
+    if (!rule[0]) return cw_errf(err, errlen, "a rule section needs a name: [rule NAME]");
+    if (!cw_utf8_valid(value, strlen(value))) return cw_errf(err, errlen, "expected UTF-8 text");
     for (size_t i = 0; i < c->nrule_kvs; i++) {
         cw_rule_kv *kv = &c->rule_kvs[i];
         if (strcmp(kv->rule, rule) == 0 && strcmp(kv->key, key) == 0) { /* a later value wins */
             char *v = strdup(value), *w = strdup(where);
-            if (!v || !w) return free(v), free(w), errf(err, errlen, "out of memory");
+            if (!v || !w) return free(v), free(w), cw_errf(err, errlen, "out of memory");
             free(kv->value);
             free(kv->where);
             kv->value = v;
@@ -197,7 +189,7 @@ static int add_rule_kv(cw_config *c, const char *rule, const char *key, const ch
         }
     }
     cw_rule_kv *n = realloc(c->rule_kvs, (c->nrule_kvs + 1) * sizeof(*n));
-    if (!n) return errf(err, errlen, "out of memory");
+    if (!n) return cw_errf(err, errlen, "out of memory");
     c->rule_kvs = n;
     cw_rule_kv *kv = &n[c->nrule_kvs];
     kv->rule = strdup(rule);
@@ -205,7 +197,7 @@ static int add_rule_kv(cw_config *c, const char *rule, const char *key, const ch
     kv->value = strdup(value);
     kv->where = strdup(where);
     c->nrule_kvs++;
-    if (!kv->rule || !kv->key || !kv->value || !kv->where) return errf(err, errlen, "out of memory");
+    if (!kv->rule || !kv->key || !kv->value || !kv->where) return cw_errf(err, errlen, "out of memory");
     return 0;
 }
 
@@ -216,8 +208,8 @@ static int set_value(cw_config *c, const char *section, const char *key, const c
     if (strcmp(section, "units") == 0) return set_unit(c, key, value, err, errlen);
     const opt *o = find_opt(section, key);
     if (!o) {
-        if (!section_known(section)) return errf(err, errlen, "unknown section");
-        return errf(err, errlen, "unknown key");
+        if (!section_known(section)) return cw_errf(err, errlen, "unknown section");
+        return cw_errf(err, errlen, "unknown key");
     }
     return set_opt(c, o, value, err, errlen);
 }
@@ -284,7 +276,7 @@ static int on_value(void *user, const char *section, const char *key, const char
     snprintf(where, sizeof(where), "%s:%d", lc->path, lc->line);
     if (set_value(lc->c, section, key, value, where, why, sizeof(why)) < 0) {
         lc->failed = 1;
-        errf(lc->err, lc->errlen, "%s:%d: [%s] %s: %s", lc->path, lc->line, section, key, why);
+        cw_errf(lc->err, lc->errlen, "%s:%d: [%s] %s: %s", lc->path, lc->line, section, key, why);
     }
     return 1; /* keep inih going; we report our own first error */
 }
@@ -293,14 +285,14 @@ int cw_config_load_stream(cw_config *c, FILE *f, const char *name, char *err, si
     load_ctx lc = {.c = c, .path = name, .err = err, .errlen = errlen, .f = f};
     int rc = ini_parse_stream(read_line, &lc, on_value, &lc);
     if (lc.failed) return -1;
-    if (rc > 0) return errf(err, errlen, "%s:%d: not INI syntax (expected [section] or key = value)", name, rc);
-    if (rc < 0) return errf(err, errlen, "%s: could not be read", name);
+    if (rc > 0) return cw_errf(err, errlen, "%s:%d: not INI syntax (expected [section] or key = value)", name, rc);
+    if (rc < 0) return cw_errf(err, errlen, "%s: could not be read", name);
     return 0;
 }
 
 int cw_config_load(cw_config *c, const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
-    if (!f) return errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return cw_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     int rc = cw_config_load_stream(c, f, path, err, errlen);
     fclose(f);
     return rc;
@@ -313,28 +305,28 @@ int cw_config_override(cw_config *c, const char *assignment, char *err, size_t e
     for (const char *p = assignment; eq && p < eq; p++)
         if (*p == '.') dot = p;
     if (!dot || !eq || dot > eq || dot == assignment || eq == dot + 1)
-        return errf(err, errlen, "-o %s: expected section.key=value", assignment);
+        return cw_errf(err, errlen, "-o %s: expected section.key=value", assignment);
     char section[128], key[64];
     if ((size_t)(dot - assignment) >= sizeof(section) || (size_t)(eq - dot - 1) >= sizeof(key))
-        return errf(err, errlen, "-o %s: section or key too long", assignment);
+        return cw_errf(err, errlen, "-o %s: section or key too long", assignment);
     memcpy(section, assignment, (size_t)(dot - assignment));
     section[dot - assignment] = '\0';
     memcpy(key, dot + 1, (size_t)(eq - dot - 1));
     key[eq - dot - 1] = '\0';
     char why[256];
     if (set_value(c, section, key, eq + 1, "-o", why, sizeof(why)) < 0)
-        return errf(err, errlen, "-o %s: [%s] %s: %s", assignment, section, key, why);
+        return cw_errf(err, errlen, "-o %s: [%s] %s: %s", assignment, section, key, why);
     return 0;
 }
 
 int cw_config_finish(cw_config *c, char *err, size_t errlen) {
     cw_log_level = c->log_level;
     if (cw_period_parse_offset(c->utc_offset, &c->utc_offset_min) < 0)
-        return errf(err, errlen, "[indicators] utc_offset: expected +HH:MM, -HH:MM or Z, got '%.32s'", c->utc_offset);
+        return cw_errf(err, errlen, "[indicators] utc_offset: expected +HH:MM, -HH:MM or Z, got '%.32s'", c->utc_offset);
     if (!c->redis_password_file[0]) return 0;
     const char *path = c->redis_password_file;
     FILE *f = fopen(path, "r");
-    if (!f) return errf(err, errlen, "[redis] password_file %s: cannot open: %s", path, strerror(errno));
+    if (!f) return cw_errf(err, errlen, "[redis] password_file %s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
         CW_LOG(CW_LOG_WARNING, "config", "password file %s can be read by others (mode %03o); chmod 600 it", path,
@@ -344,11 +336,11 @@ int cw_config_finish(cw_config *c, char *err, size_t errlen) {
     fclose(f);
     buf[n] = '\0';
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
-    if (n == 0) return errf(err, errlen, "[redis] password_file %s: file is empty", path);
+    if (n == 0) return cw_errf(err, errlen, "[redis] password_file %s: file is empty", path);
     free(c->redis_password);
     c->redis_password = strdup(buf);
     explicit_bzero(buf, sizeof(buf));
-    if (!c->redis_password) return errf(err, errlen, "out of memory");
+    if (!c->redis_password) return cw_errf(err, errlen, "out of memory");
     return 0;
 }
 

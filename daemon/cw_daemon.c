@@ -941,6 +941,7 @@ static void on_signal(uv_signal_t *s, int signum) {
 /* --replay reached the tip it was asked for: the one line, then the
  * orderly stop (hashes, alerts, snapshot). */
 static void replay_done(daemon_ctx *d) {
+    d->lag = 0; /* at the tip it was asked to reach */
     double secs = cw_mono_s() - d->replay_started;
     uint64_t n = d->events - d->replay_events0;
     printf("replayed %llu events (%llu entries read) in %.2f s: %.0f events/s\n", (unsigned long long)n,

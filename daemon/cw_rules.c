@@ -66,14 +66,6 @@ struct cw_rules {
     uint64_t lights_on; /* deadline lights firing */
 };
 
-static int errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int errf(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* ---- Reading the [rule NAME] sections ---------------------------------- */
 
@@ -103,7 +95,7 @@ static int lookup(const char *const *names, size_t n, const char *v) {
 static int set_key(rule *r, const char *key, const char *v, char *why, size_t wl) {
     if (strcmp(key, "kind") == 0) {
         int k = lookup(kind_names, 6, v);
-        if (k < 0) return errf(why, wl, "expected threshold, persistence, deadline, stale, data or rank, got '%s'", v);
+        if (k < 0) return cw_errf(why, wl, "expected threshold, persistence, deadline, stale, data or rank, got '%s'", v);
         r->kind = (kind)k;
     } else if (strcmp(key, "scope") == 0) {
         r->scopes = 0;
@@ -113,63 +105,63 @@ static int set_key(rule *r, const char *key, const char *v, char *why, size_t wl
             unsigned bit = 0;
             for (size_t i = 0; i < sizeof(scope_names) / sizeof(scope_names[0]); i++)
                 if (strcmp(scope_names[i].name, t) == 0) bit = scope_names[i].bit;
-            if (!bit) return errf(why, wl, "expected a list of pros, dept, unit, city, province, nation; got '%s'", t);
+            if (!bit) return cw_errf(why, wl, "expected a list of pros, dept, unit, city, province, nation; got '%s'", t);
             r->scopes |= bit;
         }
     } else if (strcmp(key, "indicator") == 0) {
         if ((r->indicator = cw_ind_indicator_index(v)) < 0)
-            return errf(why, wl, "expected an indicator of INDICATORS.md §2 (case_item_ratio, plea_rate, ...), got '%s'", v);
+            return cw_errf(why, wl, "expected an indicator of INDICATORS.md §2 (case_item_ratio, plea_rate, ...), got '%s'", v);
     } else if (strcmp(key, "period") == 0) {
         static const char *const p[] = {NULL, "month", "quarter", "year", "rolling"};
         int k = lookup(p, 5, v);
-        if (k < 1) return errf(why, wl, "expected month, quarter, year or rolling, got '%s'", v);
+        if (k < 1) return cw_errf(why, wl, "expected month, quarter, year or rolling, got '%s'", v);
         r->period = (cw_period_kind)k;
     } else if (strcmp(key, "compare") == 0) {
         if (strcmp(v, ">") && strcmp(v, ">=") && strcmp(v, "<") && strcmp(v, "<="))
-            return errf(why, wl, "expected >, >=, < or <=, got '%s'", v);
+            return cw_errf(why, wl, "expected >, >=, < or <=, got '%s'", v);
         snprintf(r->cmp, sizeof(r->cmp), "%s", v);
     } else if (strcmp(key, "threshold") == 0) {
-        if (parse_num(v, -1e12, 1e12, &r->threshold) < 0) return errf(why, wl, "expected a number, got '%s'", v);
+        if (parse_num(v, -1e12, 1e12, &r->threshold) < 0) return cw_errf(why, wl, "expected a number, got '%s'", v);
     } else if (strcmp(key, "resolve") == 0) {
-        if (parse_num(v, -1e12, 1e12, &r->resolve) < 0) return errf(why, wl, "expected a number, got '%s'", v);
+        if (parse_num(v, -1e12, 1e12, &r->resolve) < 0) return cw_errf(why, wl, "expected a number, got '%s'", v);
         r->has_resolve = 1;
     } else if (strcmp(key, "sample") == 0) {
         if ((r->sample = cw_ind_counter_index(v)) < 0)
-            return errf(why, wl, "expected a counter name (cases, decided_persons, ...), got '%s'", v);
+            return cw_errf(why, wl, "expected a counter name (cases, decided_persons, ...), got '%s'", v);
     } else if (strcmp(key, "min_sample") == 0) {
-        if (parse_num(v, 0, 1e15, &r->min_sample) < 0) return errf(why, wl, "expected a count, got '%s'", v);
+        if (parse_num(v, 0, 1e15, &r->min_sample) < 0) return cw_errf(why, wl, "expected a count, got '%s'", v);
     } else if (strcmp(key, "level") == 0 || strcmp(key, "overdue_level") == 0) {
         if (strcmp(v, "yellow") && strcmp(v, "orange") && strcmp(v, "red"))
-            return errf(why, wl, "expected yellow, orange or red, got '%s'", v);
+            return cw_errf(why, wl, "expected yellow, orange or red, got '%s'", v);
         char **slot = key[0] == 'l' ? &r->level : &r->overdue_level;
         free(*slot);
         *slot = strdup(v);
     } else if (strcmp(key, "label") == 0 || strcmp(key, "overdue_label") == 0) {
-        if (!v[0]) return errf(why, wl, "expected the word users see, e.g. 黄牌预警");
+        if (!v[0]) return cw_errf(why, wl, "expected the word users see, e.g. 黄牌预警");
         char **slot = key[0] == 'l' ? &r->label : &r->overdue_label;
         free(*slot);
         *slot = strdup(v);
     } else if (strcmp(key, "peers") == 0) {
         if (strcmp(v, "unit") && strcmp(v, "province"))
-            return errf(why, wl, "expected unit (a 院's departments) or province (a province's 院), got '%s'", v);
+            return cw_errf(why, wl, "expected unit (a 院's departments) or province (a province's 院), got '%s'", v);
         r->peers_province = strcmp(v, "province") == 0;
     } else if (strcmp(key, "bottom_county_fraction") == 0) {
         if (parse_num(v, 0, 1, &r->bottom_county_fraction) < 0)
-            return errf(why, wl, "expected a fraction from 0 to 1, got '%s'", v);
+            return cw_errf(why, wl, "expected a fraction from 0 to 1, got '%s'", v);
     } else if (strcmp(key, "of") == 0) {
         free(r->of_name);
         r->of_name = strdup(v);
     } else if (strcmp(key, "periods") == 0) {
-        if (parse_int(v, 1, 12, &r->periods) < 0) return errf(why, wl, "expected 1 to 12 periods, got '%s'", v);
+        if (parse_int(v, 1, 12, &r->periods) < 0) return cw_errf(why, wl, "expected 1 to 12 periods, got '%s'", v);
     } else if (strcmp(key, "clock") == 0) {
         if ((r->clock = lookup(clock_names, CW_NCLOCKS - 1, v)) < 0)
-            return errf(why, wl,
+            return cw_errf(why, wl,
                         "expected arrest_review, prosecution_review, supplementary, letter_procedural or "
                         "letter_substantive, got '%s'",
                         v);
     } else if (strcmp(key, "check") == 0) {
         if ((r->check = lookup(check_names, CW_NCHECKS, v)) < 0)
-            return errf(why, wl, "expected third_return, second_extension, decided_unaccepted or after_closed, got '%s'",
+            return cw_errf(why, wl, "expected third_return, second_extension, decided_unaccepted or after_closed, got '%s'",
                         v);
     } else {
         static const struct {
@@ -186,11 +178,11 @@ static int set_key(rule *r, const char *key, const char *v, char *why, size_t wl
         for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
             if (strcmp(key, ints[i].key) == 0) {
                 if (parse_int(v, 0, ints[i].max, (int *)((char *)r + ints[i].off)) < 0)
-                    return errf(why, wl, "expected a whole number of days (0 to %d), got '%s'", ints[i].max, v);
+                    return cw_errf(why, wl, "expected a whole number of days (0 to %d), got '%s'", ints[i].max, v);
                 return 0;
             }
         }
-        return errf(why, wl, "unknown key");
+        return cw_errf(why, wl, "unknown key");
     }
     return 0;
 }
@@ -202,52 +194,52 @@ static int finish_rule(cw_rules *rs, rule *r, char *why, size_t wl) {
         r->label = strdup(r->kind == K_DATA ? "数据异常" : r->kind == K_DEADLINE ? "期限预警" : r->kind == K_STALE ? "挂案预警" : "黄牌预警");
     if (!r->overdue_level) r->overdue_level = strdup("red");
     if (!r->overdue_label) r->overdue_label = strdup("超期预警");
-    if (!r->level || !r->label || !r->overdue_level || !r->overdue_label) return errf(why, wl, "out of memory");
+    if (!r->level || !r->label || !r->overdue_level || !r->overdue_label) return cw_errf(why, wl, "out of memory");
     switch (r->kind) {
     case K_THRESHOLD:
-        if (r->indicator < 0) return errf(why, wl, "a threshold rule needs indicator =");
-        if (!r->period) return errf(why, wl, "a threshold rule needs period = month|quarter|year|rolling");
-        if (!r->cmp[0]) return errf(why, wl, "a threshold rule needs compare = > | >= | < | <=");
-        if (!r->scopes) return errf(why, wl, "a threshold rule needs scope = (pros, dept, unit, city, province, nation)");
+        if (r->indicator < 0) return cw_errf(why, wl, "a threshold rule needs indicator =");
+        if (!r->period) return cw_errf(why, wl, "a threshold rule needs period = month|quarter|year|rolling");
+        if (!r->cmp[0]) return cw_errf(why, wl, "a threshold rule needs compare = > | >= | < | <=");
+        if (!r->scopes) return cw_errf(why, wl, "a threshold rule needs scope = (pros, dept, unit, city, province, nation)");
         if (!r->has_resolve) r->resolve = r->threshold;
         if (r->cmp[0] == '>' && r->resolve > r->threshold)
-            return errf(why, wl, "resolve must not be above threshold for compare %s", r->cmp);
+            return cw_errf(why, wl, "resolve must not be above threshold for compare %s", r->cmp);
         if (r->cmp[0] == '<' && r->resolve < r->threshold)
-            return errf(why, wl, "resolve must not be below threshold for compare %s", r->cmp);
+            return cw_errf(why, wl, "resolve must not be below threshold for compare %s", r->cmp);
         if (r->sample < 0) r->sample = cw_ind_denominator(r->indicator);
         return 0;
     case K_PERSISTENCE:
-        if (!r->of_name) return errf(why, wl, "a persistence rule needs of = <threshold rule>");
+        if (!r->of_name) return cw_errf(why, wl, "a persistence rule needs of = <threshold rule>");
         for (size_t i = 0; i < rs->n; i++)
             if (strcmp(rs->rules[i].name, r->of_name) == 0 && rs->rules[i].kind == K_THRESHOLD) r->of = (int)i;
-        if (r->of < 0) return errf(why, wl, "of = %s: no threshold rule of that name", r->of_name);
+        if (r->of < 0) return cw_errf(why, wl, "of = %s: no threshold rule of that name", r->of_name);
         if (!r->periods) r->periods = 2;
         return 0;
     case K_DEADLINE:
         if (r->clock < 0 && strncmp(r->name, "deadline.", 9) == 0) r->clock = lookup(clock_names, CW_NCLOCKS - 1, r->name + 9);
-        if (r->clock < 0) return errf(why, wl, "a deadline rule needs clock = (arrest_review, prosecution_review, ...)");
-        if (!r->days && !r->months) return errf(why, wl, "a deadline rule needs days = or months =");
+        if (r->clock < 0) return cw_errf(why, wl, "a deadline rule needs clock = (arrest_review, prosecution_review, ...)");
+        if (!r->days && !r->months) return cw_errf(why, wl, "a deadline rule needs days = or months =");
         return 0;
     case K_STALE:
         r->clock = CW_CLOCK_STALE;
-        if (!r->days) return errf(why, wl, "a stale rule needs days =");
+        if (!r->days) return cw_errf(why, wl, "a stale rule needs days =");
         return 0;
     case K_RANK:
-        if (r->indicator < 0) return errf(why, wl, "a rank rule needs indicator =");
+        if (r->indicator < 0) return cw_errf(why, wl, "a rank rule needs indicator =");
         if (!r->period || r->period == CW_PERIOD_ROLLING)
-            return errf(why, wl, "a rank rule needs period = month|quarter|year (ranked when it closes)");
-        if (!r->cmp[0]) return errf(why, wl, "a rank rule needs compare = > (higher is worse) or < (lower is worse)");
-        if (r->scopes != S_DEPT && r->scopes != S_UNIT) return errf(why, wl, "a rank rule ranks scope = dept or scope = unit");
-        if (r->scopes == S_DEPT && r->peers_province) return errf(why, wl, "departments are ranked among their 院 (peers = unit)");
-        if (r->scopes == S_UNIT && !r->peers_province) return errf(why, wl, "院 are ranked among their province (peers = province)");
+            return cw_errf(why, wl, "a rank rule needs period = month|quarter|year (ranked when it closes)");
+        if (!r->cmp[0]) return cw_errf(why, wl, "a rank rule needs compare = > (higher is worse) or < (lower is worse)");
+        if (r->scopes != S_DEPT && r->scopes != S_UNIT) return cw_errf(why, wl, "a rank rule ranks scope = dept or scope = unit");
+        if (r->scopes == S_DEPT && r->peers_province) return cw_errf(why, wl, "departments are ranked among their 院 (peers = unit)");
+        if (r->scopes == S_UNIT && !r->peers_province) return cw_errf(why, wl, "院 are ranked among their province (peers = province)");
         if (!r->bottom && !r->bottom_city && r->bottom_county_fraction <= 0)
-            return errf(why, wl, "a rank rule needs bottom = N (or bottom_city and bottom_county_fraction)");
+            return cw_errf(why, wl, "a rank rule needs bottom = N (or bottom_city and bottom_county_fraction)");
         if (!r->periods) r->periods = 1;
         if (r->sample < 0) r->sample = cw_ind_denominator(r->indicator);
         return 0;
     case K_DATA:
         if (r->check < 0 && strncmp(r->name, "data.", 5) == 0) r->check = lookup(check_names, CW_NCHECKS, r->name + 5);
-        if (r->check < 0) return errf(why, wl, "a data rule needs check = (third_return, second_extension, ...)");
+        if (r->check < 0) return cw_errf(why, wl, "a data rule needs check = (third_return, second_extension, ...)");
         return 0;
     }
     return 0;
@@ -264,7 +256,7 @@ static void rule_clear(rule *r) {
 
 cw_rules *cw_rules_new(const cw_config *cfg, char *err, size_t errlen) {
     cw_rules *rs = calloc(1, sizeof(*rs));
-    if (!rs) return errf(err, errlen, "out of memory"), NULL;
+    if (!rs) return cw_errf(err, errlen, "out of memory"), NULL;
     rs->cfg = cfg;
     rs->firing = cw_map_new();
     rs->raised = cw_map_new();
@@ -292,14 +284,14 @@ cw_rules *cw_rules_new(const cw_config *cfg, char *err, size_t errlen) {
             last = kv;
             char why[256];
             if (set_key(r, kv->key, kv->value, why, sizeof(why)) < 0) {
-                errf(err, errlen, "%s: [rule %s] %s: %s", kv->where, name, kv->key, why);
+                cw_errf(err, errlen, "%s: [rule %s] %s: %s", kv->where, name, kv->key, why);
                 cw_rules_free(rs);
                 return NULL;
             }
         }
         char why[256];
         if (finish_rule(rs, r, why, sizeof(why)) < 0) {
-            errf(err, errlen, "%s: [rule %s]: %s", last ? last->where : "?", name, why);
+            cw_errf(err, errlen, "%s: [rule %s]: %s", last ? last->where : "?", name, why);
             cw_rules_free(rs);
             return NULL;
         }
@@ -307,7 +299,7 @@ cw_rules *cw_rules_new(const cw_config *cfg, char *err, size_t errlen) {
     return rs;
 oom:
     cw_rules_free(rs);
-    errf(err, errlen, "out of memory");
+    cw_errf(err, errlen, "out of memory");
     return NULL;
 }
 

@@ -1,5 +1,8 @@
 #include "cw_text.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 #include <string.h>
 
 int cw_utf8_valid(const char *buf, size_t len) {
@@ -77,4 +80,12 @@ void cw_key_unescape(const char *key, char *out, size_t outlen) {
         }
     }
     if (outlen) out[n] = '\0';
+}
+
+int cw_errf(char *err, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
 }

@@ -10,6 +10,10 @@
  * surrogates, nothing above U+10FFFF), else 0. */
 int cw_utf8_valid(const char *buf, size_t len);
 
+/* snprintf into a caller's error buffer; returns -1, so that a failing
+ * function can `return cw_errf(err, errlen, ...)`. */
+int cw_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Percent-escapes one name for use inside a Redis key or channel:
  * ':', '%', whitespace and control bytes become %XX; every other byte
  * (UTF-8 included) is kept. Writes at most outlen-1 bytes plus a NUL.

@@ -332,3 +332,12 @@ void cw_test_feed_raw(const char *lines, size_t len) {
     free(out);
     free(err);
 }
+
+int cw_test_log_count(redisContext *c, const char *needle) {
+    redisReply *r = redisCommand(c, "XRANGE casewatch:alerts:log - +");
+    int n = 0;
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+        n += strstr(r->element[i]->element[1]->element[1]->str, needle) != NULL;
+    if (r) freeReplyObject(r);
+    return n;
+}

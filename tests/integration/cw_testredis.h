@@ -68,6 +68,9 @@ void cw_test_wait_read(redisContext *c, long long entries);
 
 void cw_test_sleep_ms(int ms);
 
+/* Entries of casewatch:alerts:log whose JSON contains needle. */
+int cw_test_log_count(redisContext *c, const char *needle);
+
 /* The stdout of `casewatch gen ARGS...` (caller frees). */
 char *cw_test_gen(const char *const *args);
 /* Appends JSON lines to cw_test_redis's event stream with `feed --raw`. */

@@ -220,14 +220,9 @@ static void q1_events(char **b, size_t *len, size_t *cap, const char *tag, int n
 }
 
 static int count_states(redisContext *c, const char *id, const char *state) {
-    redisReply *r = redisCommand(c, "XRANGE casewatch:alerts:log - +");
-    int n = 0;
     char needle[256];
     snprintf(needle, sizeof(needle), "\"id\":\"%s\",\"state\":\"%s\"", id, state);
-    for (size_t i = 0; i < r->elements; i++)
-        if (strstr(r->element[i]->element[1]->element[1]->str, needle)) n++;
-    freeReplyObject(r);
-    return n;
+    return cw_test_log_count(c, needle);
 }
 
 /* 40 cases and 4 items in Q1 (1:1.10, quiet); Q2 begins; then late

@@ -57,14 +57,6 @@ static long long xlen(redisContext *c, const char *key) {
     return n;
 }
 
-static int log_count(redisContext *c, const char *needle) {
-    redisReply *r = redisCommand(c, "XRANGE casewatch:alerts:log - +");
-    int n = 0;
-    for (size_t i = 0; r && i < r->elements; i++) n += strstr(r->element[i]->element[1]->element[1]->str, needle) != NULL;
-    if (r) freeReplyObject(r);
-    return n;
-}
-
 static void caps_dead_letter_the_excess_and_alert_once(void **state) {
     (void)state;
     redisContext *c = cw_testredis_connect(&cw_test_redis);
@@ -94,9 +86,9 @@ static void caps_dead_letter_the_excess_and_alert_once(void **state) {
         named |= strstr(r->element[0]->element[1]->element[j + 1]->str, "[limits] max_scopes = 50") != NULL;
     freeReplyObject(r);
     assert_true(named);
-    assert_int_equal(log_count(c, "\"id\":\"system.capacity/daemon:main/max_scopes\",\"state\":\"firing\""), 1);
-    assert_int_equal(log_count(c, "\"id\":\"system.capacity/daemon:main/max_open_cases\",\"state\":\"firing\""), 1);
-    assert_int_equal(log_count(c, "容量预警"), 2);
+    assert_int_equal(cw_test_log_count(c, "\"id\":\"system.capacity/daemon:main/max_scopes\",\"state\":\"firing\""), 1);
+    assert_int_equal(cw_test_log_count(c, "\"id\":\"system.capacity/daemon:main/max_open_cases\",\"state\":\"firing\""), 1);
+    assert_int_equal(cw_test_log_count(c, "容量预警"), 2);
     cw_test_daemon_stop(pid);
     free(pros);
     free(open);
@@ -185,12 +177,12 @@ static void a_stream_trimmed_past_the_position_is_detected(void **state) {
     cw_test_feed_raw(a + half, len - half);
     freeReplyObject(redisCommand(c, "XTRIM casewatch:events MAXLEN 10")); /* the unread but 10 gone */
     pid = cw_test_daemon_start_with(CONF, extra);
-    for (int i = 0; i < 100 && log_count(c, "system.stream_trimmed") == 0; i++) cw_test_sleep_ms(50);
+    for (int i = 0; i < 100 && cw_test_log_count(c, "system.stream_trimmed") == 0; i++) cw_test_sleep_ms(50);
     cw_test_wait_read(c, first + 10);
-    assert_int_equal(log_count(c, "\"id\":\"system.stream_trimmed/daemon:main/stream\",\"state\":\"firing\""), 1);
+    assert_int_equal(cw_test_log_count(c, "\"id\":\"system.stream_trimmed/daemon:main/stream\",\"state\":\"firing\""), 1);
     char lost[64];
     snprintf(lost, sizeof(lost), "%lld 条事件未经处理", 200 - first - 10); /* "88 条事件" */
-    assert_int_equal(log_count(c, lost), 1);
+    assert_int_equal(cw_test_log_count(c, lost), 1);
     assert_int_equal(cw_test_hget_ll(c, "casewatch:daemon:main", "events"), first + 10);
     assert_int_equal(cw_test_hget_ll(c, "casewatch:daemon:main", "lag"), 0);
     cw_test_daemon_stop(pid);
@@ -214,12 +206,12 @@ static void snapshots_that_cannot_be_written_are_alerted_and_retried(void **stat
     pid_t pid = cw_test_daemon_start_with(CONF, extra);
     cw_test_wait_read(c, 50);
     assert_int_equal(kill(pid, 0), 0);
-    assert_int_equal(log_count(c, "\"id\":\"system.snapshot/daemon:main/write\",\"state\":\"firing\""), 1);
+    assert_int_equal(cw_test_log_count(c, "\"id\":\"system.snapshot/daemon:main/write\",\"state\":\"firing\""), 1);
     unlink(blocker);
     mkdir(blocker, 0750);
-    for (int i = 0; i < 60 && log_count(c, "\"id\":\"system.snapshot/daemon:main/write\",\"state\":\"resolved\"") == 0; i++)
+    for (int i = 0; i < 60 && cw_test_log_count(c, "\"id\":\"system.snapshot/daemon:main/write\",\"state\":\"resolved\"") == 0; i++)
         cw_test_sleep_ms(50);
-    assert_int_equal(log_count(c, "\"id\":\"system.snapshot/daemon:main/write\",\"state\":\"resolved\""), 1);
+    assert_int_equal(cw_test_log_count(c, "\"id\":\"system.snapshot/daemon:main/write\",\"state\":\"resolved\""), 1);
     char snap[160];
     snprintf(snap, sizeof(snap), "%s/main.snap", blocker);
     struct stat st;

@@ -94,14 +94,6 @@ static void write_file(const char *path, const char *text) {
     fclose(f);
 }
 
-static int log_has(redisContext *c, const char *needle) {
-    redisReply *r = redisCommand(c, "XRANGE casewatch:alerts:log - +");
-    int n = 0;
-    for (size_t i = 0; i < r->elements; i++) n += strstr(r->element[i]->element[1]->element[1]->str, needle) != NULL;
-    freeReplyObject(r);
-    return n;
-}
-
 /* 30 cases and 6 items in 2020-Q1 (1:1.20): yellow under the shipped
  * 1.15. A broken file on SIGHUP changes nothing; a threshold of 1.25
  * resolves the alert; the counters stay as they were. */
@@ -122,7 +114,7 @@ static void sighup_reloads_rules_and_keeps_state(void **state) {
     pid_t pid = cw_test_daemon_start_with(conf, event_clock);
     cw_test_wait_read(c, 36);
     const char *id = "\"id\":\"case_item_ratio.yellow/unit:410923/2020-Q1\",\"state\":\"firing\"";
-    assert_int_equal(log_has(c, id), 1);
+    assert_int_equal(cw_test_log_count(c, id), 1);
 
     write_file(conf, "[rule broken]\nkind = threshold\nindicator = no_such_indicator\n");
     kill(pid, SIGHUP);
@@ -131,7 +123,7 @@ static void sighup_reloads_rules_and_keeps_state(void **state) {
     long long beat = cw_test_hget_ll(c, "casewatch:daemon:main", "heartbeat_at");
     cw_test_sleep_ms(1200);
     assert_true(cw_test_hget_ll(c, "casewatch:daemon:main", "heartbeat_at") > beat);
-    assert_int_equal(log_has(c, "\"state\":\"resolved\""), 0);
+    assert_int_equal(cw_test_log_count(c, "\"state\":\"resolved\""), 0);
 
     char *raised = malloc(strlen(shipped) + 64);
     char *t = strstr(shipped, "threshold = 1.15");
@@ -140,7 +132,7 @@ static void sighup_reloads_rules_and_keeps_state(void **state) {
     write_file(conf, raised);
     kill(pid, SIGHUP);
     cw_test_sleep_ms(1500);
-    assert_int_equal(log_has(c, "\"id\":\"case_item_ratio.yellow/unit:410923/2020-Q1\",\"state\":\"resolved\""), 1);
+    assert_int_equal(cw_test_log_count(c, "\"id\":\"case_item_ratio.yellow/unit:410923/2020-Q1\",\"state\":\"resolved\""), 1);
     assert_int_equal(cw_test_hget_ll(c, "casewatch:ind:unit:410923:2020-Q1", "cases"), 30);
     assert_int_equal(cw_test_hget_ll(c, "casewatch:daemon:main", "events"), 36);
     cw_test_daemon_stop(pid);

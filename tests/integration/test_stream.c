@@ -247,10 +247,38 @@ static void a_redis_restart_mid_stream_loses_and_doubles_nothing(void **state) {
     redisFree(c);
 }
 
+/* --replay: reads to the tip as it was at start, writes everything, prints
+ * one line and exits 0; the hashes are those of a daemon left running. */
+static void replay_reads_to_the_tip_and_exits(void **state) {
+    (void)state;
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    char *lines = cw_test_gen(gen_args);
+    expect *x = calloc(1, sizeof(*x));
+    compute(lines, x);
+    cw_test_feed_raw(lines, strlen(lines));
+    char bin[256], port[64], sd[96];
+    cw_test_bin("casewatchd", bin, sizeof(bin));
+    snprintf(port, sizeof(port), "redis.port=%d", cw_test_redis.port);
+    snprintf(sd, sizeof(sd), "daemon.state_dir=%s", cw_test_state_dir());
+    char *argv[] = {bin, "-c", "/dev/null", "-o", port, "-o", sd, "-o", "daemon.log_level=warning", "--replay", NULL};
+    char *out, *err;
+    assert_int_equal(cw_test_run(argv, NULL, 0, &out, &err), 0);
+    char want[64];
+    snprintf(want, sizeof(want), "replayed %lld events (%lld entries read)", x->events, x->lines);
+    if (!strstr(out, want)) fail_msg("expected '%s' in: %s", want, out);
+    free(out), free(err);
+    check_hashes(c, x);
+    free(x);
+    free(lines);
+    redisFree(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_generated_year_and_a_half_matches_the_formulas),
         cmocka_unit_test(a_redis_restart_mid_stream_loses_and_doubles_nothing),
+        cmocka_unit_test(replay_reads_to_the_tip_and_exits),
     };
     return cmocka_run_group_tests_name("casewatchd on generated streams", tests, cw_testredis_group_setup,
                                        cw_testredis_group_teardown);
