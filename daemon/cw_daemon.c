@@ -47,7 +47,9 @@ typedef struct daemon_ctx {
     cw_conn *reader; /* blocking stream reads hold this one */
     cw_conn *writer; /* hashes, dead letters, health */
     uv_signal_t sigterm, sigint, sighup;
-    uv_timer_t flush_timer, watchdog_timer;
+    uv_timer_t flush_timer, watchdog_timer, stall_timer;
+    uint64_t stall_last_ns; /* when the stall probe last ran */
+    double max_stall_ms;    /* the longest the loop was kept from a 10 ms timer */
     int watchdog_on;
     int ready_sent;
     cw_config_reload_fn reload;
@@ -543,7 +545,7 @@ static void write_health(daemon_ctx *d) {
     capacity_check(d);
     char key[256];
     snprintf(key, sizeof(key), "%s:%s", d->cfg->health_prefix, d->cfg->instance);
-    char v[10][32];
+    char v[11][32];
     snprintf(v[0], 32, "%lld", (long long)d->started_at);
     snprintf(v[1], 32, "%lld", (long long)cw_wall_ms());
     snprintf(v[2], 32, "%lld", (long long)d->lag);
@@ -554,10 +556,12 @@ static void write_health(daemon_ctx *d) {
     snprintf(v[7], 32, "%llu", (unsigned long long)cw_rules_firing(d->rules));
     snprintf(v[8], 32, "%ld", rss_bytes());
     snprintf(v[9], 32, "%llu", (unsigned long long)d->read_total);
+    snprintf(v[10], 32, "%.0f", d->max_stall_ms);
     const char *argv[] = {"HSET",        key,  "started_at", v[0], "heartbeat_at", v[1], "last_id",
                           d->last_id,    "lag", v[2],        "events", v[3],         "duplicates", v[4],
                           "dead_lettered", v[5], "open_cases", v[6], "alerts_firing", v[7], "rss_bytes", v[8],
-                          "entries_read", v[9], "version",    CW_VERSION, "progress", d->progress[0] ? d->progress : "starting"};
+                          "entries_read", v[9], "version",    CW_VERSION, "progress", d->progress[0] ? d->progress : "starting",
+                          "max_stall_ms", v[10]};
     size_t argc = sizeof(argv) / sizeof(argv[0]), lens[sizeof(argv) / sizeof(argv[0])];
     for (size_t i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
     cw_conn_command(d->writer, (int)argc, argv, lens, 0, on_write_reply, d);
@@ -914,6 +918,7 @@ static void on_drain_timer(uv_timer_t *t) {
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sighup, NULL);
     uv_close((uv_handle_t *)&d->flush_timer, NULL);
+    uv_close((uv_handle_t *)&d->stall_timer, NULL);
     if (d->watchdog_on) uv_close((uv_handle_t *)&d->watchdog_timer, NULL);
 }
 
@@ -944,10 +949,22 @@ static void replay_done(daemon_ctx *d) {
     d->lag = 0; /* at the tip it was asked to reach */
     double secs = cw_mono_s() - d->replay_started;
     uint64_t n = d->events - d->replay_events0;
-    printf("replayed %llu events (%llu entries read) in %.2f s: %.0f events/s\n", (unsigned long long)n,
-           (unsigned long long)d->read_total, secs, secs > 0 ? (double)n / secs : 0.0);
+    printf("replayed %llu events (%llu entries read) in %.2f s: %.0f events/s; longest loop stall %.0f ms\n",
+           (unsigned long long)n, (unsigned long long)d->read_total, secs, secs > 0 ? (double)n / secs : 0.0,
+           d->max_stall_ms);
     fflush(stdout);
     begin_shutdown(d);
+}
+
+/* Loop stalls: a 10 ms timer that notes how late it runs. */
+static void on_stall_probe(uv_timer_t *t) {
+    daemon_ctx *d = t->data;
+    uint64_t now = uv_hrtime();
+    if (d->stall_last_ns) {
+        double late = (double)(now - d->stall_last_ns) / 1e6 - 10.0;
+        if (late > d->max_stall_ms) d->max_stall_ms = late;
+    }
+    d->stall_last_ns = now;
 }
 
 static void on_watchdog(uv_timer_t *t) {
@@ -1070,6 +1087,9 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     uv_signal_init(&d.loop, &d.sighup);
     d.sighup.data = &d;
     uv_signal_start(&d.sighup, on_sighup, SIGHUP);
+    uv_timer_init(&d.loop, &d.stall_timer);
+    d.stall_timer.data = &d;
+    uv_timer_start(&d.stall_timer, on_stall_probe, 10, 10);
     uint64_t wd = cw_notify_watchdog_ms();
     if (wd) {
         uv_timer_init(&d.loop, &d.watchdog_timer);

@@ -24,7 +24,7 @@ echo "bench: preloading $n events (casewatch gen | casewatch feed)"
     | "$bin/casewatch" $O feed 2>&1 | tail -n1
 len=$(redis-cli -p "$port" xlen casewatch:events)
 
-drains=""; replays=""
+drains=""; replays=""; stalls=""
 for run in 1 2 3; do
     d=$("$build/tests/bench/drain" "$port" | awk '{print $3}')
     drains="$drains $d"
@@ -36,11 +36,14 @@ for run in 1 2 3; do
     t1=$(date +%s.%N)
     r=$(echo "$len $t0 $t1" | awk '{printf "%.0f", $1 / ($3 - $2)}')
     replays="$replays $r"
+    stall=$(echo "$line" | sed -n 's/.*longest loop stall \([0-9]*\) ms.*/\1/p')
+    stalls="$stalls ${stall:-0}"
     echo "bench: run $run: drain $d entries/s; replay $r entries/s as a process ($line)"
 done
 drain=$(echo $drains | tr ' ' '\n' | median)
 replay=$(echo $replays | tr ' ' '\n' | median)
 ratio=$(echo "$replay $drain" | awk '{printf "%.2f", $1 / $2}')
+maxstall=$(echo $stalls | tr ' ' '\n' | sort -n | tail -n1)
 alerts=$(redis-cli -p "$port" xlen casewatch:alerts:log)
 echo "bench: raw drain      $drain entries/s (median of 3)"
 echo "bench: --replay       $replay entries/s (median of 3), ratio $ratio to the drain; $alerts alerts logged"
@@ -70,6 +73,7 @@ cat >>BENCHMARKS.md <<TABLE
 | raw drain (XREAD COUNT 1000, discard) | $drain entries/s | 1.00 |
 | casewatchd --replay --rebuild, whole process, shipped rules and sinks on | $replay entries/s | $ratio |
 | latency XADD → alert at a subscriber, 5k events/s | p50 $3 ms, p99 $4 ms, max $5 ms ($2/$1 alerts) | |
+| longest loop stall during the replays (10 ms probe timer) | $maxstall ms | |
 | RSS per open case at 1M open cases | $per bytes | |
 | snapshot at 1M open cases | $(echo "$snap" | sed 's/^snapshot *//') | |
 TABLE

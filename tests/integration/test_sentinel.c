@@ -128,7 +128,7 @@ static void the_daemon_follows_a_sentinel_failover(void **state) {
     snprintf(sentinels, sizeof(sentinels), "redis.sentinels=127.0.0.1:%d", sport);
     const char *extra[] = {"redis.port=1", sentinels, "redis.timeout_ms=500", NULL}; /* port 1: only the sentinel knows */
     pid_t pid = cw_test_daemon_start(extra);
-    for (int i = 0; i < 300 && hget_at(primary, "casewatch:daemon:main", "entries_read") < first; i++)
+    for (int i = 0; i < 600 && hget_at(primary, "casewatch:daemon:main", "entries_read") < first; i++)
         cw_test_sleep_ms(50);
     assert_int_equal(hget_at(primary, "casewatch:daemon:main", "entries_read"), first);
     /* wait for the replica to have everything, then fail over */
@@ -148,7 +148,7 @@ static void the_daemon_follows_a_sentinel_failover(void **state) {
     redisFree(sc);
     assert_true(promoted);
     feed_to(rport, lines + half, len - half);
-    for (int i = 0; i < 400 && hget_at(rport, "casewatch:daemon:main", "entries_read") < total; i++)
+    for (int i = 0; i < 1200 && hget_at(rport, "casewatch:daemon:main", "entries_read") < total; i++)
         cw_test_sleep_ms(50);
     assert_int_equal(hget_at(rport, "casewatch:daemon:main", "entries_read"), total);
     cw_test_sleep_ms(1200);
