@@ -12,6 +12,134 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 
+/* ---- Replies from an arena ------------------------------------------------
+ *
+ * hiredis builds each reply as a tree of malloc'd objects (five per stream
+ * entry) and frees it after the callback. The reader here builds the same
+ * redisReply tree (callers see no difference) in an arena that belongs to
+ * the connection and is reset when the reply is freed: replies are
+ * processed one at a time (hiredis frees one before it parses the next),
+ * so one arena serves them all and a batch of 1,000 entries costs no
+ * malloc at all once the arena has grown to its size. */
+
+typedef struct arena_block {
+    struct arena_block *next;
+    size_t cap, used;
+    _Alignas(16) char data[];
+} arena_block;
+
+typedef struct reply_arena {
+    arena_block *blocks; /* the newest first */
+    size_t hint;         /* bytes the last reply took when it needed several blocks */
+} reply_arena;
+
+#define ARENA_MIN (64 * 1024)
+#define ARENA_KEEP (16 * 1024 * 1024) /* a block larger than this is not kept between replies */
+
+static void arena_reset(reply_arena *a) {
+    size_t used = 0, nblocks = 0;
+    for (arena_block *b = a->blocks; b; b = b->next) used += b->used, nblocks++;
+    if (nblocks > 1 || (a->blocks && a->blocks->cap > ARENA_KEEP)) {
+        /* one block of the size it took next time */
+        while (a->blocks) {
+            arena_block *n = a->blocks->next;
+            free(a->blocks);
+            a->blocks = n;
+        }
+        a->hint = used > ARENA_KEEP ? 0 : used;
+    } else if (a->blocks) {
+        a->blocks->used = 0;
+    }
+}
+
+static void arena_free(reply_arena *a) {
+    while (a->blocks) {
+        arena_block *n = a->blocks->next;
+        free(a->blocks);
+        a->blocks = n;
+    }
+}
+
+static void *arena_alloc(reply_arena *a, size_t n) {
+    n = (n + 15) & ~(size_t)15;
+    arena_block *b = a->blocks;
+    if (!b || b->cap - b->used < n) {
+        size_t cap = ARENA_MIN;
+        if (b && b->cap * 2 > cap) cap = b->cap * 2;
+        if (a->hint > cap) cap = a->hint;
+        if (n > cap) cap = n;
+        b = malloc(sizeof(*b) + cap);
+        if (!b) return NULL;
+        b->cap = cap;
+        b->used = 0;
+        b->next = a->blocks;
+        a->blocks = b;
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    return p;
+}
+
+/* A new object of the reply being read, linked into its parent array. */
+static redisReply *arena_object(const redisReadTask *task, int type) {
+    reply_arena *a = task->privdata;
+    if (!task->parent) arena_reset(a); /* the last reply was freed: hiredis reads one at a time */
+    redisReply *r = arena_alloc(a, sizeof(*r));
+    if (!r) return NULL;
+    memset(r, 0, sizeof(*r));
+    r->type = type;
+    if (task->parent) {
+        redisReply *parent = task->parent->obj;
+        parent->element[task->idx] = r;
+    }
+    return r;
+}
+
+static void *arena_string(const redisReadTask *task, char *str, size_t len) {
+    redisReply *r = arena_object(task, task->type);
+    if (!r) return NULL;
+    char *buf = arena_alloc(task->privdata, len + 1);
+    if (!buf) return NULL;
+    memcpy(buf, str, len);
+    buf[len] = '\0';
+    r->str = buf;
+    r->len = len;
+    return r;
+}
+
+static void *arena_array(const redisReadTask *task, int elements) {
+    redisReply *r = arena_object(task, REDIS_REPLY_ARRAY);
+    if (!r) return NULL;
+    if (elements > 0) {
+        r->element = arena_alloc(task->privdata, (size_t)elements * sizeof(redisReply *));
+        if (!r->element) return NULL;
+        memset(r->element, 0, (size_t)elements * sizeof(redisReply *));
+    }
+    r->elements = (size_t)(elements > 0 ? elements : 0);
+    return r;
+}
+
+static void *arena_integer(const redisReadTask *task, long long value) {
+    redisReply *r = arena_object(task, REDIS_REPLY_INTEGER);
+    if (r) r->integer = value;
+    return r;
+}
+
+static void *arena_nil(const redisReadTask *task) {
+    return arena_object(task, REDIS_REPLY_NIL);
+}
+
+/* hiredis frees only whole replies (the root), after their callback or
+ * when the reader fails or goes away mid-reply; the callback gets no
+ * arena, so the memory is taken back when the next reply begins (above)
+ * or when the connection is freed. */
+static void arena_reply_free(void *reply) {
+    (void)reply;
+}
+
+static redisReplyObjectFunctions arena_functions = {arena_string, arena_array, arena_integer, arena_nil,
+                                                    arena_reply_free};
+
 typedef struct request {
     cw_conn *c;
     cw_conn_reply_cb cb; /* NULL for the conn's own AUTH */
@@ -33,6 +161,9 @@ struct cw_conn {
     uint64_t backoff_ms;
     request *head, *tail;
     size_t in_flight;
+    reply_arena arena; /* where replies are built (see above) */
+    request *spare;    /* request records to reuse */
+    size_t nspare;
     int down_logged; /* the outage was logged; stay quiet until READY */
     cw_conn_state_cb cb;
     void *data;
@@ -42,6 +173,7 @@ struct cw_conn {
 
 static void arm_timer(cw_conn *c);
 static void go_backoff(cw_conn *c, const char *why);
+static void request_free(cw_conn *c, request *rq);
 
 const char *cw_conn_state_name(cw_conn_state s) {
     static const char *const names[] = {"idle", "connecting", "authenticating", "ready", "backoff", "closing", "closed"};
@@ -113,27 +245,47 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
             set_ready(c);
         }
     }
-    free(rq);
+    request_free(c, rq);
     if (readonly && c->state == CW_CONN_READY) cw_conn_drop(c, "the server is a replica now (failover)");
 }
 
-static int send_argv(cw_conn *c, int argc, const char **argv, const size_t *argvlen, uint64_t extra_ms,
-                     cw_conn_reply_cb cb, void *privdata) {
-    request *rq = calloc(1, sizeof(*rq));
-    if (!rq) return -1;
-    rq->c = c;
-    rq->cb = cb;
-    rq->privdata = privdata;
-    rq->deadline = uv_now(c->loop) + (uint64_t)c->cfg->redis_timeout_ms + extra_ms;
-    if (redisAsyncCommandArgv(c->ac, on_reply, rq, argc, argv, argvlen) != REDIS_OK) {
+/* Request records are reused: a replay sends hundreds of thousands. */
+static request *request_new(cw_conn *c, cw_conn_reply_cb cb, void *privdata, uint64_t extra_ms) {
+    request *rq = c->spare;
+    if (rq) c->spare = rq->next, c->nspare--;
+    else if (!(rq = malloc(sizeof(*rq)))) return NULL;
+    *rq = (request){c, cb, privdata, uv_now(c->loop) + (uint64_t)c->cfg->redis_timeout_ms + extra_ms, NULL};
+    return rq;
+}
+
+static void request_free(cw_conn *c, request *rq) {
+    if (c->nspare >= 4096) {
         free(rq);
-        return -1;
+        return;
     }
+    rq->next = c->spare;
+    c->spare = rq;
+    c->nspare++;
+}
+
+/* A request hiredis took: it waits in order for its reply. */
+static void queued(cw_conn *c, request *rq) {
     if (c->tail) c->tail->next = rq;
     else c->head = rq;
     c->tail = rq;
     c->in_flight++;
     if (c->in_flight == 1) arm_timer(c);
+}
+
+static int send_argv(cw_conn *c, int argc, const char **argv, const size_t *argvlen, uint64_t extra_ms,
+                     cw_conn_reply_cb cb, void *privdata) {
+    request *rq = request_new(c, cb, privdata, extra_ms);
+    if (!rq) return -1;
+    if (redisAsyncCommandArgv(c->ac, on_reply, rq, argc, argv, argvlen) != REDIS_OK) {
+        request_free(c, rq);
+        return -1;
+    }
+    queued(c, rq);
     return 0;
 }
 
@@ -141,6 +293,88 @@ int cw_conn_command(cw_conn *c, int argc, const char **argv, const size_t *argvl
                     cw_conn_reply_cb cb, void *privdata) {
     if (c->state != CW_CONN_READY || !c->ac) return -1;
     return send_argv(c, argc, argv, argvlen, extra_ms, cb, privdata);
+}
+
+int cw_conn_send(cw_conn *c, const cw_resp *r, uint64_t extra_ms, cw_conn_reply_cb cb, void *privdata) {
+    if (c->state != CW_CONN_READY || !c->ac || r->oom || !r->len) return -1;
+    request *rq = request_new(c, cb, privdata, extra_ms);
+    if (!rq) return -1;
+    if (redisAsyncFormattedCommand(c->ac, on_reply, rq, r->buf, r->len) != REDIS_OK) {
+        request_free(c, rq);
+        return -1;
+    }
+    queued(c, rq);
+    return 0;
+}
+
+/* ---- Commands in the wire format ---------------------------------------- */
+
+void cw_resp_init(cw_resp *r) {
+    memset(r, 0, sizeof(*r));
+}
+
+void cw_resp_destroy(cw_resp *r) {
+    if (!r) return;
+    free(r->buf);
+    memset(r, 0, sizeof(*r));
+}
+
+static char *resp_room(cw_resp *r, size_t n) {
+    if (r->oom) return NULL;
+    if (r->len + n > r->cap) {
+        size_t cap = r->cap ? r->cap : 1024;
+        while (cap < r->len + n) cap *= 2;
+        char *b = realloc(r->buf, cap);
+        if (!b) {
+            r->oom = 1;
+            return NULL;
+        }
+        r->buf = b;
+        r->cap = cap;
+    }
+    return r->buf + r->len;
+}
+
+/* "<prefix><n>\r\n" */
+static void resp_header(cw_resp *r, char prefix, uint64_t n) {
+    char num[24], *p = num + sizeof(num);
+    do {
+        *--p = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    size_t nl = (size_t)(num + sizeof(num) - p);
+    char *o = resp_room(r, nl + 3);
+    if (!o) return;
+    o[0] = prefix;
+    memcpy(o + 1, p, nl);
+    o[nl + 1] = '\r';
+    o[nl + 2] = '\n';
+    r->len += nl + 3;
+}
+
+void cw_resp_begin(cw_resp *r, int argc) {
+    r->len = 0;
+    r->oom = 0;
+    resp_header(r, '*', (uint64_t)argc);
+}
+
+void cw_resp_arg(cw_resp *r, const char *s, size_t len) {
+    resp_header(r, '$', len);
+    char *o = resp_room(r, len + 2);
+    if (!o) return;
+    memcpy(o, s, len);
+    o[len] = '\r';
+    o[len + 1] = '\n';
+    r->len += len + 2;
+}
+
+void cw_resp_u64(cw_resp *r, uint64_t v) {
+    char num[24], *p = num + sizeof(num);
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    cw_resp_arg(r, p, (size_t)(num + sizeof(num) - p));
 }
 
 /* ---- Connection life cycle ------------------------------------------- */
@@ -201,6 +435,12 @@ static void connect_now(cw_conn *c) {
     }
     ac->data = c;
     c->ac = ac;
+    /* keep the reader's buffer between replies: by default hiredis drops
+     * it once it is empty and over 16 KiB, and every XREAD batch (~150
+     * KiB) grew a new one from nothing */
+    ac->c.reader->maxbuf = 0;
+    ac->c.reader->fn = &arena_functions;
+    ac->c.reader->privdata = &c->arena;
     redisLibuvAttach(ac, c->loop);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
@@ -286,6 +526,12 @@ static void on_timer_closed(uv_handle_t *h) {
     cw_conn *c = h->data;
     c->state = CW_CONN_CLOSED;
     if (c->closed) c->closed(c->closed_data);
+    arena_free(&c->arena);
+    while (c->spare) {
+        request *n = c->spare->next;
+        free(c->spare);
+        c->spare = n;
+    }
     free(c);
 }
 

@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <hiredis.h>
 #include <uv.h>
@@ -56,6 +57,28 @@ const char *cw_conn_state_name(cw_conn_state s);
  * callback is then never called). May be called from any callback. */
 int cw_conn_command(cw_conn *c, int argc, const char **argv, const size_t *argvlen, uint64_t extra_ms,
                     cw_conn_reply_cb cb, void *privdata);
+
+/* A command in Redis's wire format (RESP), built without a formatting
+ * call or an allocation per command once the buffer has grown: for the
+ * paths that send hundreds of thousands of commands (alerts, hashes).
+ * Embedded in its owner: init/destroy. */
+typedef struct cw_resp {
+    char *buf;
+    size_t len, cap;
+    int oom;
+} cw_resp;
+
+void cw_resp_init(cw_resp *r);
+void cw_resp_destroy(cw_resp *r);
+/* Starts a command of argc arguments, forgetting the last one. */
+void cw_resp_begin(cw_resp *r, int argc);
+void cw_resp_arg(cw_resp *r, const char *s, size_t len);
+static inline void cw_resp_str(cw_resp *r, const char *s) { cw_resp_arg(r, s, strlen(s)); }
+void cw_resp_u64(cw_resp *r, uint64_t v);
+
+/* Sends the command in r (copied; r may be reused at once). Same contract
+ * as cw_conn_command; -1 also when r ran out of memory. */
+int cw_conn_send(cw_conn *c, const cw_resp *r, uint64_t extra_ms, cw_conn_reply_cb cb, void *privdata);
 
 /* Requests still waiting for their reply. */
 size_t cw_conn_in_flight(const cw_conn *c);

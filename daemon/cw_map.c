@@ -31,6 +31,30 @@ uint64_t cw_hash(const void *data, size_t len) {
     return h;
 }
 
+/* The map's own hash: 8 bytes a step (keys are hashed on every event's
+ * path several times over). Not persisted anywhere, so it may change;
+ * cw_hash above is the stable one (snapshots hold its values). */
+static inline uint64_t mix(uint64_t a, uint64_t b) {
+    __uint128_t r = (__uint128_t)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+static uint64_t map_hash(const void *data, size_t len) {
+    const unsigned char *p = data;
+    uint64_t h = 0x243F6A8885A308D3ULL ^ len;
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = mix(h ^ w, 0x9E3779B97F4A7C15ULL);
+        p += 8;
+        len -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, len);
+    h = mix(h ^ w, 0xBF58476D1CE4E5B9ULL);
+    return mix(h, 0x94D049BB133111EBULL);
+}
+
 cw_map *cw_map_new(void) {
     cw_map *m = calloc(1, sizeof(*m));
     if (!m) return NULL;
@@ -80,7 +104,7 @@ static int grow(cw_map *m) {
     m->used = m->size;
     for (size_t i = 0; i < oldcap; i++) {
         if (!old[i].key || old[i].key == TOMB) continue;
-        size_t j = cw_hash(old[i].key, old[i].len & ~BORROWED) & (cap - 1);
+        size_t j = old[i].hash32 & (cap - 1); /* the low bits of the full hash: find probes from there */
         while (ns[j].key) j = (j + 1) & (cap - 1);
         ns[j] = old[i];
     }
@@ -90,14 +114,14 @@ static int grow(cw_map *m) {
 
 void *cw_map_get(const cw_map *m, const char *key, size_t len) {
     int found;
-    size_t i = find(m, key, len, cw_hash(key, len), &found);
+    size_t i = find(m, key, len, map_hash(key, len), &found);
     return found ? m->slots[i].value : NULL;
 }
 
 static int put(cw_map *m, const char *key, size_t len, void *value, int borrow) {
     if (len >= BORROWED) return -1;
     if ((m->used + 1) * 4 > m->cap * 3 && grow(m) < 0) return -1;
-    uint64_t h = cw_hash(key, len);
+    uint64_t h = map_hash(key, len);
     int found;
     size_t i = find(m, key, len, h, &found);
     slot *s = &m->slots[i];
@@ -131,7 +155,7 @@ int cw_map_put_borrowed(cw_map *m, const char *key, size_t len, void *value) {
 
 void *cw_map_del(cw_map *m, const char *key, size_t len) {
     int found;
-    size_t i = find(m, key, len, cw_hash(key, len), &found);
+    size_t i = find(m, key, len, map_hash(key, len), &found);
     if (!found) return NULL;
     slot *s = &m->slots[i];
     void *v = s->value;

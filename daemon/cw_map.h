@@ -25,6 +25,9 @@ size_t cw_map_size(const cw_map *m);
  * change during an iteration, except by cw_map_del of the current key. */
 int cw_map_next(const cw_map *m, size_t *pos, const char **key, size_t *len, void **value);
 
+/* FNV-1a with a finaliser: stable across versions (snapshots keep its
+ * values, e.g. the hashes of event ids), so never to be changed. The map
+ * hashes its keys with a faster function of its own. */
 uint64_t cw_hash(const void *data, size_t len);
 
 #endif

@@ -5,17 +5,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
+#include "../proto/cw_json.h"
 
 #include "cw_log.h"
 #include "cw_period.h"
 #include "cw_snap.h"
 
+typedef struct cw_sink cw_sink;
 typedef struct queued {
-    char *json;
-    char unit[16];
-    int in_flight;
     struct queued *next;
+    cw_sink *sink; /* for the reply callback */
+    int in_flight;
+    char unit[16];
+    size_t len;
+    char json[]; /* NUL-terminated */
 } queued;
 
 struct cw_sink {
@@ -26,6 +29,10 @@ struct cw_sink {
     uint64_t published;
     char maxlen[16];
     char log_position[48]; /* id of the last alert log entry acknowledged */
+    cw_json json;          /* reused for every alert */
+    cw_resp cmd;           /* reused for every command */
+    char unit_channel[300]; /* "<channel>:" and room for a unit */
+    size_t unit_channel_len;
 };
 
 cw_sink *cw_sink_new(const cw_config *cfg) {
@@ -33,6 +40,10 @@ cw_sink *cw_sink_new(const cw_config *cfg) {
     if (!s) return NULL;
     s->cfg = cfg;
     snprintf(s->maxlen, sizeof(s->maxlen), "%d", cfg->alerts_log_maxlen);
+    cw_json_init(&s->json);
+    cw_resp_init(&s->cmd);
+    int n = snprintf(s->unit_channel, sizeof(s->unit_channel), "%s:", cfg->alerts_channel);
+    s->unit_channel_len = n > 0 && (size_t)n < sizeof(s->unit_channel) ? (size_t)n : 0;
     return s;
 }
 
@@ -40,10 +51,11 @@ void cw_sink_free(cw_sink *s) {
     if (!s) return;
     while (s->head) {
         queued *n = s->head->next;
-        free(s->head->json);
         free(s->head);
         s->head = n;
     }
+    cw_json_destroy(&s->json);
+    cw_resp_destroy(&s->cmd);
     free(s);
 }
 
@@ -58,67 +70,82 @@ static void iso_local(const cw_config *cfg, int64_t ms, char *out, size_t len) {
     snprintf(out, len, "%sT%02d:%02d:%02d%s", date, (int)(sec / 3600), (int)(sec / 60 % 60), (int)(sec % 60), off);
 }
 
-char *cw_sink_json(const cw_config *cfg, const cw_alert *a, int64_t emitted_at) {
-    json_t *o = json_object();
-    if (!o) return NULL;
-    json_object_set_new(o, "id", json_string(a->id));
-    json_object_set_new(o, "state", json_string(a->firing ? "firing" : "resolved"));
-    json_object_set_new(o, "level", json_string(a->level));
-    json_object_set_new(o, "label", json_string(a->label));
-    json_object_set_new(o, "rule", json_string(a->rule));
-    json_object_set_new(o, "scope", json_string(a->scope));
-    if (a->unit && a->unit[0]) json_object_set_new(o, "unit", json_string(a->unit));
+/* The alert's JSON (PROTOCOL.md §3) into j; NULL when out of memory. */
+static const char *alert_json(cw_json *j, const cw_config *cfg, const cw_alert *a, int64_t emitted_at, size_t *len) {
+    cw_json_begin(j);
+    cw_json_str(j, "id", a->id);
+    cw_json_str(j, "state", a->firing ? "firing" : "resolved");
+    cw_json_str(j, "level", a->level);
+    cw_json_str(j, "label", a->label);
+    cw_json_str(j, "rule", a->rule);
+    cw_json_str(j, "scope", a->scope);
+    if (a->unit && a->unit[0]) cw_json_str(j, "unit", a->unit);
     if (a->indicator) {
-        json_object_set_new(o, "indicator", json_string(a->indicator));
-        if (a->has_value) json_object_set_new(o, "value", json_real((double)llround(a->value * 10000) / 10000.0));
-        json_object_set_new(o, "threshold", json_real(a->threshold));
+        cw_json_str(j, "indicator", a->indicator);
+        if (a->has_value) cw_json_real(j, "value", (double)llround(a->value * 10000) / 10000.0);
+        cw_json_real(j, "threshold", a->threshold);
     }
-    if (a->period) json_object_set_new(o, "period", json_string(a->period));
+    if (a->period) cw_json_str(j, "period", a->period);
     if (a->deadline_ms) {
         char iso[40];
         iso_local(cfg, a->deadline_ms, iso, sizeof(iso));
-        json_object_set_new(o, "deadline", json_string(iso));
+        cw_json_str(j, "deadline", iso);
     }
-    json_object_set_new(o, "event_ts", json_integer(a->event_ts));
-    json_object_set_new(o, "emitted_at", json_integer(emitted_at));
-    json_object_set_new(o, "message", json_string(a->message));
-    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
-    json_decref(o);
-    return text;
+    cw_json_int(j, "event_ts", a->event_ts);
+    cw_json_int(j, "emitted_at", emitted_at);
+    cw_json_str(j, "message", a->message);
+    return cw_json_finish(j, len);
 }
 
-int cw_sink_put(cw_sink *s, const cw_alert *a, int64_t emitted_at) {
-    queued *q = calloc(1, sizeof(*q));
-    if (!q) return -1;
-    q->json = cw_sink_json(s->cfg, a, emitted_at);
-    if (!q->json) {
-        free(q);
-        return -1;
-    }
-    snprintf(q->unit, sizeof(q->unit), "%s", a->unit ? a->unit : "");
+char *cw_sink_json(const cw_config *cfg, const cw_alert *a, int64_t emitted_at) {
+    cw_json j;
+    cw_json_init(&j);
+    size_t len;
+    const char *text = alert_json(&j, cfg, a, emitted_at, &len);
+    char *out = text ? strndup(text, len) : NULL;
+    cw_json_destroy(&j);
+    return out;
+}
+
+/* One allocation: the record and its JSON. */
+static queued *queued_new(cw_sink *s, const char *json, size_t len, const char *unit) {
+    queued *q = malloc(sizeof(*q) + len + 1);
+    if (!q) return NULL;
+    q->next = NULL;
+    q->sink = s;
+    q->in_flight = 0;
+    snprintf(q->unit, sizeof(q->unit), "%s", unit ? unit : "");
+    q->len = len;
+    memcpy(q->json, json, len);
+    q->json[len] = '\0';
+    return q;
+}
+
+static void enqueue(cw_sink *s, queued *q) {
     if (s->tail) s->tail->next = q;
     else s->head = q;
     s->tail = q;
     if (!s->unsent) s->unsent = q;
     s->n++;
+}
+
+int cw_sink_put(cw_sink *s, const cw_alert *a, int64_t emitted_at) {
+    size_t len;
+    const char *json = alert_json(&s->json, s->cfg, a, emitted_at, &len);
+    queued *q = json ? queued_new(s, json, len, a->unit) : NULL;
+    if (!q) return -1;
+    enqueue(s, q);
     CW_LOG(CW_LOG_INFO, "alert", "%s %s", a->firing ? "firing" : "resolved", a->id);
     return 0;
 }
 
-typedef struct sent {
-    cw_sink *s;
-    queued *q;
-} sent;
-
 static void on_xadd(cw_conn *c, redisReply *r, void *privdata) {
     (void)c;
-    sent *x = privdata;
-    cw_sink *s = x->s;
-    queued *q = x->q;
-    free(x);
+    queued *q = privdata;
+    cw_sink *s = q->sink;
     if (!r || r->type == REDIS_REPLY_ERROR) {
         if (r) CW_LOG(CW_LOG_ERR, "alert", "alert log XADD refused: %s", r->str);
-        q->in_flight = 0; /* sent again after the reconnect or the next flush */
+        q->in_flight = 0;    /* sent again after the reconnect or the next flush */
         s->unsent = s->head; /* look from the start again */
         return;
     }
@@ -132,7 +159,6 @@ static void on_xadd(cw_conn *c, redisReply *r, void *privdata) {
     if (s->unsent == q) s->unsent = q->next;
     s->n--;
     s->published++;
-    free(q->json);
     free(q);
 }
 
@@ -145,29 +171,36 @@ static void on_publish(cw_conn *c, redisReply *r, void *privdata) {
 void cw_sink_send(cw_sink *s, cw_conn *w) {
     if (!w || !cw_conn_is_ready(w)) return;
     const cw_config *cfg = s->cfg;
+    cw_resp *cmd = &s->cmd;
     for (queued *q = s->unsent ? s->unsent : s->head; q; q = q->next) {
         s->unsent = q;
         if (q->in_flight) continue;
-        sent *x = malloc(sizeof(*x));
-        if (!x) return;
-        *x = (sent){s, q};
-        size_t jl = strlen(q->json);
-        const char *xa[] = {"XADD", cfg->alerts_log_key, "MAXLEN", "~", s->maxlen, "*", "a", q->json};
-        size_t xl[] = {4, strlen(cfg->alerts_log_key), 6, 1, strlen(s->maxlen), 1, 1, jl};
-        if (cw_conn_command(w, 8, xa, xl, 0, on_xadd, x) < 0) {
-            free(x);
-            return;
-        }
+        cw_resp_begin(cmd, 8);
+        cw_resp_arg(cmd, "XADD", 4);
+        cw_resp_str(cmd, cfg->alerts_log_key);
+        cw_resp_arg(cmd, "MAXLEN", 6);
+        cw_resp_arg(cmd, "~", 1);
+        cw_resp_str(cmd, s->maxlen);
+        cw_resp_arg(cmd, "*", 1);
+        cw_resp_arg(cmd, "a", 1);
+        cw_resp_arg(cmd, q->json, q->len);
+        if (cw_conn_send(w, cmd, 0, on_xadd, q) < 0) return;
         q->in_flight = 1;
-        const char *pa[] = {"PUBLISH", cfg->alerts_channel, q->json};
-        size_t pl[] = {7, strlen(cfg->alerts_channel), jl};
-        cw_conn_command(w, 3, pa, pl, 0, on_publish, NULL);
-        if (q->unit[0]) {
-            char chan[300];
-            snprintf(chan, sizeof(chan), "%s:%s", cfg->alerts_channel, q->unit);
-            pa[1] = chan;
-            pl[1] = strlen(chan);
-            cw_conn_command(w, 3, pa, pl, 0, on_publish, NULL);
+        cw_resp_begin(cmd, 3);
+        cw_resp_arg(cmd, "PUBLISH", 7);
+        cw_resp_str(cmd, cfg->alerts_channel);
+        cw_resp_arg(cmd, q->json, q->len);
+        cw_conn_send(w, cmd, 0, on_publish, NULL);
+        if (q->unit[0] && s->unit_channel_len) {
+            size_t ul = strlen(q->unit);
+            char chan[sizeof(s->unit_channel) + sizeof(q->unit)];
+            memcpy(chan, s->unit_channel, s->unit_channel_len);
+            memcpy(chan + s->unit_channel_len, q->unit, ul);
+            cw_resp_begin(cmd, 3);
+            cw_resp_arg(cmd, "PUBLISH", 7);
+            cw_resp_arg(cmd, chan, s->unit_channel_len + ul);
+            cw_resp_arg(cmd, q->json, q->len);
+            cw_conn_send(w, cmd, 0, on_publish, NULL);
         }
         s->unsent = q->next;
     }
@@ -184,13 +217,12 @@ uint64_t cw_sink_published(const cw_sink *s) {
 int cw_sink_delivered(cw_sink *s, const char *json, size_t len) {
     queued *prev = NULL;
     for (queued *q = s->head; q; prev = q, q = q->next) {
-        if (q->in_flight || strlen(q->json) != len || memcmp(q->json, json, len) != 0) continue;
+        if (q->in_flight || q->len != len || memcmp(q->json, json, len) != 0) continue;
         if (prev) prev->next = q->next;
         else s->head = q->next;
         if (s->tail == q) s->tail = prev;
         if (s->unsent == q) s->unsent = q->next;
         s->n--;
-        free(q->json);
         free(q);
         return 1;
     }
@@ -220,19 +252,11 @@ int cw_sink_load(cw_sink *s, cw_snap_reader *r) {
     for (uint64_t i = 0; i < n && !r->bad; i++) {
         size_t len;
         const char *json = cw_snap_get_bytes(r, 1 << 20, &len);
-        queued *q = calloc(1, sizeof(*q));
+        char unit[16];
+        if (!json || cw_snap_get_str(r, unit, sizeof(unit)) < 0) return -1;
+        queued *q = queued_new(s, json, len, unit);
         if (!q) return -1;
-        q->json = json ? strndup(json, len) : NULL;
-        if (cw_snap_get_str(r, q->unit, sizeof(q->unit)) < 0 || !q->json) {
-            free(q->json);
-            free(q);
-            return -1;
-        }
-        if (s->tail) s->tail->next = q;
-        else s->head = q;
-        s->tail = q;
-        if (!s->unsent) s->unsent = q;
-        s->n++;
+        enqueue(s, q);
     }
     return r->bad ? -1 : 0;
 }

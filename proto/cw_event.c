@@ -197,20 +197,29 @@ int cw_msgpack_frame(const void *buf, size_t len, size_t max_bytes, size_t *used
 
 /* ---- Decoding -------------------------------------------------------- */
 
+/* msgpack_unpack_next frees and re-creates its zone (an 8 KiB malloc) on
+ * every call; the decoder keeps one zone instead and clears it per event,
+ * which keeps its first chunk: decoding a stream allocates nothing. An
+ * event is at most CW_EVENT_MAX_BYTES, so its objects fit a few chunks. */
+#define DECODER_ZONE_CHUNK 16384
+
 struct cw_event_decoder {
-    msgpack_unpacked up;
+    msgpack_zone zone;
 };
 
 cw_event_decoder *cw_event_decoder_new(void) {
     cw_event_decoder *d = calloc(1, sizeof(*d));
     if (!d) return NULL;
-    msgpack_unpacked_init(&d->up);
+    if (!msgpack_zone_init(&d->zone, DECODER_ZONE_CHUNK)) {
+        free(d);
+        return NULL;
+    }
     return d;
 }
 
 void cw_event_decoder_free(cw_event_decoder *d) {
     if (!d) return;
-    msgpack_unpacked_destroy(&d->up);
+    msgpack_zone_destroy(&d->zone);
     free(d);
 }
 
@@ -380,17 +389,22 @@ int cw_event_decode(cw_event_decoder *d, const void *buf, size_t len, int64_t no
     cw_event_decoder *dd = d;
     if (!dd) {
         dd = &tmp;
-        msgpack_unpacked_init(&dd->up);
+        if (!msgpack_zone_init(&dd->zone, DECODER_ZONE_CHUNK))
+            return fail(err, errlen, "event could not be unpacked: out of memory");
     }
     size_t off = 0;
-    msgpack_unpack_return ur = msgpack_unpack_next(&dd->up, buf, len, &off);
+    msgpack_object root;
+    /* the objects live in the zone until the next decode: decode_map
+     * copies every string it keeps into ev */
+    msgpack_unpack_return ur = msgpack_unpack(buf, len, &off, &dd->zone, &root);
     int rc;
     if (ur != MSGPACK_UNPACK_SUCCESS)
         rc = fail(err, errlen, ur == MSGPACK_UNPACK_NOMEM_ERROR ? "event could not be unpacked: out of memory"
                                                                  : "event is not valid msgpack");
     else
-        rc = decode_map(&dd->up.data, now_ms, ev, err, errlen);
-    if (!d) msgpack_unpacked_destroy(&dd->up);
+        rc = decode_map(&root, now_ms, ev, err, errlen);
+    if (d) msgpack_zone_clear(&dd->zone);
+    else msgpack_zone_destroy(&dd->zone);
     return rc;
 }
 

@@ -5,27 +5,37 @@
 
 #include <string.h>
 
-int cw_utf8_valid(const char *buf, size_t len) {
+size_t cw_utf8_char(const char *buf, size_t len) {
     const unsigned char *s = (const unsigned char *)buf;
+    if (!len) return 0;
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    size_t need;
+    unsigned min, cp;
+    if (c >= 0xC2 && c <= 0xDF) { need = 1; min = 0x80; cp = c & 0x1F; }
+    else if (c >= 0xE0 && c <= 0xEF) { need = 2; min = 0x800; cp = c & 0x0F; }
+    else if (c >= 0xF0 && c <= 0xF4) { need = 3; min = 0x10000; cp = c & 0x07; }
+    else return 0;
+    if (len <= need) return 0;
+    for (size_t k = 1; k <= need; k++) {
+        unsigned cc = s[k];
+        if ((cc & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (cc & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return need + 1;
+}
+
+int cw_utf8_valid(const char *buf, size_t len) {
     size_t i = 0;
     while (i < len) {
-        unsigned c = s[i];
-        if (c < 0x80) { i++; continue; }
-        size_t need;
-        unsigned min;
-        unsigned cp;
-        if (c >= 0xC2 && c <= 0xDF) { need = 1; min = 0x80; cp = c & 0x1F; }
-        else if (c >= 0xE0 && c <= 0xEF) { need = 2; min = 0x800; cp = c & 0x0F; }
-        else if (c >= 0xF0 && c <= 0xF4) { need = 3; min = 0x10000; cp = c & 0x07; }
-        else return 0;
-        if (len - i <= need) return 0;
-        for (size_t k = 1; k <= need; k++) {
-            unsigned cc = s[i + k];
-            if ((cc & 0xC0) != 0x80) return 0;
-            cp = (cp << 6) | (cc & 0x3F);
+        if ((unsigned char)buf[i] < 0x80) {
+            i++;
+            continue;
         }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-        i += need + 1;
+        size_t n = cw_utf8_char(buf + i, len - i);
+        if (!n) return 0;
+        i += n;
     }
     return 1;
 }

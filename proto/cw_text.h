@@ -9,6 +9,9 @@
 /* Returns 1 when buf[0..len) is well-formed UTF-8 (no overlongs, no
  * surrogates, nothing above U+10FFFF), else 0. */
 int cw_utf8_valid(const char *buf, size_t len);
+/* The length (1-4) of the well-formed UTF-8 character at buf[0..len), or
+ * 0 when there is none there. */
+size_t cw_utf8_char(const char *buf, size_t len);
 
 /* snprintf into a caller's error buffer; returns -1, so that a failing
  * function can `return cw_errf(err, errlen, ...)`. */

@@ -1,0 +1,153 @@
+#include "cw_json.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cw_text.h"
+
+void cw_json_init(cw_json *j) {
+    memset(j, 0, sizeof(*j));
+}
+
+void cw_json_destroy(cw_json *j) {
+    if (!j) return;
+    free(j->buf);
+    memset(j, 0, sizeof(*j));
+}
+
+/* Makes room for n more bytes (and a NUL); 0, or -1 with oom set. */
+static int room(cw_json *j, size_t n) {
+    if (j->oom) return -1;
+    if (j->len + n + 1 <= j->cap) return 0;
+    size_t cap = j->cap ? j->cap : 512;
+    while (cap < j->len + n + 1) cap *= 2;
+    char *b = realloc(j->buf, cap);
+    if (!b) {
+        j->oom = 1;
+        return -1;
+    }
+    j->buf = b;
+    j->cap = cap;
+    return 0;
+}
+
+static void put(cw_json *j, const char *s, size_t n) {
+    if (room(j, n) < 0) return;
+    memcpy(j->buf + j->len, s, n);
+    j->len += n;
+}
+
+void cw_json_begin(cw_json *j) {
+    j->len = 0;
+    j->members = 0;
+    j->oom = 0;
+    put(j, "{", 1);
+}
+
+/* A JSON string, escaped as jansson escapes it. Runs of bytes that need
+ * nothing are copied whole. */
+static void put_string(cw_json *j, const char *s) {
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(s);
+    put(j, "\"", 1);
+    size_t run = 0, i = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0x80) {
+            size_t k = cw_utf8_char(s + i, n - i);
+            if (k) {
+                i += k;
+                continue;
+            }
+        }
+        put(j, s + run, i - run);
+        char esc[8];
+        const char *e = esc;
+        size_t elen = 2;
+        switch (c) {
+        case '"': e = "\\\""; break;
+        case '\\': e = "\\\\"; break;
+        case '\b': e = "\\b"; break;
+        case '\f': e = "\\f"; break;
+        case '\n': e = "\\n"; break;
+        case '\r': e = "\\r"; break;
+        case '\t': e = "\\t"; break;
+        default:
+            if (c >= 0x80) { /* not UTF-8: the replacement character */
+                e = "\xEF\xBF\xBD";
+                elen = 3;
+            } else {
+                memcpy(esc, "\\u00", 4);
+                esc[4] = hex[c >> 4];
+                esc[5] = hex[c & 15];
+                elen = 6;
+            }
+        }
+        put(j, e, elen);
+        run = ++i;
+    }
+    put(j, s + run, n - run);
+    put(j, "\"", 1);
+}
+
+static void member(cw_json *j, const char *key) {
+    if (j->members++) put(j, ",", 1);
+    put_string(j, key);
+    put(j, ":", 1);
+}
+
+void cw_json_str(cw_json *j, const char *key, const char *value) {
+    member(j, key);
+    put_string(j, value);
+}
+
+void cw_json_int(cw_json *j, const char *key, int64_t value) {
+    char buf[24], *p = buf + sizeof(buf);
+    uint64_t u = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (value < 0) *--p = '-';
+    member(j, key);
+    put(j, p, (size_t)(buf + sizeof(buf) - p));
+}
+
+void cw_json_real(cw_json *j, const char *key, double value) {
+    if (!isfinite(value)) return;
+    char buf[40];
+    int n = snprintf(buf, sizeof(buf) - 3, "%.10g", value);
+    if (n < 0 || (size_t)n >= sizeof(buf) - 3) return;
+    /* as jansson: a dot or an exponent must show it is a real */
+    if (!strchr(buf, '.') && !strchr(buf, 'e')) {
+        memcpy(buf + n, ".0", 3);
+        n += 2;
+    }
+    /* and the exponent without '+' or leading zeros: 1e+20 -> 1e20 */
+    char *e = strchr(buf, 'e');
+    if (e) {
+        char *start = e + 1, *end = e + 2;
+        if (*start == '-') start++;
+        while (*end == '0') end++;
+        if (end != start) {
+            memmove(start, end, (size_t)(buf + n - end) + 1);
+            n -= (int)(end - start);
+        }
+    }
+    member(j, key);
+    put(j, buf, (size_t)n);
+}
+
+const char *cw_json_finish(cw_json *j, size_t *len) {
+    put(j, "}", 1);
+    if (j->oom || !j->buf) return NULL;
+    j->buf[j->len] = '\0';
+    if (len) *len = j->len;
+    return j->buf;
+}
