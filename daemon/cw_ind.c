@@ -63,29 +63,62 @@ static const struct {
 
 #define SCOPE_MAX (8 + CW_UNIT_LEN + 3 * CW_NAME_MAX + 1)
 
+/* ---- The store: scopes holding their periods ---------------------------
+ *
+ * A scope (a prosecutor, department, unit, city, province, the nation) is
+ * a record found by a raw key: its kind, unit and name as they came, not
+ * escaped ('p' unit name, 'd' unit name, 'u' unit, 'c' city, 'P'
+ * province, 'n'). A unit's record points at its city, province and nation,
+ * so an event costs three lookups by name, not one per scope and period.
+ * A scope keeps its periods (months, quarters, years, and the day buckets
+ * of the rolling window) as entries under integer codes, with the entries
+ * of the last event's periods at hand: events mostly come in time order. */
+
+enum { P_MONTH, P_QUARTER, P_YEAR, P_DAY, NPERIODS };
+#define CODE(kind, index) ((((uint32_t)(kind) + 1) << 28) | (uint32_t)(index))
+#define CODE_KIND(code) ((int)((code) >> 28) - 1)
+#define CODE_INDEX(code) ((int64_t)((code) & 0x0FFFFFFFu))
+
+struct scope;
+
 typedef struct entry {
-    char *scope;
-    char period[12]; /* "2020-Q3", or "d<day>" for a rolling day bucket */
-    int quarter;     /* for dropping old periods */
-    int dirty;
+    struct scope *scope;
     struct entry *next_dirty;
+    uint32_t code;
+    int quarter; /* for dropping old periods */
+    int dirty;
     int64_t event_ts; /* of the event that changed it last */
     uint64_t c[NCOUNTERS];
 } entry;
 
+typedef struct scope {
+    char *name;               /* "unit:410923", "dept:410923:第一检察部" (escaped as in keys) */
+    struct scope *chain[3];   /* a unit's city, province and nation */
+    entry *cur[NPERIODS];     /* the entries of the last event's periods */
+    entry **entries;          /* this scope's periods ... */
+    uint32_t *codes;          /* ... and their codes, side by side for the scan */
+    size_t n, cap;
+    int rolling;              /* its window is to be written at the next flush */
+    struct scope *next_rolling;
+    struct scope *next;       /* every scope, in the order they came */
+} scope;
+
 struct cw_ind {
-    cw_map *entries;     /* "scope\x1fperiod" -> entry */
-    cw_map *rolling;     /* scope -> (void*)1 when its window must be re-emitted */
-    cw_map *scopes;      /* every scope seen, for re-emitting all windows when the day moves */
-    int day_moved;       /* the window's last day changed since the last flush */
+    cw_map *scopes; /* raw key -> scope */
+    scope *first, *last;
+    size_t nscopes;
+    scope *rolling;  /* scopes whose window must be written */
+    int day_moved;   /* the window's last day changed since the last flush */
     entry *dirty;
     int offset_min, rolling_days, keep_quarters;
     int newest_quarter;
     int64_t newest_day, newest_ts;
-    /* period names of the last event's day */
-    int64_t names_day;
-    int names_valid, q;
-    char month[8], quarter_name[8], year[8], day[24];
+    int dropped_quarter; /* what dropping last ran against */
+    int64_t dropped_day;
+    /* the period codes of the last event's day */
+    int64_t codes_day;
+    int codes_valid, q;
+    uint32_t codes[NPERIODS];
     char rolling_name[24];
 };
 
@@ -109,68 +142,222 @@ size_t cw_ind_fields(size_t i, cw_ind_field *out) {
 cw_ind *cw_ind_new(int offset_min, int rolling_days, int keep_quarters) {
     cw_ind *x = calloc(1, sizeof(*x));
     if (!x) return NULL;
-    x->entries = cw_map_new();
-    x->rolling = cw_map_new();
     x->scopes = cw_map_new();
     x->offset_min = offset_min;
     x->rolling_days = rolling_days;
     x->keep_quarters = keep_quarters;
     snprintf(x->rolling_name, sizeof(x->rolling_name), "rolling-%dd", rolling_days);
-    if (!x->entries || !x->rolling || !x->scopes) {
+    if (!x->scopes) {
         cw_ind_free(x);
         return NULL;
     }
     return x;
 }
 
-static void free_entries(cw_map *m) {
-    size_t pos = 0;
-    void *v;
-    while (cw_map_next(m, &pos, NULL, NULL, &v)) {
-        free(((entry *)v)->scope);
-        free(v);
-    }
+static void scope_free(scope *sc) {
+    for (size_t i = 0; i < sc->n; i++) free(sc->entries[i]);
+    free(sc->entries);
+    free(sc->codes);
+    free(sc->name);
+    free(sc);
 }
 
 void cw_ind_free(cw_ind *x) {
     if (!x) return;
-    if (x->entries) free_entries(x->entries);
-    cw_map_free(x->entries);
-    cw_map_free(x->rolling);
-    cw_map_free(x->scopes);
+    for (scope *sc = x->first, *n; sc; sc = n) {
+        n = sc->next;
+        scope_free(sc);
+    }
+    cw_map_free(x->scopes); /* keys were the scopes' own */
     free(x);
 }
 
 size_t cw_ind_entries(const cw_ind *x) {
-    return cw_map_size(x->entries);
+    size_t n = 0;
+    for (const scope *sc = x->first; sc; sc = sc->next) n += sc->n;
+    return n;
 }
 
-/* "scope\x1fperiod", built by hand: this is on every event's path. */
-static size_t entry_key(const char *scope, const char *period, char *buf, size_t len) {
-    size_t a = strlen(scope), b = strlen(period);
-    if (a + b + 2 > len) return 0;
-    memcpy(buf, scope, a);
-    buf[a] = '\x1f';
-    memcpy(buf + a + 1, period, b + 1);
-    return a + b + 1;
+/* ---- Period codes and their names ---------------------------------------- */
+
+/* "2020-07", "2020-Q3", "2020", or "d<day>" for a rolling day bucket. */
+static void code_name(uint32_t code, char out[16]) {
+    int64_t i = CODE_INDEX(code);
+    switch (CODE_KIND(code)) {
+    case P_MONTH: snprintf(out, 16, "%04d-%02d", (int)(i / 12), (int)(i % 12 + 1)); break;
+    case P_QUARTER: snprintf(out, 16, "%04d-Q%d", (int)(i / 4), (int)(i % 4 + 1)); break;
+    case P_YEAR: snprintf(out, 16, "%04d", (int)i); break;
+    default: snprintf(out, 16, "d%lld", (long long)i); break;
+    }
 }
 
-static entry *get_entry(cw_ind *x, const char *scope, const char *period, int quarter) {
-    char key[512];
-    size_t klen = entry_key(scope, period, key, sizeof(key));
-    entry *e = cw_map_get(x->entries, key, klen);
-    if (e) return e;
-    e = calloc(1, sizeof(*e));
-    if (!e) return NULL;
-    e->scope = strdup(scope);
-    snprintf(e->period, sizeof(e->period), "%s", period);
-    e->quarter = quarter;
-    if (!e->scope || cw_map_put(x->entries, key, klen, e) < 0 ||
-        (!cw_map_get(x->scopes, scope, strlen(scope)) && cw_map_put(x->scopes, scope, strlen(scope), (void *)1) < 0)) {
-        free(e->scope);
-        free(e);
+/* The code of a period name, or 0. */
+static uint32_t name_code(const char *name) {
+    int y, x;
+    size_t n = strlen(name);
+    char tail;
+    if (name[0] == 'd' && n > 1 && n < 12) {
+        long long day;
+        if (sscanf(name + 1, "%lld%c", &day, &tail) != 1 || day < 0 || day > 3000000) return 0;
+        return CODE(P_DAY, day);
+    }
+    if (n == 7 && sscanf(name, "%4d-Q%1d%c", &y, &x, &tail) == 2 && x >= 1 && x <= 4 && y >= 0)
+        return CODE(P_QUARTER, y * 4 + x - 1);
+    if (n == 7 && sscanf(name, "%4d-%2d%c", &y, &x, &tail) == 2 && x >= 1 && x <= 12 && y >= 0)
+        return CODE(P_MONTH, y * 12 + x - 1);
+    if (n == 4 && sscanf(name, "%4d%c", &y, &tail) == 1 && y >= 0) return CODE(P_YEAR, y);
+    return 0;
+}
+
+/* The quarter index a period is dropped by: its own, a year's last. */
+static int code_quarter(uint32_t code) {
+    int64_t i = CODE_INDEX(code);
+    switch (CODE_KIND(code)) {
+    case P_MONTH: return (int)(i / 12 * 4 + i % 12 / 3);
+    case P_QUARTER: return (int)i;
+    case P_YEAR: return (int)(i * 4 + 3);
+    default: return 0;
+    }
+}
+
+/* ---- Scopes ------------------------------------------------------------- */
+
+/* The raw key of a scope: kind letter, then the unit or region code, then
+ * (pros, dept) a \x1f and the name as it came. */
+static size_t raw_key(char kind, const char *code, size_t code_len, const char *name, char *out) {
+    size_t n = 0;
+    out[n++] = kind;
+    memcpy(out + n, code, code_len);
+    n += code_len;
+    if (name) {
+        size_t nl = strlen(name);
+        out[n++] = '\x1f';
+        memcpy(out + n, name, nl);
+        n += nl;
+    }
+    return n;
+}
+
+static scope *scope_find(const cw_ind *x, const char *key, size_t klen) {
+    return cw_map_get(x->scopes, key, klen);
+}
+
+/* A new scope named `name` (taken) under key; NULL on out of memory. */
+static scope *scope_add(cw_ind *x, const char *key, size_t klen, char *name) {
+    scope *sc = calloc(1, sizeof(*sc));
+    if (!sc || !name || cw_map_put(x->scopes, key, klen, sc) < 0) {
+        free(sc);
+        free(name);
         return NULL;
     }
+    sc->name = name;
+    if (x->last) x->last->next = sc;
+    else x->first = sc;
+    x->last = sc;
+    x->nscopes++;
+    return sc;
+}
+
+static scope *region_scope(cw_ind *x, char kind, const char *code, size_t code_len) {
+    char key[16];
+    size_t klen = raw_key(kind, code, code_len, NULL, key);
+    scope *sc = scope_find(x, key, klen);
+    if (sc) return sc;
+    char name[16];
+    if (kind == 'n') snprintf(name, sizeof(name), "nation");
+    else snprintf(name, sizeof(name), "region:%.*s", (int)code_len, code);
+    return scope_add(x, key, klen, strdup(name));
+}
+
+/* A unit's scope, with its city, province and nation. */
+static scope *unit_scope(cw_ind *x, const char *unit) {
+    char key[16];
+    size_t klen = raw_key('u', unit, 6, NULL, key);
+    scope *sc = scope_find(x, key, klen);
+    if (sc) return sc;
+    scope *city = region_scope(x, 'c', unit, 4), *province = region_scope(x, 'P', unit, 2),
+          *nation = region_scope(x, 'n', "", 0);
+    if (!city || !province || !nation) return NULL;
+    char name[16];
+    snprintf(name, sizeof(name), "unit:%.6s", unit);
+    sc = scope_add(x, key, klen, strdup(name));
+    if (!sc) return NULL;
+    sc->chain[0] = city, sc->chain[1] = province, sc->chain[2] = nation;
+    return sc;
+}
+
+/* A prosecutor's or department's scope: "pros:410923:<escaped name>". */
+static scope *named_scope(cw_ind *x, char kind, const char *unit, const char *raw) {
+    char key[SCOPE_MAX];
+    size_t klen = raw_key(kind, unit, 6, raw, key);
+    scope *sc = scope_find(x, key, klen);
+    if (sc) return sc;
+    char *name = malloc(SCOPE_MAX);
+    if (!name) return NULL;
+    memcpy(name, kind == 'p' ? "pros:" : "dept:", 5);
+    memcpy(name + 5, unit, 6);
+    name[11] = ':';
+    if (cw_key_escape(raw, strlen(raw), name + 12, SCOPE_MAX - 12) < 0) name[12] = '\0';
+    return scope_add(x, key, klen, name);
+}
+
+/* The scope a name written by this module denotes (snapshots, tests),
+ * made when absent; NULL when the name is not one of ours or memory ran out. */
+static scope *scope_by_name(cw_ind *x, const char *name, int make) {
+    size_t n = strlen(name);
+    int digits = 1;
+    if (strcmp(name, "nation") == 0) {
+        char key[4];
+        scope *sc = scope_find(x, key, raw_key('n', "", 0, NULL, key));
+        return sc || !make ? sc : region_scope(x, 'n', "", 0);
+    }
+    if (strncmp(name, "region:", 7) == 0 && (n == 11 || n == 9)) {
+        for (size_t i = 7; i < n; i++) digits &= name[i] >= '0' && name[i] <= '9';
+        if (!digits) return NULL;
+        char kind = n == 11 ? 'c' : 'P', key[16];
+        scope *sc = scope_find(x, key, raw_key(kind, name + 7, n - 7, NULL, key));
+        return sc || !make ? sc : region_scope(x, kind, name + 7, n - 7);
+    }
+    if (n < 11 || name[4] != ':') return NULL;
+    for (size_t i = 5; i < 11; i++) digits &= name[i] >= '0' && name[i] <= '9';
+    if (!digits) return NULL;
+    if (strncmp(name, "unit:", 5) == 0 && n == 11) {
+        char key[16];
+        scope *sc = scope_find(x, key, raw_key('u', name + 5, 6, NULL, key));
+        return sc || !make ? sc : unit_scope(x, name + 5);
+    }
+    char kind = strncmp(name, "pros:", 5) == 0 ? 'p' : strncmp(name, "dept:", 5) == 0 ? 'd' : 0;
+    if (!kind || n < 13 || name[11] != ':') return NULL;
+    char unit[7], raw[SCOPE_MAX], key[SCOPE_MAX];
+    memcpy(unit, name + 5, 6);
+    unit[6] = '\0';
+    cw_key_unescape(name + 12, raw, sizeof(raw));
+    if (!raw[0] || strlen(raw) > CW_NAME_MAX) return NULL;
+    scope *sc = scope_find(x, key, raw_key(kind, unit, 6, raw, key));
+    return sc || !make ? sc : named_scope(x, kind, unit, raw);
+}
+
+/* The entry of a period of sc, made when absent. */
+static entry *scope_entry(scope *sc, uint32_t code) {
+    for (size_t i = 0; i < sc->n; i++)
+        if (sc->codes[i] == code) return sc->entries[i];
+    if (sc->n == sc->cap) {
+        size_t cap = sc->cap ? sc->cap * 2 : 8;
+        entry **ne = realloc(sc->entries, cap * sizeof(*ne));
+        if (!ne) return NULL;
+        sc->entries = ne;
+        uint32_t *nc = realloc(sc->codes, cap * sizeof(*nc));
+        if (!nc) return NULL;
+        sc->codes = nc;
+        sc->cap = cap;
+    }
+    entry *e = calloc(1, sizeof(*e));
+    if (!e) return NULL;
+    e->scope = sc;
+    e->code = code;
+    e->quarter = code_quarter(code);
+    sc->entries[sc->n] = e;
+    sc->codes[sc->n++] = code;
     return e;
 }
 
@@ -184,6 +371,56 @@ static void add(entry *e, const uint64_t *delta, cw_ind *x, int64_t ts) {
         e->next_dirty = x->dirty;
         x->dirty = e;
     }
+}
+
+static void mark_rolling(cw_ind *x, scope *sc) {
+    if (sc->rolling) return;
+    sc->rolling = 1;
+    sc->next_rolling = x->rolling;
+    x->rolling = sc;
+}
+
+/* Adds d to the periods of the day of ts in one scope. */
+static int add_to_scope(cw_ind *x, scope *sc, int64_t ts, const uint64_t *d) {
+    for (int p = 0; p < NPERIODS; p++) {
+        entry *e = sc->cur[p];
+        if (!e || e->code != x->codes[p]) {
+            if (!(e = scope_entry(sc, x->codes[p]))) return -1;
+            sc->cur[p] = e;
+        }
+        add(e, d, x, ts);
+    }
+    mark_rolling(x, sc);
+    return 0;
+}
+
+/* The period codes of ts's day, kept while events stay on it. */
+static void day_codes(cw_ind *x, int64_t ts) {
+    int64_t dayno = cw_period_day(ts, x->offset_min);
+    if (dayno != x->codes_day || !x->codes_valid) {
+        int y, m, dd;
+        cw_period_date(dayno, &y, &m, &dd);
+        x->codes[P_MONTH] = CODE(P_MONTH, y * 12 + m - 1);
+        x->codes[P_QUARTER] = CODE(P_QUARTER, y * 4 + (m - 1) / 3);
+        x->codes[P_YEAR] = CODE(P_YEAR, y);
+        x->codes[P_DAY] = CODE(P_DAY, dayno);
+        x->q = y * 4 + (m - 1) / 3;
+        x->codes_day = dayno;
+        x->codes_valid = 1;
+    }
+    if (x->q > x->newest_quarter) x->newest_quarter = x->q;
+    if (dayno > x->newest_day) {
+        x->newest_day = dayno;
+        x->day_moved = 1; /* every scope's window moved, touched or not */
+    }
+}
+
+/* Adds d to a unit's chain: unit, city, province, nation. */
+static int add_to_unit(cw_ind *x, scope *u, int64_t ts, const uint64_t *d) {
+    if (add_to_scope(x, u, ts, d) < 0) return -1;
+    for (int k = 0; k < 3; k++)
+        if (add_to_scope(x, u->chain[k], ts, d) < 0) return -1;
+    return 0;
 }
 
 /* The counters an event moves (INDICATORS.md §2). */
@@ -241,70 +478,18 @@ static int deltas(const cw_event *ev, const cw_case_facts *f, uint64_t *d) {
     return 0;
 }
 
-/* The scopes ev counts in (INDICATORS.md §1); returns how many. */
-static int event_scopes(const cw_event *ev, char (*scopes)[SCOPE_MAX]);
-
-/* Adds d to every scope in the periods of ts. */
-static int add_to_scopes(cw_ind *x, char (*scopes)[SCOPE_MAX], int ns, int64_t ts, const uint64_t *d) {
-    /* the period names of a day, kept while events stay on it */
-    int64_t dayno = cw_period_day(ts, x->offset_min);
-    if (dayno != x->names_day || !x->names_valid) {
-        cw_period_names(ts, x->offset_min, x->month, x->quarter_name, x->year);
-        x->q = cw_period_quarter_index(ts, x->offset_min);
-        snprintf(x->day, sizeof(x->day), "d%lld", (long long)dayno);
-        x->names_day = dayno;
-        x->names_valid = 1;
-    }
-    const char *month = x->month, *quarter = x->quarter_name, *year = x->year, *day = x->day;
-    int q = x->q;
-    if (q > x->newest_quarter) x->newest_quarter = q;
-    if (dayno > x->newest_day) {
-        x->newest_day = dayno;
-        x->day_moved = 1; /* every scope's window moved, touched or not */
-    }
-    const char *periods[4] = {month, quarter, year, day};
-    for (int s = 0; s < ns; s++) {
-        for (int p = 0; p < 4; p++) {
-            entry *e = get_entry(x, scopes[s], periods[p], p == 2 ? q / 4 * 4 + 3 : q);
-            if (!e) return -1;
-            add(e, d, x, ts);
-        }
-        if (cw_map_put(x->rolling, scopes[s], strlen(scopes[s]), (void *)1) < 0) return -1;
-    }
-    return 0;
-}
-
-/* The unit's scope chain: unit, city, province, nation. */
-static int unit_scopes(const char *unit, char (*scopes)[SCOPE_MAX]) {
-    memcpy(scopes[0], "unit:", 5), memcpy(scopes[0] + 5, unit, 6), scopes[0][11] = '\0';
-    memcpy(scopes[1], "region:", 7), memcpy(scopes[1] + 7, unit, 4), scopes[1][11] = '\0';
-    memcpy(scopes[2], "region:", 7), memcpy(scopes[2] + 7, unit, 2), scopes[2][9] = '\0';
-    memcpy(scopes[3], "nation", 7);
-    return 4;
-}
-
 int cw_ind_apply(cw_ind *x, const cw_event *ev, const cw_case_facts *facts) {
     uint64_t d[NCOUNTERS];
     if (!deltas(ev, facts, d)) return 0;
-    char scopes[6][SCOPE_MAX];
-    int ns = event_scopes(ev, scopes);
-    return add_to_scopes(x, scopes, ns, ev->ts, d);
-}
-
-/* "kind:unit:escaped-name", by hand (every event's path). */
-static void named_scope(char *out, const char *kind, const char *unit, const char *name) {
-    memcpy(out, kind, 5); /* "pros:" / "dept:" */
-    memcpy(out + 5, unit, 6);
-    out[11] = ':';
-    if (cw_key_escape(name, strlen(name), out + 12, SCOPE_MAX - 12) < 0) out[12] = '\0';
-}
-
-static int event_scopes(const cw_event *ev, char (*scopes)[SCOPE_MAX]) {
-    int ns = 0;
-    if (ev->pros[0]) named_scope(scopes[ns++], "pros:", ev->unit, ev->pros);
-    if (ev->dept[0]) named_scope(scopes[ns++], "dept:", ev->unit, ev->dept);
-    ns += unit_scopes(ev->unit, scopes + ns);
-    return ns;
+    /* the scopes of INDICATORS.md §1 */
+    scope *pros = ev->pros[0] ? named_scope(x, 'p', ev->unit, ev->pros) : NULL;
+    scope *dept = ev->dept[0] ? named_scope(x, 'd', ev->unit, ev->dept) : NULL;
+    scope *unit = unit_scope(x, ev->unit);
+    if ((ev->pros[0] && !pros) || (ev->dept[0] && !dept) || !unit) return -1;
+    day_codes(x, ev->ts);
+    if (pros && add_to_scope(x, pros, ev->ts, d) < 0) return -1;
+    if (dept && add_to_scope(x, dept, ev->ts, d) < 0) return -1;
+    return add_to_unit(x, unit, ev->ts, d);
 }
 
 int cw_ind_set_today(cw_ind *x, int64_t today) {
@@ -315,22 +500,30 @@ int cw_ind_set_today(cw_ind *x, int64_t today) {
 }
 
 size_t cw_ind_scopes(const cw_ind *x) {
-    return cw_map_size(x->scopes);
+    return x->nscopes;
 }
 
 size_t cw_ind_new_scopes(const cw_ind *x, const cw_event *ev) {
-    char scopes[6][SCOPE_MAX];
-    int ns = event_scopes(ev, scopes);
+    char key[SCOPE_MAX];
     size_t fresh = 0;
-    for (int i = 0; i < ns; i++) fresh += cw_map_get(x->scopes, scopes[i], strlen(scopes[i])) == NULL;
+    if (ev->pros[0]) fresh += !scope_find(x, key, raw_key('p', ev->unit, 6, ev->pros, key));
+    if (ev->dept[0]) fresh += !scope_find(x, key, raw_key('d', ev->unit, 6, ev->dept, key));
+    if (!scope_find(x, key, raw_key('u', ev->unit, 6, NULL, key))) {
+        fresh++;
+        fresh += !scope_find(x, key, raw_key('c', ev->unit, 4, NULL, key));
+        fresh += !scope_find(x, key, raw_key('P', ev->unit, 2, NULL, key));
+        fresh += !scope_find(x, key, raw_key('n', "", 0, NULL, key));
+    }
     return fresh;
 }
 
 int cw_ind_letter_overdue(cw_ind *x, const char *unit, int substantive, int64_t ts) {
     uint64_t d[NCOUNTERS] = {0};
     d[substantive ? C_letters_substantive_due : C_letters_procedural_due] = 1;
-    char scopes[4][SCOPE_MAX];
-    return add_to_scopes(x, scopes, unit_scopes(unit, scopes), ts, d);
+    scope *u = unit_scope(x, unit);
+    if (!u) return -1;
+    day_codes(x, ts);
+    return add_to_unit(x, u, ts, d);
 }
 
 /* ---- Flushing ----------------------------------------------------------- */
@@ -359,7 +552,7 @@ int cw_ind_value(const uint64_t *c, int i, double *out) {
     return 0;
 }
 
-static void emit_counters(const char *scope, const char *period, const uint64_t *c, int64_t event_ts,
+static void emit_counters(const char *scope_name, const char *period, const uint64_t *c, int64_t event_ts,
                           cw_ind_emit_fn emit, void *data) {
     const char *fields[NCOUNTERS + NIND];
     char values[NCOUNTERS + NIND][32];
@@ -379,112 +572,125 @@ static void emit_counters(const char *scope, const char *period, const uint64_t 
         vp[n] = values[n];
         n++;
     }
-    emit(scope, period, c, event_ts, fields, vp, n, data);
+    emit(scope_name, period, c, event_ts, fields, vp, n, data);
+}
+
+/* Drops the periods older than what is kept: the day buckets that left
+ * the window and the months, quarters and years keep_quarters behind the
+ * newest. Runs when the newest day or quarter moved. */
+static void drop_old(cw_ind *x) {
+    if (x->newest_day == x->dropped_day && x->newest_quarter == x->dropped_quarter) return;
+    x->dropped_day = x->newest_day;
+    x->dropped_quarter = x->newest_quarter;
+    for (scope *sc = x->first; sc; sc = sc->next) {
+        size_t kept = 0;
+        for (size_t i = 0; i < sc->n; i++) {
+            entry *e = sc->entries[i];
+            int old = CODE_KIND(e->code) == P_DAY ? CODE_INDEX(e->code) <= x->newest_day - x->rolling_days
+                                                   : e->quarter < x->newest_quarter - x->keep_quarters;
+            if (!old) {
+                sc->entries[kept] = e;
+                sc->codes[kept++] = e->code;
+                continue;
+            }
+            for (int p = 0; p < NPERIODS; p++)
+                if (sc->cur[p] == e) sc->cur[p] = NULL;
+            free(e); /* not dirty: the flush has just written them all */
+        }
+        sc->n = kept;
+    }
 }
 
 size_t cw_ind_flush(cw_ind *x, cw_ind_emit_fn emit, void *data) {
     size_t emitted = 0;
+    char period[16];
     for (entry *e = x->dirty; e; e = e->next_dirty) {
         e->dirty = 0;
-        if (e->period[0] == 'd') continue; /* day buckets feed the rolling window */
-        emit_counters(e->scope, e->period, e->c, e->event_ts, emit, data);
+        if (CODE_KIND(e->code) == P_DAY) continue; /* day buckets feed the rolling window */
+        code_name(e->code, period);
+        emit_counters(e->scope->name, period, e->c, e->event_ts, emit, data);
         emitted++;
     }
     x->dirty = NULL;
     /* rolling windows of the scopes touched (all of them when the window's
      * last day moved): the sum of their last days */
-    size_t pos = 0;
     if (x->day_moved) {
-        const char *sc;
-        size_t sl;
-        while (cw_map_next(x->scopes, &pos, &sc, &sl, NULL))
-            if (!cw_map_get(x->rolling, sc, sl)) cw_map_put(x->rolling, sc, sl, (void *)1);
+        for (scope *sc = x->first; sc; sc = sc->next) mark_rolling(x, sc);
         x->day_moved = 0;
-        pos = 0;
     }
-    const char *scope;
-    while (cw_map_next(x->rolling, &pos, &scope, NULL, NULL)) {
+    int64_t from = x->newest_day - x->rolling_days + 1;
+    for (scope *sc = x->rolling, *n; sc; sc = n) {
+        n = sc->next_rolling;
+        sc->rolling = 0;
+        sc->next_rolling = NULL;
         uint64_t sum[NCOUNTERS] = {0};
-        for (int64_t dd = x->newest_day - x->rolling_days + 1; dd <= x->newest_day; dd++) {
-            char key[512], period[24];
-            snprintf(period, sizeof(period), "d%lld", (long long)dd);
-            size_t klen = entry_key(scope, period, key, sizeof(key));
-            entry *e = cw_map_get(x->entries, key, klen);
-            if (!e) continue;
-            for (int i = 0; i < NCOUNTERS; i++) sum[i] += e->c[i];
+        for (size_t i = 0; i < sc->n; i++) {
+            uint32_t code = sc->codes[i];
+            if (CODE_KIND(code) != P_DAY || CODE_INDEX(code) < from || CODE_INDEX(code) > x->newest_day) continue;
+            const entry *e = sc->entries[i];
+            for (int k = 0; k < NCOUNTERS; k++) sum[k] += e->c[k];
         }
-        emit_counters(scope, x->rolling_name, sum, x->newest_ts, emit, data);
+        emit_counters(sc->name, x->rolling_name, sum, x->newest_ts, emit, data);
         emitted++;
-        cw_map_del(x->rolling, scope, strlen(scope));
     }
-    /* drop periods past what we keep */
-    pos = 0;
-    const char *key;
-    size_t klen;
-    void *v;
-    while (cw_map_next(x->entries, &pos, &key, &klen, &v)) {
-        entry *e = v;
-        int old = e->period[0] == 'd' ? atoll(e->period + 1) <= x->newest_day - x->rolling_days
-                                      : e->quarter < x->newest_quarter - x->keep_quarters;
-        if (old) {
-            cw_map_del(x->entries, key, klen);
-            free(e->scope);
-            free(e);
-        }
-    }
+    x->rolling = NULL;
+    drop_old(x);
     return emitted;
 }
 
 int cw_ind_touch_all(cw_ind *x) {
-    size_t pos = 0;
-    void *v;
-    while (cw_map_next(x->entries, &pos, NULL, NULL, &v)) {
-        entry *e = v;
-        if (!e->dirty) {
-            e->dirty = 1;
-            e->next_dirty = x->dirty;
-            x->dirty = e;
+    for (scope *sc = x->first; sc; sc = sc->next) {
+        for (size_t i = 0; i < sc->n; i++) {
+            entry *e = sc->entries[i];
+            if (!e->dirty) {
+                e->dirty = 1;
+                e->next_dirty = x->dirty;
+                x->dirty = e;
+            }
         }
-        if (cw_map_put(x->rolling, e->scope, strlen(e->scope), (void *)1) < 0) return -1;
+        mark_rolling(x, sc);
     }
     return 0;
 }
 
 void cw_ind_each(const cw_ind *x, const char *period, void (*fn)(const char *scope, const uint64_t *counters, void *data),
                  void *data) {
-    size_t pos = 0;
-    void *v;
-    while (cw_map_next(x->entries, &pos, NULL, NULL, &v)) {
-        const entry *e = v;
-        if (strcmp(e->period, period) == 0) fn(e->scope, e->c, data);
-    }
+    uint32_t code = name_code(period);
+    if (!code) return;
+    for (const scope *sc = x->first; sc; sc = sc->next)
+        for (size_t i = 0; i < sc->n; i++)
+            if (sc->codes[i] == code) fn(sc->name, sc->entries[i]->c, data);
 }
 
-uint64_t cw_ind_counter(const cw_ind *x, const char *scope, const char *period, const char *counter) {
-    char key[512];
-    size_t klen = entry_key(scope, period, key, sizeof(key));
-    entry *e = cw_map_get(x->entries, key, klen);
-    if (!e) return 0;
-    for (int i = 0; i < NCOUNTERS; i++)
-        if (strcmp(counter_names[i], counter) == 0) return e->c[i];
+uint64_t cw_ind_counter(const cw_ind *x, const char *scope_name, const char *period, const char *counter) {
+    scope *sc = scope_by_name((cw_ind *)x, scope_name, 0);
+    uint32_t code = name_code(period);
+    int k = cw_ind_counter_index(counter);
+    if (!sc || !code || k < 0) return 0;
+    for (size_t i = 0; i < sc->n; i++)
+        if (sc->codes[i] == code) return sc->entries[i]->c[k];
     return 0;
 }
 
+/* The format is that of the string-keyed store before it (scope and period
+ * names), so snapshots carry over. */
 void cw_ind_save(const cw_ind *x, cw_snap_writer *w) {
     cw_snap_put_u32(w, NCOUNTERS);
     cw_snap_put_u32(w, (uint32_t)x->newest_quarter);
     cw_snap_put_i64(w, x->newest_day);
     cw_snap_put_i64(w, x->newest_ts);
-    cw_snap_put_u64(w, cw_map_size(x->entries));
-    size_t pos = 0;
-    void *v;
-    while (cw_map_next(x->entries, &pos, NULL, NULL, &v)) {
-        const entry *e = v;
-        cw_snap_put_str(w, e->scope);
-        cw_snap_put_str(w, e->period);
-        cw_snap_put_u32(w, (uint32_t)e->quarter);
-        cw_snap_put_i64(w, e->event_ts);
-        for (int i = 0; i < NCOUNTERS; i++) cw_snap_put_u64(w, e->c[i]);
+    cw_snap_put_u64(w, cw_ind_entries(x));
+    char period[16];
+    for (const scope *sc = x->first; sc; sc = sc->next) {
+        for (size_t i = 0; i < sc->n; i++) {
+            const entry *e = sc->entries[i];
+            code_name(e->code, period);
+            cw_snap_put_str(w, sc->name);
+            cw_snap_put_str(w, period);
+            cw_snap_put_u32(w, (uint32_t)e->quarter);
+            cw_snap_put_i64(w, e->event_ts);
+            for (int k = 0; k < NCOUNTERS; k++) cw_snap_put_u64(w, e->c[k]);
+        }
     }
 }
 
@@ -494,18 +700,26 @@ int cw_ind_load(cw_ind *x, cw_snap_reader *r) {
     x->newest_day = cw_snap_get_i64(r);
     x->newest_ts = cw_snap_get_i64(r);
     if (x->newest_day < 0 || x->newest_day > 3000000 || x->newest_quarter < 0 || x->newest_quarter > 40000) r->bad = 1;
+    x->dropped_day = x->newest_day;
+    x->dropped_quarter = x->newest_quarter;
     uint64_t n = cw_snap_get_u64(r);
     for (uint64_t k = 0; k < n && !r->bad; k++) {
-        char scope[SCOPE_MAX], period[12];
-        cw_snap_get_str(r, scope, sizeof(scope));
+        char name[SCOPE_MAX], period[12];
+        cw_snap_get_str(r, name, sizeof(name));
         cw_snap_get_str(r, period, sizeof(period));
-        int quarter = (int)cw_snap_get_u32(r);
+        (void)cw_snap_get_u32(r); /* the quarter: implied by the period */
         int64_t ts = cw_snap_get_i64(r);
-        if (r->bad || !scope[0] || !period[0]) {
+        uint32_t code = r->bad ? 0 : name_code(period);
+        if (r->bad || !code) {
             r->bad = 1;
             break;
         }
-        entry *e = get_entry(x, scope, period, quarter);
+        scope *sc = scope_by_name(x, name, 1);
+        if (!sc) {
+            r->bad = 1; /* not a scope name of ours (or out of memory) */
+            break;
+        }
+        entry *e = scope_entry(sc, code);
         if (!e) return -1;
         e->event_ts = ts;
         for (int i = 0; i < NCOUNTERS; i++) e->c[i] = cw_snap_get_u64(r);

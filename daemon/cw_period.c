@@ -34,6 +34,10 @@ static int64_t days_from_civil(int y, int m, int d) {
     return era * 146097 + doe - 719468;
 }
 
+void cw_period_date(int64_t day, int *y, int *m, int *d) {
+    civil(day, y, m, d);
+}
+
 int64_t cw_period_day(int64_t ts, int offset_min) {
     return floordiv(ts + (int64_t)offset_min * 60000, DAY_MS);
 }

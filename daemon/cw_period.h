@@ -12,6 +12,8 @@
 void cw_period_names(int64_t ts, int offset_min, char month[8], char quarter[8], char year[8]);
 /* Local calendar day number (days since 1970-01-01 local). */
 int64_t cw_period_day(int64_t ts, int offset_min);
+/* The civil date (month 1-12, day 1-31) of a local day number. */
+void cw_period_date(int64_t day, int *y, int *m, int *d);
 /* Quarter index (year * 4 + q - 1) of ts. */
 int cw_period_quarter_index(int64_t ts, int offset_min);
 /* Quarter index of a period name ("2020-07", "2020-Q3", "2020" -> its
