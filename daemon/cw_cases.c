@@ -50,6 +50,7 @@ struct cw_cases {
     size_t ring_cap, ring_len, ring_head;
     uint64_t *set; /* open addressing, 0 = empty */
     size_t set_cap;
+    uint32_t most_ids; /* the most ids any case has held: no case can be at the ids cap below it */
     /* light entries, a min-heap by day */
     light_entry *heap;
     size_t nheap, capheap;
@@ -63,14 +64,24 @@ static size_t case_key(const cw_event *ev, char *buf) {
     return n + 7;
 }
 
-static uint64_t id_hash(const char *key, size_t klen, const char *id) {
-    uint64_t h = cw_hash(key, klen) ^ (cw_hash(id, strlen(id)) * 0x9E3779B97F4A7C15ULL);
+/* The dedupe hash of an event id of a case, from the hash of the case's
+ * key (cw_hash, stable: snapshots hold these values). */
+static uint64_t id_hash_k(uint64_t key_hash, const char *id) {
+    uint64_t h = key_hash ^ (cw_hash(id, strlen(id)) * 0x9E3779B97F4A7C15ULL);
     return h ? h : 1;
 }
 
+static uint64_t id_hash(const char *key, size_t klen, const char *id) {
+    return id_hash_k(cw_hash(key, klen), id);
+}
+
 /* What the window remembers of a closed case itself, beside its ids. */
+static uint64_t closed_mark_k(uint64_t key_hash) {
+    return id_hash_k(key_hash, "\x01closed");
+}
+
 static uint64_t closed_mark(const char *key, size_t klen) {
-    return id_hash(key, klen, "\x01closed");
+    return closed_mark_k(cw_hash(key, klen));
 }
 
 cw_cases *cw_cases_new(size_t closed_window, int offset_min, const cw_clock_rules *clocks,
@@ -420,6 +431,8 @@ static void case_close(cw_cases *t, open_case *c, int64_t ts) {
 }
 
 int cw_cases_admit(const cw_cases *t, const cw_event *ev, size_t max_open, size_t max_ids) {
+    /* far from both caps (the usual case): no lookup */
+    if (cw_map_size(t->open) < max_open && t->most_ids < max_ids) return 0;
     char key[7 + CW_CASE_MAX + 1];
     size_t klen = case_key(ev, key);
     const open_case *c = cw_map_get(t->open, key, klen);
@@ -439,14 +452,14 @@ int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *f) {
     memset(f, 0, sizeof(*f));
     char key[7 + CW_CASE_MAX + 1];
     size_t klen = case_key(ev, key);
-    uint64_t h = id_hash(key, klen, ev->id);
+    uint64_t kh = cw_hash(key, klen), h = id_hash_k(kh, ev->id);
     open_case *c = cw_map_get(t->open, key, klen);
     if (c) {
         for (uint32_t i = 0; i < c->nids; i++)
             if (c->ids[i] == h) return 1;
     } else if (set_has(t, h)) {
         return 1;
-    } else if (set_has(t, closed_mark(key, klen))) {
+    } else if (set_has(t, closed_mark_k(kh))) {
         /* the case closed (within the window): count the event, keep the
          * case closed, remember the id */
         window_add(t, h);
@@ -456,7 +469,7 @@ int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *f) {
     if (ev->type == CW_EV_CASE_CLOSED) {
         if (c) case_close(t, c, ev->ts);
         else {
-            window_add(t, closed_mark(key, klen));
+            window_add(t, closed_mark_k(kh));
         }
         window_add(t, h);
         return 0;
@@ -470,6 +483,7 @@ int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *f) {
         c->capids = cap;
     }
     c->ids[c->nids++] = h;
+    if (c->nids > t->most_ids) t->most_ids = c->nids;
 
     switch (ev->type) {
     case CW_EV_PROSECUTION_ACCEPTED:
@@ -585,6 +599,7 @@ int cw_cases_load(cw_cases *t, cw_snap_reader *r) {
             c->ids = malloc(nids * sizeof(uint64_t));
             if (!c->ids) return -1;
             c->capids = c->nids = nids;
+            if (nids > t->most_ids) t->most_ids = nids;
             for (uint32_t i = 0; i < nids; i++) c->ids[i] = cw_snap_get_u64(r);
         }
         schedule(t, c, next_light(t, c));

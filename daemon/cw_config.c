@@ -161,12 +161,19 @@ static int set_unit(cw_config *c, const char *code, const char *name, char *err,
             return 0;
         }
     }
-    cw_unit_name *nu = realloc(c->units, (c->nunits + 1) * sizeof(*nu));
-    if (!nu) return cw_errf(err, errlen, "out of memory");
+    char *dup = strdup(name);
+    cw_unit_name *nu = dup ? realloc(c->units, (c->nunits + 1) * sizeof(*nu)) : NULL;
+    if (!nu) {
+        free(dup);
+        return cw_errf(err, errlen, "out of memory");
+    }
     c->units = nu;
-    memcpy(nu[c->nunits].code, code, 7);
-    nu[c->nunits].name = strdup(name);
-    if (!nu[c->nunits].name) return cw_errf(err, errlen, "out of memory");
+    /* kept in code order: every alert looks its unit's name up */
+    size_t at = c->nunits;
+    while (at > 0 && strcmp(nu[at - 1].code, code) > 0) at--;
+    memmove(nu + at + 1, nu + at, (c->nunits - at) * sizeof(*nu));
+    memcpy(nu[at].code, code, 7);
+    nu[at].name = dup;
     c->nunits++;
     return 0;
 }
@@ -345,8 +352,14 @@ int cw_config_finish(cw_config *c, char *err, size_t errlen) {
 }
 
 const char *cw_config_unit_name(const cw_config *c, const char *code) {
-    for (size_t i = 0; i < c->nunits; i++)
-        if (strcmp(c->units[i].code, code) == 0) return c->units[i].name;
+    size_t lo = 0, hi = c->nunits; /* units are in code order (set_unit) */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int cmp = strcmp(c->units[mid].code, code);
+        if (cmp == 0) return c->units[mid].name;
+        if (cmp < 0) lo = mid + 1;
+        else hi = mid;
+    }
     return NULL;
 }
 

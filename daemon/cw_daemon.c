@@ -66,6 +66,7 @@ typedef struct daemon_ctx {
     cw_rules *rules;
     cw_sink *sink;
     int64_t event_now; /* the newest event time seen: the clock of replays */
+    int64_t batch_wall_ms; /* the wall clock when the batch being applied came */
     int64_t clock_day;    /* local day the deadline/rank clock has reached */
     char open_periods[3][8]; /* the month, quarter and year it is in */
     char last_id[48];  /* the last entry applied: the position the state is at */
@@ -305,7 +306,7 @@ static void apply_entry(daemon_ctx *d, const redisReply *entry) {
     char why[256];
     d->read_total++;
     snprintf(d->last_id, sizeof(d->last_id), "%s", id);
-    if (cw_event_decode_entry(d->dec, f, nf, cw_wall_ms(), &ev, why, sizeof(why)) < 0) {
+    if (cw_event_decode_entry(d->dec, f, nf, d->batch_wall_ms, &ev, why, sizeof(why)) < 0) {
         if (nf > MAX_FIELDS) snprintf(why, sizeof(why), "entry has %zu fields, expected only 'e'", nf);
         dead_letter_queue(d, id, fields, why);
         return;
@@ -347,6 +348,7 @@ static void on_read(cw_conn *c, redisReply *r, void *privdata) {
             snprintf(d->read_pos, sizeof(d->read_pos), "%s", last);
             read_more(d);
         }
+        d->batch_wall_ms = cw_wall_ms(); /* what event times are checked against, once a batch */
         for (size_t i = 0; i < n; i++) apply_entry(d, entries->element[i]);
     }
     if (!d->reading) snprintf(d->read_pos, sizeof(d->read_pos), "%s", d->last_id);

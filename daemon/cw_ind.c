@@ -361,9 +361,16 @@ static entry *scope_entry(scope *sc, uint32_t code) {
     return e;
 }
 
+/* What an event adds: the few counters it moves, of NCOUNTERS. */
+typedef struct delta {
+    int n;
+    uint8_t counter[NCOUNTERS];
+    uint64_t by[NCOUNTERS];
+} delta;
+
 /* Adds the event's deltas to one entry. */
-static void add(entry *e, const uint64_t *delta, cw_ind *x, int64_t ts) {
-    for (int i = 0; i < NCOUNTERS; i++) e->c[i] += delta[i];
+static void add(entry *e, const delta *d, cw_ind *x, int64_t ts) {
+    for (int i = 0; i < d->n; i++) e->c[d->counter[i]] += d->by[i];
     e->event_ts = ts;
     if (ts > x->newest_ts) x->newest_ts = ts;
     if (!e->dirty) {
@@ -381,7 +388,7 @@ static void mark_rolling(cw_ind *x, scope *sc) {
 }
 
 /* Adds d to the periods of the day of ts in one scope. */
-static int add_to_scope(cw_ind *x, scope *sc, int64_t ts, const uint64_t *d) {
+static int add_to_scope(cw_ind *x, scope *sc, int64_t ts, const delta *d) {
     for (int p = 0; p < NPERIODS; p++) {
         entry *e = sc->cur[p];
         if (!e || e->code != x->codes[p]) {
@@ -416,7 +423,7 @@ static void day_codes(cw_ind *x, int64_t ts) {
 }
 
 /* Adds d to a unit's chain: unit, city, province, nation. */
-static int add_to_unit(cw_ind *x, scope *u, int64_t ts, const uint64_t *d) {
+static int add_to_unit(cw_ind *x, scope *u, int64_t ts, const delta *d) {
     if (add_to_scope(x, u, ts, d) < 0) return -1;
     for (int k = 0; k < 3; k++)
         if (add_to_scope(x, u->chain[k], ts, d) < 0) return -1;
@@ -424,8 +431,8 @@ static int add_to_unit(cw_ind *x, scope *u, int64_t ts, const uint64_t *d) {
 }
 
 /* The counters an event moves (INDICATORS.md §2). */
-static int deltas(const cw_event *ev, const cw_case_facts *f, uint64_t *d) {
-    memset(d, 0, sizeof(uint64_t) * NCOUNTERS);
+static int deltas(const cw_event *ev, const cw_case_facts *f, delta *out) {
+    uint64_t d[NCOUNTERS] = {0};
     uint64_t n = ev->n;
     if (cw_event_type_is_extra_item(ev->type)) d[C_extra_items] = 1;
     switch (ev->type) {
@@ -473,23 +480,27 @@ static int deltas(const cw_event *ev, const cw_case_facts *f, uint64_t *d) {
     case CW_EV_HEARING_HELD: d[C_hearings] = 1; break;
     default: break;
     }
-    for (int i = 0; i < NCOUNTERS; i++)
-        if (d[i]) return 1;
-    return 0;
+    out->n = 0;
+    for (int i = 0; i < NCOUNTERS; i++) {
+        if (!d[i]) continue;
+        out->counter[out->n] = (uint8_t)i;
+        out->by[out->n++] = d[i];
+    }
+    return out->n > 0;
 }
 
 int cw_ind_apply(cw_ind *x, const cw_event *ev, const cw_case_facts *facts) {
-    uint64_t d[NCOUNTERS];
-    if (!deltas(ev, facts, d)) return 0;
+    delta d;
+    if (!deltas(ev, facts, &d)) return 0;
     /* the scopes of INDICATORS.md §1 */
     scope *pros = ev->pros[0] ? named_scope(x, 'p', ev->unit, ev->pros) : NULL;
     scope *dept = ev->dept[0] ? named_scope(x, 'd', ev->unit, ev->dept) : NULL;
     scope *unit = unit_scope(x, ev->unit);
     if ((ev->pros[0] && !pros) || (ev->dept[0] && !dept) || !unit) return -1;
     day_codes(x, ev->ts);
-    if (pros && add_to_scope(x, pros, ev->ts, d) < 0) return -1;
-    if (dept && add_to_scope(x, dept, ev->ts, d) < 0) return -1;
-    return add_to_unit(x, unit, ev->ts, d);
+    if (pros && add_to_scope(x, pros, ev->ts, &d) < 0) return -1;
+    if (dept && add_to_scope(x, dept, ev->ts, &d) < 0) return -1;
+    return add_to_unit(x, unit, ev->ts, &d);
 }
 
 int cw_ind_set_today(cw_ind *x, int64_t today) {
@@ -518,12 +529,11 @@ size_t cw_ind_new_scopes(const cw_ind *x, const cw_event *ev) {
 }
 
 int cw_ind_letter_overdue(cw_ind *x, const char *unit, int substantive, int64_t ts) {
-    uint64_t d[NCOUNTERS] = {0};
-    d[substantive ? C_letters_substantive_due : C_letters_procedural_due] = 1;
+    delta d = {1, {substantive ? C_letters_substantive_due : C_letters_procedural_due}, {1}};
     scope *u = unit_scope(x, unit);
     if (!u) return -1;
     day_codes(x, ts);
-    return add_to_unit(x, u, ts, d);
+    return add_to_unit(x, u, ts, &d);
 }
 
 /* ---- Flushing ----------------------------------------------------------- */

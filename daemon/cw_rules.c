@@ -64,7 +64,45 @@ struct cw_rules {
     cw_map *raised;      /* data-check alert ids already raised */
     cw_map *ranked;      /* "rule/scope/period" ranked at the bottom */
     uint64_t lights_on; /* deadline lights firing */
+    /* the rule of each clock and data check (NULL: off), found once */
+    const struct rule *clock_rule[CW_NCLOCKS];
+    const struct rule *check_rule[CW_NCHECKS];
 };
+
+/* A bounded append buffer for alert ids and messages, which are made a
+ * few hundred thousand times a second in a replay: what does not fit is
+ * cut, as snprintf would cut it. */
+typedef struct text {
+    char *buf;
+    size_t cap, len;
+} text;
+
+static void text_init(text *t, char *buf, size_t cap) {
+    t->buf = buf;
+    t->cap = cap;
+    t->len = 0;
+    buf[0] = '\0';
+}
+
+static void put_n(text *t, const char *s, size_t n) {
+    if (t->len + n >= t->cap) n = t->cap - 1 - t->len;
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    t->buf[t->len] = '\0';
+}
+
+static void put_s(text *t, const char *s) {
+    put_n(t, s, strlen(s));
+}
+
+static void put_u(text *t, unsigned v) {
+    char num[12], *p = num + sizeof(num);
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put_n(t, p, (size_t)(num + sizeof(num) - p));
+}
 
 
 /* ---- Reading the [rule NAME] sections ---------------------------------- */
@@ -245,6 +283,8 @@ static int finish_rule(cw_rules *rs, rule *r, char *why, size_t wl) {
     return 0;
 }
 
+static const rule *find_kind(const cw_rules *rs, kind k, int which);
+
 static void rule_clear(rule *r) {
     free(r->name);
     free(r->level);
@@ -296,6 +336,9 @@ cw_rules *cw_rules_new(const cw_config *cfg, char *err, size_t errlen) {
             return NULL;
         }
     }
+    for (int c = 0; c < CW_NCLOCKS; c++)
+        rs->clock_rule[c] = c == CW_CLOCK_STALE ? find_kind(rs, K_STALE, c) : find_kind(rs, K_DEADLINE, c);
+    for (int c = 0; c < CW_NCHECKS; c++) rs->check_rule[c] = find_kind(rs, K_DATA, c);
     return rs;
 oom:
     cw_rules_free(rs);
@@ -566,23 +609,34 @@ static void case_scope(const char *unit, const char *case_id, char *out, size_t 
 
 void cw_rules_light(cw_rules *rs, int clock, int light, int firing, const char *unit, const char *case_id,
                     int64_t due_day, int64_t event_ts, cw_alert_fn fn, void *data) {
-    const rule *r = clock == CW_CLOCK_STALE ? find_kind(rs, K_STALE, clock) : find_kind(rs, K_DEADLINE, clock);
+    const rule *r = (unsigned)clock < CW_NCLOCKS ? rs->clock_rule[clock] : NULL;
     if (!r) return;
     static const char *const light_names[] = {"", "yellow", "orange", "red"};
-    char scope[500], id[700], date[11], words[400], u[8], msg[800];
-    case_scope(unit, case_id, scope, sizeof(scope));
+    char scope[500], id[700], date[11], nb[64], msg[800], esc[3 * 128 + 1];
+    text t;
+    /* case:<unit>:<escaped case> */
+    if (cw_key_escape(case_id, strlen(case_id), esc, sizeof(esc)) < 0) esc[0] = '\0';
+    text_init(&t, scope, sizeof(scope));
+    put_s(&t, "case:"), put_s(&t, unit), put_s(&t, ":"), put_s(&t, esc);
     cw_period_day_date(due_day - 1, date); /* the last day of the period */
-    snprintf(id, sizeof(id), "%s/%s/%s/%s", r->name, scope, date, light_names[light]);
-    scope_words(rs, scope, words, sizeof(words), u, sizeof(u));
+    text_init(&t, id, sizeof(id));
+    put_s(&t, r->name), put_s(&t, "/"), put_s(&t, scope), put_s(&t, "/"), put_s(&t, date), put_s(&t, "/");
+    put_s(&t, light_names[light & 3]);
     const char *level = light == 3 ? r->overdue_level : light == 2 ? "orange" : r->level;
     const char *label = light == 3 ? r->overdue_label : r->label;
-    if (!firing)
-        snprintf(msg, sizeof(msg), "%s %s（%s 24时届满）已停止计时，%s解除", words, clock_zh[clock], date, label);
-    else if (light == 3)
-        snprintf(msg, sizeof(msg), "%s %s已于 %s 24时届满，已超期，%s", words, clock_zh[clock], date, label);
-    else
-        snprintf(msg, sizeof(msg), "%s %s将于 %s 24时届满，剩余%d天，%s", words, clock_zh[clock], date,
-                 light == 2 ? r->urgent_days : r->warn_days, label);
+    /* "南乐县人民检察院 案件<case> 审查逮捕期限将于 2020-08-04 24时届满，剩余3天，期限预警" */
+    text_init(&t, msg, sizeof(msg));
+    put_s(&t, unit_name(rs, unit, nb, sizeof(nb))), put_s(&t, " 案件"), put_s(&t, case_id), put_s(&t, " ");
+    put_s(&t, clock_zh[clock]);
+    if (!firing) {
+        put_s(&t, "（"), put_s(&t, date), put_s(&t, " 24时届满）已停止计时，"), put_s(&t, label), put_s(&t, "解除");
+    } else if (light == 3) {
+        put_s(&t, "已于 "), put_s(&t, date), put_s(&t, " 24时届满，已超期，"), put_s(&t, label);
+    } else {
+        put_s(&t, "将于 "), put_s(&t, date), put_s(&t, " 24时届满，剩余");
+        put_u(&t, (unsigned)(light == 2 ? r->urgent_days : r->warn_days));
+        put_s(&t, "天，"), put_s(&t, label);
+    }
     int off = rs->cfg->utc_offset_min;
     cw_alert a = {.id = id,
                   .firing = firing,
@@ -601,7 +655,7 @@ void cw_rules_light(cw_rules *rs, int clock, int light, int firing, const char *
 
 void cw_rules_check(cw_rules *rs, int check, const char *unit, const char *case_id, const char *event_type,
                     int64_t event_ts, cw_alert_fn fn, void *data) {
-    const rule *r = find_kind(rs, K_DATA, check);
+    const rule *r = (unsigned)check < CW_NCHECKS ? rs->check_rule[check] : NULL;
     if (!r) return;
     char scope[500], id[700], words[400], u[8], msg[800];
     case_scope(unit, case_id, scope, sizeof(scope));

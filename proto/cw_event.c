@@ -11,11 +11,12 @@
 
 static const struct {
     const char *name;
+    size_t len; /* of name */
     const char *label;
     int extra_item;
     const char *required;
 } types[CW_EV_TYPE_COUNT] = {
-#define CW__ROW(e, name, zh, extra, req) {name, zh, extra, req},
+#define CW__ROW(e, name, zh, extra, req) {name, sizeof(name) - 1, zh, extra, req},
     CW_EVENT_TYPES(CW__ROW)
 #undef CW__ROW
 };
@@ -34,7 +35,7 @@ int cw_event_type_is_extra_item(cw_event_type t) {
 
 int cw_event_type_from_name(const char *s, size_t len, cw_event_type *out) {
     for (int i = 0; i < CW_EV_TYPE_COUNT; i++) {
-        if (strlen(types[i].name) == len && memcmp(types[i].name, s, len) == 0) {
+        if (types[i].len == len && memcmp(types[i].name, s, len) == 0) {
             *out = (cw_event_type)i;
             return 0;
         }
@@ -64,34 +65,39 @@ enum key_id {
     K_DECISION, K_SENTENCING, K_REPLY, K_COUNT
 };
 
+#define KEY(name, kind, flag) {name, sizeof(name) - 1, kind, flag}
 static const struct {
     const char *name;
+    size_t len; /* of name */
     cw_key_kind kind;
     unsigned flag; /* for booleans */
 } keys[K_COUNT] = {
-    [K_V] = {"v", CW_KIND_UINT, 0},
-    [K_ID] = {"id", CW_KIND_STR, 0},
-    [K_TS] = {"ts", CW_KIND_INT, 0},
-    [K_TYPE] = {"type", CW_KIND_STR, 0},
-    [K_CASE] = {"case", CW_KIND_STR, 0},
-    [K_UNIT] = {"unit", CW_KIND_STR, 0},
-    [K_DEPT] = {"dept", CW_KIND_STR, 0},
-    [K_PROS] = {"pros", CW_KIND_STR, 0},
-    [K_N] = {"n", CW_KIND_UINT, 0},
-    [K_DETAINED] = {"detained", CW_KIND_BOOL, CW_F_DETAINED},
-    [K_COMPLEX] = {"complex", CW_KIND_BOOL, CW_F_COMPLEX},
-    [K_ARRESTED] = {"arrested", CW_KIND_BOOL, CW_F_ARRESTED},
-    [K_FAST] = {"fast", CW_KIND_BOOL, CW_F_FAST},
-    [K_PLEA] = {"plea", CW_KIND_BOOL, CW_F_PLEA},
-    [K_ADOPTED] = {"adopted", CW_KIND_BOOL, CW_F_ADOPTED},
-    [K_DECISION] = {"decision", CW_KIND_STR, 0},
-    [K_SENTENCING] = {"sentencing", CW_KIND_STR, 0},
-    [K_REPLY] = {"reply", CW_KIND_STR, 0},
+    [K_V] = KEY("v", CW_KIND_UINT, 0),
+    [K_ID] = KEY("id", CW_KIND_STR, 0),
+    [K_TS] = KEY("ts", CW_KIND_INT, 0),
+    [K_TYPE] = KEY("type", CW_KIND_STR, 0),
+    [K_CASE] = KEY("case", CW_KIND_STR, 0),
+    [K_UNIT] = KEY("unit", CW_KIND_STR, 0),
+    [K_DEPT] = KEY("dept", CW_KIND_STR, 0),
+    [K_PROS] = KEY("pros", CW_KIND_STR, 0),
+    [K_N] = KEY("n", CW_KIND_UINT, 0),
+    [K_DETAINED] = KEY("detained", CW_KIND_BOOL, CW_F_DETAINED),
+    [K_COMPLEX] = KEY("complex", CW_KIND_BOOL, CW_F_COMPLEX),
+    [K_ARRESTED] = KEY("arrested", CW_KIND_BOOL, CW_F_ARRESTED),
+    [K_FAST] = KEY("fast", CW_KIND_BOOL, CW_F_FAST),
+    [K_PLEA] = KEY("plea", CW_KIND_BOOL, CW_F_PLEA),
+    [K_ADOPTED] = KEY("adopted", CW_KIND_BOOL, CW_F_ADOPTED),
+    [K_DECISION] = KEY("decision", CW_KIND_STR, 0),
+    [K_SENTENCING] = KEY("sentencing", CW_KIND_STR, 0),
+    [K_REPLY] = KEY("reply", CW_KIND_STR, 0),
 };
 
+/* Every key of every event is looked up: the first byte and the length
+ * rule out all but one or two names before a compare. */
 static int key_lookup(const char *s, size_t len) {
+    if (!len) return -1;
     for (int i = 0; i < K_COUNT; i++)
-        if (strlen(keys[i].name) == len && memcmp(keys[i].name, s, len) == 0) return i;
+        if (keys[i].len == len && keys[i].name[0] == s[0] && memcmp(keys[i].name, s, len) == 0) return i;
     return -1;
 }
 
