@@ -22,8 +22,9 @@ typedef struct open_case {
     int64_t returned_at;   /* when the current 退回补充侦查 began, 0 if none */
     int64_t returned_ms;   /* time spent returned during this review */
     int64_t received_at;   /* letter.received */
-    uint64_t *ids;
-    uint32_t nids, capids;
+    uint64_t ids[4];  /* the first ids (hashes), inside the record: one memory access finds them */
+    uint64_t *more;   /* the ids after those, when a case has more */
+    uint32_t nids, capmore;
     int32_t due[CW_NCLOCKS]; /* local day at whose start each clock runs out; 0 = not running */
     int32_t scheduled;       /* day of the newest light entry for this case, 0 = none */
     uint16_t refs;           /* light entries pointing here */
@@ -32,6 +33,40 @@ typedef struct open_case {
     uint16_t klen;
     char key[]; /* "unit|case", the map's key (borrowed) */
 } open_case;
+
+#define INLINE_IDS 4
+
+static uint64_t case_id(const open_case *c, uint32_t i) {
+    return i < INLINE_IDS ? c->ids[i] : c->more[i - INLINE_IDS];
+}
+
+static int case_has_id(const open_case *c, uint64_t h) {
+    uint32_t n = c->nids < INLINE_IDS ? c->nids : INLINE_IDS;
+    for (uint32_t i = 0; i < n; i++)
+        if (c->ids[i] == h) return 1;
+    for (uint32_t i = INLINE_IDS; i < c->nids; i++)
+        if (c->more[i - INLINE_IDS] == h) return 1;
+    return 0;
+}
+
+/* Remembers one more id of c. Returns 0 or -1 (memory). */
+static int case_add_id(open_case *c, uint64_t h) {
+    if (c->nids < INLINE_IDS) {
+        c->ids[c->nids++] = h;
+        return 0;
+    }
+    uint32_t k = c->nids - INLINE_IDS;
+    if (k == c->capmore) {
+        uint32_t cap = c->capmore ? c->capmore * 2 : 4;
+        uint64_t *nm = realloc(c->more, cap * sizeof(uint64_t));
+        if (!nm) return -1;
+        c->more = nm;
+        c->capmore = cap;
+    }
+    c->more[k] = h;
+    c->nids++;
+    return 0;
+}
 
 /* A case whose next light comes on at `day`. */
 typedef struct light_entry {
@@ -109,7 +144,7 @@ void cw_cases_set_clocks(cw_cases *t, const cw_clock_rules *clocks) {
 }
 
 static void case_free(open_case *c) {
-    free(c->ids);
+    free(c->more);
     free(c);
 }
 
@@ -417,14 +452,14 @@ static void clocks_and_checks(cw_cases *t, open_case *c, const cw_event *ev) {
 /* Removes a closed case: its lights go off, its ids move to the window. */
 static void case_close(cw_cases *t, open_case *c, int64_t ts) {
     for (int k = 0; k < CW_NCLOCKS; k++) clock_stop(t, c, k, ts);
-    for (uint32_t i = 0; i < c->nids; i++) window_add(t, c->ids[i]);
+    for (uint32_t i = 0; i < c->nids; i++) window_add(t, case_id(c, i));
     window_add(t, closed_mark(c->key, c->klen));
     cw_map_del(t->open, c->key, c->klen);
     if (c->refs) {
         c->flags |= F_DEAD; /* freed when its last light entry is popped */
-        free(c->ids);
-        c->ids = NULL;
-        c->nids = c->capids = 0;
+        free(c->more);
+        c->more = NULL;
+        c->nids = c->capmore = 0;
     } else {
         case_free(c);
     }
@@ -438,9 +473,7 @@ int cw_cases_admit(const cw_cases *t, const cw_event *ev, size_t max_open, size_
     const open_case *c = cw_map_get(t->open, key, klen);
     if (c) {
         if (c->nids < max_ids) return 0;
-        uint64_t h = id_hash(key, klen, ev->id);
-        for (uint32_t i = 0; i < c->nids; i++)
-            if (c->ids[i] == h) return 0; /* a duplicate: counted as such */
+        if (case_has_id(c, id_hash(key, klen, ev->id))) return 0; /* a duplicate: counted as such */
         return ev->type == CW_EV_CASE_CLOSED ? 0 : 2;
     }
     if (ev->type == CW_EV_CASE_CLOSED || cw_map_size(t->open) < max_open) return 0;
@@ -455,8 +488,7 @@ int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *f) {
     uint64_t kh = cw_hash(key, klen), h = id_hash_k(kh, ev->id);
     open_case *c = cw_map_get(t->open, key, klen);
     if (c) {
-        for (uint32_t i = 0; i < c->nids; i++)
-            if (c->ids[i] == h) return 1;
+        if (case_has_id(c, h)) return 1;
     } else if (set_has(t, h)) {
         return 1;
     } else if (set_has(t, closed_mark_k(kh))) {
@@ -475,14 +507,7 @@ int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *f) {
         return 0;
     }
     if (!c && !(c = case_new(t->open, key, klen))) return -1;
-    if (c->nids == c->capids) {
-        uint32_t cap = c->capids ? c->capids * 2 : 2;
-        uint64_t *ni = realloc(c->ids, cap * sizeof(uint64_t));
-        if (!ni) return -1;
-        c->ids = ni;
-        c->capids = cap;
-    }
-    c->ids[c->nids++] = h;
+    if (case_add_id(c, h) < 0) return -1;
     if (c->nids > t->most_ids) t->most_ids = c->nids;
 
     switch (ev->type) {
@@ -546,7 +571,7 @@ void cw_cases_save(const cw_cases *t, cw_snap_writer *w) {
             cw_snap_put_u8(w, c->lights[k]);
         }
         cw_snap_put_u32(w, c->nids);
-        for (uint32_t i = 0; i < c->nids; i++) cw_snap_put_u64(w, c->ids[i]);
+        for (uint32_t i = 0; i < c->nids; i++) cw_snap_put_u64(w, case_id(c, i));
     }
     /* the closed-case window, oldest first */
     cw_snap_put_u64(w, t->ring_len);
@@ -595,13 +620,9 @@ int cw_cases_load(cw_cases *t, cw_snap_reader *r) {
             r->bad = 1;
             break;
         }
-        if (nids) {
-            c->ids = malloc(nids * sizeof(uint64_t));
-            if (!c->ids) return -1;
-            c->capids = c->nids = nids;
-            if (nids > t->most_ids) t->most_ids = nids;
-            for (uint32_t i = 0; i < nids; i++) c->ids[i] = cw_snap_get_u64(r);
-        }
+        for (uint32_t i = 0; i < nids; i++)
+            if (case_add_id(c, cw_snap_get_u64(r)) < 0) return -1;
+        if (nids > t->most_ids) t->most_ids = nids;
         schedule(t, c, next_light(t, c));
     }
     uint64_t ring = cw_snap_get_u64(r);

@@ -64,10 +64,19 @@ static void iso_local(const cw_config *cfg, int64_t ms, char *out, size_t len) {
     int64_t local = ms + (int64_t)cfg->utc_offset_min * 60000;
     int64_t day = cw_period_day(ms, cfg->utc_offset_min);
     int64_t sec = (local - day * 86400000LL) / 1000;
-    char date[11];
-    cw_period_day_date(day, date);
     const char *off = cfg->utc_offset_min == 0 ? "+00:00" : cfg->utc_offset;
-    snprintf(out, len, "%sT%02d:%02d:%02d%s", date, (int)(sec / 3600), (int)(sec / 60 % 60), (int)(sec % 60), off);
+    size_t ol = strlen(off);
+    if (len < 20 + ol) {
+        if (len) out[0] = '\0';
+        return;
+    }
+    /* by hand: every deadline alert carries one */
+    cw_period_day_date(day, out);
+    int h = (int)(sec / 3600), m = (int)(sec / 60 % 60), sc = (int)(sec % 60);
+    out[10] = 'T', out[11] = (char)('0' + h / 10), out[12] = (char)('0' + h % 10), out[13] = ':';
+    out[14] = (char)('0' + m / 10), out[15] = (char)('0' + m % 10), out[16] = ':';
+    out[17] = (char)('0' + sc / 10), out[18] = (char)('0' + sc % 10);
+    memcpy(out + 19, off, ol + 1);
 }
 
 /* The alert's JSON (PROTOCOL.md §3) into j; NULL when out of memory. */
