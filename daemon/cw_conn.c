@@ -162,6 +162,8 @@ struct cw_conn {
     request *head, *tail;
     size_t in_flight;
     reply_arena arena; /* where replies are built (see above) */
+    uint64_t last_reply; /* uv_now() of the last reply: a server that answers is not silent */
+    int in_grace;        /* a deadline passed; judged after one more poll (see grace) */
     request *spare;    /* request records to reuse */
     size_t nspare;
     int down_logged; /* the outage was logged; stay quiet until READY */
@@ -174,6 +176,7 @@ struct cw_conn {
 static void arm_timer(cw_conn *c);
 static void go_backoff(cw_conn *c, const char *why);
 static void request_free(cw_conn *c, request *rq);
+static void on_timer(uv_timer_t *t);
 
 const char *cw_conn_state_name(cw_conn_state s) {
     static const char *const names[] = {"idle", "connecting", "authenticating", "ready", "backoff", "closing", "closed"};
@@ -208,10 +211,16 @@ size_t cw_conn_in_flight(const cw_conn *c) {
     return c->in_flight;
 }
 
+size_t cw_conn_unsent_bytes(const cw_conn *c) {
+    return c && c->ac && c->ac->c.obuf ? sdslen(c->ac->c.obuf) : 0;
+}
+
 /* ---- Requests --------------------------------------------------------- */
 
 static void set_ready(cw_conn *c) {
     c->state = CW_CONN_READY;
+    c->last_reply = uv_now(c->loop);
+    c->in_grace = 0;
     c->backoff_ms = BACKOFF_MIN_MS;
     CW_LOG(c->down_logged ? CW_LOG_NOTICE : CW_LOG_INFO, c->name, "connected to redis %s:%d%s", c->cfg->redis_host,
            c->cfg->redis_port, c->down_logged ? " again" : "");
@@ -226,6 +235,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     (void)ac;
     request *rq = privdata;
     cw_conn *c = rq->c;
+    c->last_reply = uv_now(c->loop);
+    c->in_grace = 0;
     /* replies come in request order, so rq is the head */
     c->head = rq->next;
     if (!c->head) c->tail = NULL;
@@ -391,6 +402,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
 static void on_connect(const redisAsyncContext *ac, int status) {
     cw_conn *c = ac->data;
     if (c->ac != ac) return;
+    c->in_grace = 0;
     if (status != REDIS_OK) {
         /* hiredis frees the context after we return */
         c->ac = NULL;
@@ -444,7 +456,9 @@ static void connect_now(cw_conn *c) {
     redisLibuvAttach(ac, c->loop);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    uv_update_time(c->loop); /* the loop's cached time may be old (start-up, a long turn) */
     c->connect_deadline = uv_now(c->loop) + (uint64_t)c->cfg->redis_timeout_ms;
+    c->in_grace = 0;
     arm_timer(c);
 }
 
@@ -478,6 +492,18 @@ void cw_conn_drop(cw_conn *c, const char *why) {
     redisAsyncFree(ac);
 }
 
+/* A deadline has passed: judge only after the loop has polled once more.
+ * libuv runs timers before it reads sockets, so after a long turn of the
+ * loop (a big batch, a slow machine, valgrind) the reply or the connection
+ * may be waiting unread in the kernel. Returns 1 when the judgment is
+ * deferred (the timer is re-armed past one poll phase). */
+static int grace(cw_conn *c) {
+    if (c->in_grace) return 0;
+    c->in_grace = 1;
+    uv_timer_start(&c->timer, on_timer, 1, 0);
+    return 1;
+}
+
 static void on_timer(uv_timer_t *t) {
     cw_conn *c = t->data;
     uint64_t now = uv_now(c->loop);
@@ -485,13 +511,19 @@ static void on_timer(uv_timer_t *t) {
     case CW_CONN_BACKOFF: connect_now(c); return;
     case CW_CONN_CONNECTING:
         if (now >= c->connect_deadline) {
+            if (grace(c)) return;
             cw_conn_drop(c, "connect timed out");
             return;
         }
         break;
     case CW_CONN_AUTHENTICATING:
     case CW_CONN_READY:
-        if (c->head && now >= c->head->deadline) {
+        /* the oldest request is overdue and the server has said nothing
+         * for timeout_ms: silence. (A long pipeline of writes may keep its
+         * last requests waiting past their own deadline while every reply
+         * before them comes in: that server is alive.) */
+        if (c->head && now >= c->head->deadline && now - c->last_reply >= (uint64_t)c->cfg->redis_timeout_ms) {
+            if (grace(c)) return;
             char why[64];
             snprintf(why, sizeof(why), "no reply within %d ms", c->cfg->redis_timeout_ms);
             cw_conn_drop(c, why);
@@ -516,6 +548,7 @@ static void arm_timer(cw_conn *c) {
             return;
         }
         at = c->head->deadline;
+        if (c->last_reply + (uint64_t)c->cfg->redis_timeout_ms > at) at = c->last_reply + (uint64_t)c->cfg->redis_timeout_ms;
         break;
     default: uv_timer_stop(&c->timer); return;
     }

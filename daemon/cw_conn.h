@@ -6,8 +6,10 @@
  *                +------ BACKOFF <-- (error, silence, server gone)
  *
  * hiredis 0.14 has no command timeout and its libuv adapter no timer, so
- * every request carries a deadline watched by a uv_timer_t of our own; a
- * request that goes unanswered past it drops the connection, which fails
+ * every request carries a deadline watched by a uv_timer_t of our own; when
+ * the oldest request is past it and the server has sent no reply at all
+ * for the configured timeout (silence: a long pipeline answered steadily
+ * is not), the connection is dropped, which fails
  * every request in flight (their callbacks see reply == NULL) and
  * reconnects after 100 ms, doubling up to 5 s. Each state change is logged
  * once. */
@@ -79,6 +81,11 @@ void cw_resp_u64(cw_resp *r, uint64_t v);
 /* Sends the command in r (copied; r may be reused at once). Same contract
  * as cw_conn_command; -1 also when r ran out of memory. */
 int cw_conn_send(cw_conn *c, const cw_resp *r, uint64_t extra_ms, cw_conn_reply_cb cb, void *privdata);
+
+/* Bytes of commands hiredis holds that the socket has not taken yet.
+ * Writers keep this small: hiredis moves what is left of its buffer after
+ * every partial write, so a buffer of megabytes costs the loop dearly. */
+size_t cw_conn_unsent_bytes(const cw_conn *c);
 
 /* Requests still waiting for their reply. */
 size_t cw_conn_in_flight(const cw_conn *c);

@@ -48,6 +48,7 @@ typedef struct daemon_ctx {
     cw_conn *writer; /* hashes, dead letters, health */
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t flush_timer, watchdog_timer, stall_timer;
+    uv_timer_t flush_more; /* the rest of a flush that did not fit one slice */
     uint64_t stall_last_ns; /* when the stall probe last ran */
     double max_stall_ms;    /* the longest the loop was kept from a 10 ms timer */
     int watchdog_on;
@@ -113,6 +114,7 @@ static void replay_done(daemon_ctx *d);
 static int id_cmp(const char *a, const char *b);
 static void send_dead_letters(daemon_ctx *d);
 static void snapshot_tick(daemon_ctx *d);
+static void send_alerts(daemon_ctx *d);
 
 /* ---- Dead letters ------------------------------------------------------ */
 
@@ -365,7 +367,7 @@ static void on_read(cw_conn *c, redisReply *r, void *privdata) {
     }
     /* alerts raised by these events (deadlines, data checks) go out now,
      * not at the next flush */
-    if (!d->reconciling) cw_sink_send(d->sink, d->writer);
+    send_alerts(d);
     send_dead_letters(d);
     read_more(d);
 }
@@ -570,6 +572,32 @@ static void write_health(daemon_ctx *d) {
     ask_stream_size(d);
 }
 
+/* Hashes written per turn of the loop: writing every rolling window of a
+ * country's scopes when the day moves does not hold the loop (a slice
+ * takes a few milliseconds; the rest follows after the loop has run). */
+#define FLUSH_SLICE 250
+/* What the writer may hold before more is written: requests waiting for
+ * replies, and bytes the socket has not taken (see cw_conn_unsent_bytes).
+ * A country's windows, or the alerts queued during an outage, are thus
+ * written in steps between which the loop runs, never all at once. */
+#define WRITE_WINDOW 8000
+#define WRITE_BYTES (512 * 1024)
+
+static void on_flush_more(uv_timer_t *t);
+
+/* Whether the writer can take more now. */
+static int writer_has_room(daemon_ctx *d) {
+    return cw_conn_in_flight(d->writer) < WRITE_WINDOW && cw_conn_unsent_bytes(d->writer) < WRITE_BYTES;
+}
+
+/* Sends queued alerts while the writer has room; the rest follows. */
+static void send_alerts(daemon_ctx *d) {
+    if (d->reconciling) return; /* subscribers' last word is being read back */
+    if (cw_sink_send(d->sink, d->writer, WRITE_BYTES) && cw_conn_is_ready(d->writer) &&
+        !uv_is_active((uv_handle_t *)&d->flush_more) && !uv_is_closing((uv_handle_t *)&d->flush_more))
+        uv_timer_start(&d->flush_more, on_flush_more, 2, 0);
+}
+
 static void flush(daemon_ctx *d) {
     if (!cw_conn_is_ready(d->writer)) return; /* touched hashes wait for the writer */
     if (d->reconciling) return;                /* rules wait for the states subscribers saw */
@@ -579,9 +607,18 @@ static void flush(daemon_ctx *d) {
         if (cw_ind_set_today(d->ind, cw_period_day(now, d->cfg->utc_offset_min)) < 0)
             CW_LOG(CW_LOG_ERR, "daemon", "out of memory");
     }
-    cw_ind_flush(d->ind, emit_hash, d);
-    cw_sink_send(d->sink, d->writer);
+    /* backpressure: a slice only while Redis keeps up with the last ones */
+    int room = writer_has_room(d);
+    if (room) cw_ind_flush(d->ind, emit_hash, d, FLUSH_SLICE);
+    if (cw_ind_flush_pending(d->ind) && !uv_is_active((uv_handle_t *)&d->flush_more) &&
+        !uv_is_closing((uv_handle_t *)&d->flush_more))
+        uv_timer_start(&d->flush_more, on_flush_more, room ? 0 : 2, 0); /* the rest after the loop has run */
+    send_alerts(d);
     send_dead_letters(d);
+}
+
+static void on_flush_more(uv_timer_t *t) {
+    flush(t->data);
 }
 
 /* While catching up: every 5 s a line with the rate, the lag and an ETA
@@ -884,7 +921,7 @@ static void on_conn_state(cw_conn *c, int ready, void *data) {
         d->writer_was_ready = 1;
         if (!d->stream_checked) ask_stream_size(d);
         reconcile_more(d);
-        if (!d->reconciling) cw_sink_send(d->sink, d->writer);
+        send_alerts(d);
         send_dead_letters(d);
     }
 }
@@ -897,7 +934,8 @@ static void on_drain_timer(uv_timer_t *t) {
     daemon_ctx *d = t->data;
     flush(d);
     int ready = cw_conn_is_ready(d->writer);
-    int idle = !cw_conn_in_flight(d->writer) && !cw_sink_pending(d->sink) && !d->dl_head;
+    int idle = !cw_conn_in_flight(d->writer) && !cw_sink_pending(d->sink) && !d->dl_head &&
+               !cw_ind_flush_pending(d->ind);
     if (ready && !idle && uv_now(&d->loop) - d->stop_started < DRAIN_MS) return;
     if (!idle)
         CW_LOG(CW_LOG_WARNING, "daemon", "stopping with %zu alerts and %s dead letters not acknowledged",
@@ -920,6 +958,7 @@ static void on_drain_timer(uv_timer_t *t) {
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sighup, NULL);
     uv_close((uv_handle_t *)&d->flush_timer, NULL);
+    uv_close((uv_handle_t *)&d->flush_more, NULL);
     uv_close((uv_handle_t *)&d->stall_timer, NULL);
     if (d->watchdog_on) uv_close((uv_handle_t *)&d->watchdog_timer, NULL);
 }
@@ -1100,6 +1139,8 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     }
     uv_timer_init(&d.loop, &d.flush_timer);
     d.flush_timer.data = &d;
+    uv_timer_init(&d.loop, &d.flush_more);
+    d.flush_more.data = &d;
     uv_timer_start(&d.flush_timer, on_flush_timer, (uint64_t)cfg->flush_ms, (uint64_t)cfg->flush_ms);
     signal(SIGPIPE, SIG_IGN);
     CW_LOG(CW_LOG_INFO, "daemon", "casewatchd %s starting: instance %s, stream %s on %s:%d", CW_VERSION, cfg->instance,

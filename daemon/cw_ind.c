@@ -611,17 +611,20 @@ static void drop_old(cw_ind *x) {
     }
 }
 
-size_t cw_ind_flush(cw_ind *x, cw_ind_emit_fn emit, void *data) {
+size_t cw_ind_flush(cw_ind *x, cw_ind_emit_fn emit, void *data, size_t budget) {
     size_t emitted = 0;
     char period[16];
-    for (entry *e = x->dirty; e; e = e->next_dirty) {
+    while (x->dirty && (!budget || emitted < budget)) {
+        entry *e = x->dirty;
+        x->dirty = e->next_dirty;
+        e->next_dirty = NULL;
         e->dirty = 0;
         if (CODE_KIND(e->code) == P_DAY) continue; /* day buckets feed the rolling window */
         code_name(e->code, period);
         emit_counters(e->scope->name, period, e->c, e->event_ts, emit, data);
         emitted++;
     }
-    x->dirty = NULL;
+    if (x->dirty) return emitted;
     /* rolling windows of the scopes touched (all of them when the window's
      * last day moved): the sum of their last days */
     if (x->day_moved) {
@@ -629,8 +632,9 @@ size_t cw_ind_flush(cw_ind *x, cw_ind_emit_fn emit, void *data) {
         x->day_moved = 0;
     }
     int64_t from = x->newest_day - x->rolling_days + 1;
-    for (scope *sc = x->rolling, *n; sc; sc = n) {
-        n = sc->next_rolling;
+    while (x->rolling && (!budget || emitted < budget)) {
+        scope *sc = x->rolling;
+        x->rolling = sc->next_rolling;
         sc->rolling = 0;
         sc->next_rolling = NULL;
         uint64_t sum[NCOUNTERS] = {0};
@@ -643,9 +647,13 @@ size_t cw_ind_flush(cw_ind *x, cw_ind_emit_fn emit, void *data) {
         emit_counters(sc->name, x->rolling_name, sum, x->newest_ts, emit, data);
         emitted++;
     }
-    x->rolling = NULL;
-    drop_old(x);
+    if (x->rolling) return emitted;
+    drop_old(x); /* nothing is dirty now: what it frees is written */
     return emitted;
+}
+
+int cw_ind_flush_pending(const cw_ind *x) {
+    return x->dirty || x->rolling || x->day_moved;
 }
 
 int cw_ind_touch_all(cw_ind *x) {

@@ -59,10 +59,15 @@ int cw_ind_value(const uint64_t *counters, int indicator, double *out);
 /* The counter an indicator divides by (its sample size). */
 int cw_ind_denominator(int indicator);
 
-/* Emits every (scope, period) touched since the last flush, then forgets
- * that they were touched and drops periods older than keep_quarters
- * before the newest event. Returns the number emitted. */
-size_t cw_ind_flush(cw_ind *x, cw_ind_emit_fn emit, void *data);
+/* Emits the (scope, period) pairs touched since the last flush (every
+ * rolling window when its last day moved), at most `budget` of them (0:
+ * all), forgetting that they were touched; once none is left, drops the
+ * periods older than keep_quarters before the newest event. A flush of a
+ * whole country's windows is thus done in slices between which the loop
+ * runs. Returns the number emitted; see cw_ind_flush_pending. */
+size_t cw_ind_flush(cw_ind *x, cw_ind_emit_fn emit, void *data, size_t budget);
+/* Whether a flush has something left to emit. */
+int cw_ind_flush_pending(const cw_ind *x);
 
 /* Marks every held (scope, period) touched, so that the next flush
  * writes them all: for when hash writes may have been lost (the writer

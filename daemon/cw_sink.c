@@ -177,13 +177,14 @@ static void on_publish(cw_conn *c, redisReply *r, void *privdata) {
     if (r && r->type == REDIS_REPLY_ERROR) CW_LOG(CW_LOG_ERR, "alert", "PUBLISH refused: %s", r->str);
 }
 
-void cw_sink_send(cw_sink *s, cw_conn *w) {
-    if (!w || !cw_conn_is_ready(w)) return;
+int cw_sink_send(cw_sink *s, cw_conn *w, size_t max_unsent) {
+    if (!w || !cw_conn_is_ready(w)) return s->head != NULL;
     const cw_config *cfg = s->cfg;
     cw_resp *cmd = &s->cmd;
     for (queued *q = s->unsent ? s->unsent : s->head; q; q = q->next) {
         s->unsent = q;
         if (q->in_flight) continue;
+        if (max_unsent && cw_conn_unsent_bytes(w) >= max_unsent) return 1;
         cw_resp_begin(cmd, 8);
         cw_resp_arg(cmd, "XADD", 4);
         cw_resp_str(cmd, cfg->alerts_log_key);
@@ -193,7 +194,7 @@ void cw_sink_send(cw_sink *s, cw_conn *w) {
         cw_resp_arg(cmd, "*", 1);
         cw_resp_arg(cmd, "a", 1);
         cw_resp_arg(cmd, q->json, q->len);
-        if (cw_conn_send(w, cmd, 0, on_xadd, q) < 0) return;
+        if (cw_conn_send(w, cmd, 0, on_xadd, q) < 0) return 1;
         q->in_flight = 1;
         cw_resp_begin(cmd, 3);
         cw_resp_arg(cmd, "PUBLISH", 7);
@@ -213,6 +214,7 @@ void cw_sink_send(cw_sink *s, cw_conn *w) {
         }
         s->unsent = q->next;
     }
+    return 0;
 }
 
 size_t cw_sink_pending(const cw_sink *s) {

@@ -25,8 +25,10 @@ void cw_sink_free(cw_sink *s);
  * called from any callback. */
 int cw_sink_put(cw_sink *s, const cw_alert *a, int64_t emitted_at);
 
-/* Sends what is queued and not in flight over w (when READY). */
-void cw_sink_send(cw_sink *s, cw_conn *w);
+/* Sends what is queued and not in flight over w (when READY), until w
+ * holds max_unsent bytes not yet taken by the socket (0: no limit).
+ * Returns 1 when alerts are left to send (call again once w has drained). */
+int cw_sink_send(cw_sink *s, cw_conn *w, size_t max_unsent);
 
 /* Alerts queued (in flight included), and published in all. */
 size_t cw_sink_pending(const cw_sink *s);

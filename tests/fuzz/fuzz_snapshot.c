@@ -55,7 +55,7 @@ static int load(const uint8_t *body, size_t len) {
              cw_ind_load(ind, &r) == 0 && cw_rules_load(rules, &r) == 0 && cw_sink_load(sink, &r) == 0;
     if (ok) { /* what loaded must work */
         cw_cases_advance(cases, 20000);
-        cw_ind_flush(ind, no_emit, NULL);
+        cw_ind_flush(ind, no_emit, NULL, 0);
     }
     cw_sink_free(sink);
     cw_rules_free(rules);

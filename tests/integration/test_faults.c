@@ -121,6 +121,60 @@ static void a_paused_redis_loses_nothing(void **state) {
     redisFree(c);
 }
 
+static long long connections_received(redisContext *c) {
+    redisReply *r = redisCommand(c, "INFO stats");
+    const char *p = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "total_connections_received:") : NULL;
+    long long n = p ? atoll(p + strlen("total_connections_received:")) : -1;
+    if (r) freeReplyObject(r);
+    return n;
+}
+
+static long long count_keys(redisContext *c, const char *pattern) {
+    long long n = 0;
+    char cursor[32] = "0";
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        n += (long long)r->element[1]->elements;
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return n;
+}
+
+/* A burst of new scopes makes one flush of tens of thousands of hashes:
+ * their replies come steadily, but the last requests wait in Redis past
+ * their own deadline. That is not silence: the writer must not be dropped
+ * (it was, with deadlines alone), and every hash must be written. */
+static void a_long_pipeline_of_writes_is_not_taken_for_silence(void **state) {
+    (void)state;
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    char *a = lines_of(6000, "pros");
+    cw_test_feed_raw(a, strlen(a));
+    long long before = connections_received(c);
+    /* a tight timeout for the writer; the reader, caught up at once, waits
+     * in a long blocking read whose own deadline is not what is tested */
+    const char *extra[] = {"redis.timeout_ms=50", "stream.block_ms=20000", NULL};
+    pid_t pid = cw_test_daemon_start(extra);
+    cw_test_wait_read(c, 6000);
+    long long quarter = 0, rolling = 0;
+    int tries = getenv("CW_VALGRIND") ? 2400 : 200; /* 2 min under valgrind, else 10 s */
+    for (int i = 0; i < tries; i++) {
+        quarter = count_keys(c, "casewatch:ind:pros:410923:*:2020-Q1");
+        rolling = count_keys(c, "casewatch:ind:pros:410923:*:rolling-30d");
+        if (quarter == 6000 && rolling == 6000) break;
+        cw_test_sleep_ms(50);
+    }
+    assert_int_equal(quarter, 6000);
+    assert_int_equal(rolling, 6000);
+    /* the reader and the writer, each connected once */
+    assert_int_equal(connections_received(c), before + 2);
+    cw_test_daemon_stop(pid);
+    free(a);
+    redisFree(c);
+}
+
 static void a_deleted_alert_log_and_a_subscriber_that_never_reads(void **state) {
     (void)state;
     redisContext *c = cw_testredis_connect(&cw_test_redis);
@@ -225,6 +279,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(caps_dead_letter_the_excess_and_alert_once),
         cmocka_unit_test(a_paused_redis_loses_nothing),
+        cmocka_unit_test(a_long_pipeline_of_writes_is_not_taken_for_silence),
         cmocka_unit_test(a_deleted_alert_log_and_a_subscriber_that_never_reads),
         cmocka_unit_test(a_stream_trimmed_past_the_position_is_detected),
         cmocka_unit_test(snapshots_that_cannot_be_written_are_alerted_and_retried),

@@ -1,0 +1,116 @@
+/* Unit tests of daemon/cw_ind: the counter store and its flush. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../daemon/cw_ind.h"
+#include "../../daemon/cw_map.h"
+
+#define CN 480
+#define DAY 86400000LL
+#define T0 1593565200000LL /* 2020-07-01 09:00 China */
+
+/* What one or more flushes wrote: "scope period" -> times, and the
+ * counter `cases` of the last write. */
+typedef struct seen {
+    cw_map *times;
+    size_t writes;
+} seen;
+
+static void count(const char *scope, const char *period, const uint64_t *counters, int64_t event_ts,
+                  const char *const *fields, const char *const *values, size_t n, void *data) {
+    (void)counters, (void)event_ts, (void)fields, (void)values, (void)n;
+    seen *s = data;
+    char key[300];
+    int kl = snprintf(key, sizeof(key), "%s %s", scope, period);
+    uintptr_t t = (uintptr_t)cw_map_get(s->times, key, (size_t)kl);
+    assert_int_equal(cw_map_put(s->times, key, (size_t)kl, (void *)(t + 1)), 0);
+    s->writes++;
+}
+
+/* 3,000 prosecutors of one unit, one case each, on two days. */
+static cw_ind *filled(void) {
+    cw_ind *x = cw_ind_new(CN, 30, 8);
+    assert_non_null(x);
+    for (int i = 0; i < 3000; i++) {
+        cw_event ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.v = 1;
+        ev.type = CW_EV_ARREST_ACCEPTED;
+        ev.ts = T0 + (i % 2) * DAY;
+        ev.n = 1;
+        snprintf(ev.id, sizeof(ev.id), "e%d", i);
+        snprintf(ev.case_id, sizeof(ev.case_id), "c%d", i);
+        memcpy(ev.unit, "410923", 7);
+        snprintf(ev.dept, sizeof(ev.dept), "第一检察部");
+        snprintf(ev.pros, sizeof(ev.pros), "P%04d", i);
+        cw_case_facts f;
+        memset(&f, 0, sizeof(f));
+        assert_int_equal(cw_ind_apply(x, &ev, &f), 0);
+    }
+    return x;
+}
+
+static void a_flush_in_slices_writes_every_hash_once_and_no_slice_is_over_budget(void **state) {
+    (void)state;
+    /* all at once, as the reference */
+    cw_ind *whole = filled();
+    seen all = {cw_map_new(), 0};
+    cw_ind_flush(whole, count, &all, 0);
+    assert_false(cw_ind_flush_pending(whole));
+    /* 3,000 pros + dept + unit + city + province + nation: month, quarter,
+     * year and rolling each */
+    assert_int_equal(all.writes, 3005 * 4);
+
+    cw_ind *x = filled();
+    seen sliced = {cw_map_new(), 0};
+    int calls = 0;
+    do {
+        size_t before = sliced.writes;
+        size_t n = cw_ind_flush(x, count, &sliced, 250);
+        assert_true(n <= 250);
+        assert_int_equal(n, sliced.writes - before);
+        calls++;
+    } while (cw_ind_flush_pending(x));
+    assert_true(calls >= 3005 * 4 / 250);
+    assert_int_equal(sliced.writes, all.writes);
+    size_t pos = 0;
+    const char *key;
+    size_t len;
+    void *v;
+    while (cw_map_next(sliced.times, &pos, &key, &len, &v)) {
+        assert_int_equal((uintptr_t)v, 1); /* once each */
+        assert_int_equal((uintptr_t)cw_map_get(all.times, key, len), 1);
+    }
+    assert_int_equal(cw_map_size(sliced.times), cw_map_size(all.times));
+
+    /* the day moves: every rolling window again, in slices too */
+    assert_int_equal(cw_ind_set_today(x, 18450), 0); /* 2020-07-07, after the newest event's day */
+    assert_true(cw_ind_flush_pending(x));
+    seen windows = {cw_map_new(), 0};
+    while (cw_ind_flush_pending(x)) assert_true(cw_ind_flush(x, count, &windows, 500) <= 500);
+    assert_int_equal(windows.writes, 3005);
+    assert_int_equal(cw_ind_counter(x, "pros:410923:P0007", "2020-Q3", "cases"), 1);
+    assert_int_equal(cw_ind_counter(x, "unit:410923", "2020-07", "cases"), 3000);
+    assert_int_equal(cw_ind_counter(x, "region:41", "2020", "cases"), 3000);
+
+    cw_map_free(all.times);
+    cw_map_free(sliced.times);
+    cw_map_free(windows.times);
+    cw_ind_free(whole);
+    cw_ind_free(x);
+    cw_ind_free(NULL);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_flush_in_slices_writes_every_hash_once_and_no_slice_is_over_budget),
+    };
+    return cmocka_run_group_tests_name("counters", tests, NULL, NULL);
+}
