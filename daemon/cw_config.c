@@ -44,7 +44,7 @@ static const opt opts[] = {
     {"redis", "master_name", OPT_STR, F(redis_master_name), "mymaster", 1, 0, NULL,
      "the primary's name in Sentinel"},
     {"redis", "timeout_ms", OPT_INT, F(redis_timeout_ms), "2000", 10, 600000, NULL,
-     "how long one request may go unanswered before the connection is dropped"},
+     "how long the server may stay silent (a request overdue, no reply at all) before the connection is dropped"},
     {"stream", "key", OPT_STR, F(stream_key), "casewatch:events", 1, 0, NULL, "the event stream"},
     {"stream", "dead_key", OPT_STR, F(stream_dead_key), "casewatch:events:dead", 1, 0, NULL,
      "where unusable entries are copied with a reason"},

@@ -6,6 +6,7 @@
 #include <adapters/libuv.h>
 #include <async.h>
 
+#include "../proto/cw_text.h"
 #include "cw_log.h"
 #include "cw_sentinel.h"
 
@@ -348,11 +349,7 @@ static char *resp_room(cw_resp *r, size_t n) {
 
 /* "<prefix><n>\r\n" */
 static void resp_header(cw_resp *r, char prefix, uint64_t n) {
-    char num[24], *p = num + sizeof(num);
-    do {
-        *--p = (char)('0' + n % 10);
-        n /= 10;
-    } while (n);
+    char num[20], *p = cw_u64_digits(n, num);
     size_t nl = (size_t)(num + sizeof(num) - p);
     char *o = resp_room(r, nl + 3);
     if (!o) return;
@@ -380,11 +377,7 @@ void cw_resp_arg(cw_resp *r, const char *s, size_t len) {
 }
 
 void cw_resp_u64(cw_resp *r, uint64_t v) {
-    char num[24], *p = num + sizeof(num);
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    char num[20], *p = cw_u64_digits(v, num);
     cw_resp_arg(r, p, (size_t)(num + sizeof(num) - p));
 }
 

@@ -96,11 +96,7 @@ static void put_s(text *t, const char *s) {
 }
 
 static void put_u(text *t, unsigned v) {
-    char num[12], *p = num + sizeof(num);
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    char num[20], *p = cw_u64_digits(v, num);
     put_n(t, p, (size_t)(num + sizeof(num) - p));
 }
 

@@ -113,12 +113,8 @@ void cw_json_str(cw_json *j, const char *key, const char *value) {
 }
 
 void cw_json_int(cw_json *j, const char *key, int64_t value) {
-    char buf[24], *p = buf + sizeof(buf);
-    uint64_t u = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
+    char buf[21];
+    char *p = cw_u64_digits(value < 0 ? 0 - (uint64_t)value : (uint64_t)value, buf + 1);
     if (value < 0) *--p = '-';
     member(j, key);
     put(j, p, (size_t)(buf + sizeof(buf) - p));

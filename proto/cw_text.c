@@ -105,3 +105,12 @@ int cw_errf(char *err, size_t errlen, const char *fmt, ...) {
     va_end(ap);
     return -1;
 }
+
+char *cw_u64_digits(uint64_t v, char buf[20]) {
+    char *p = buf + 20;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return p;
+}

@@ -5,6 +5,7 @@
 #define CW_TEXT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Returns 1 when buf[0..len) is well-formed UTF-8 (no overlongs, no
  * surrogates, nothing above U+10FFFF), else 0. */
@@ -27,6 +28,11 @@ int cw_key_escape(const char *name, size_t len, char *out, size_t outlen);
 /* The reverse, for showing a name to people: %XX back to its byte (a
  * %00 stays as it is). Writes at most outlen-1 bytes plus a NUL. */
 void cw_key_unescape(const char *key, char *out, size_t outlen);
+
+/* The decimal digits of v, written at the end of buf (no NUL): returns
+ * where they begin; they end at buf + 20. For hot paths that would
+ * otherwise call snprintf per number. */
+char *cw_u64_digits(uint64_t v, char buf[20]);
 
 /* Copies src (len bytes) into dst of size dstlen as a NUL-terminated C
  * string. Returns 0, or -1 if it does not fit. */
