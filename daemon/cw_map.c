@@ -6,18 +6,18 @@
 #define BORROWED 0x80000000u /* in len: the key belongs to the caller */
 
 typedef struct slot {
-    char *key; /* NULL: empty; TOMB: deleted */
+    char *key; /* NULL: empty */
     uint32_t len; /* | BORROWED */
-    uint32_t hash32;
+    uint32_t hash32; /* the low bits of the key's hash: its home slot, and a cheap compare */
     void *value;
 } slot;
 
-static char tomb_mark;
-#define TOMB (&tomb_mark)
-
+/* Linear probing with deletion by backward shift: no tombstones, so a
+ * lookup runs at most to the first empty slot however many keys came and
+ * went (the open-case table sees every case of a year pass through it). */
 struct cw_map {
     slot *slots;
-    size_t cap, size, used; /* used counts tombstones too */
+    size_t cap, size;
 };
 
 uint64_t cw_hash(const void *data, size_t len) {
@@ -70,22 +70,20 @@ cw_map *cw_map_new(void) {
 void cw_map_free(cw_map *m) {
     if (!m) return;
     for (size_t i = 0; i < m->cap; i++)
-        if (m->slots[i].key && m->slots[i].key != TOMB && !(m->slots[i].len & BORROWED)) free(m->slots[i].key);
+        if (m->slots[i].key && !(m->slots[i].len & BORROWED)) free(m->slots[i].key);
     free(m->slots);
     free(m);
 }
 
 static size_t find(const cw_map *m, const char *key, size_t len, uint64_t h, int *found) {
-    size_t mask = m->cap - 1, i = h & mask, tomb = (size_t)-1;
+    size_t mask = m->cap - 1, i = h & mask;
     for (;;) {
         slot *s = &m->slots[i];
         if (!s->key) {
             *found = 0;
-            return tomb != (size_t)-1 ? tomb : i;
+            return i;
         }
-        if (s->key == TOMB) {
-            if (tomb == (size_t)-1) tomb = i;
-        } else if (s->hash32 == (uint32_t)h && (s->len & ~BORROWED) == len && memcmp(s->key, key, len) == 0) {
+        if (s->hash32 == (uint32_t)h && (s->len & ~BORROWED) == len && memcmp(s->key, key, len) == 0) {
             *found = 1;
             return i;
         }
@@ -94,16 +92,15 @@ static size_t find(const cw_map *m, const char *key, size_t len, uint64_t h, int
 }
 
 static int grow(cw_map *m) {
-    size_t cap = m->size * 4 > m->cap ? m->cap * 2 : m->cap; /* rehash in place when mostly tombstones */
+    size_t cap = m->cap * 2;
     slot *old = m->slots;
     size_t oldcap = m->cap;
     slot *ns = calloc(cap, sizeof(slot));
     if (!ns) return -1;
     m->slots = ns;
     m->cap = cap;
-    m->used = m->size;
     for (size_t i = 0; i < oldcap; i++) {
-        if (!old[i].key || old[i].key == TOMB) continue;
+        if (!old[i].key) continue;
         size_t j = old[i].hash32 & (cap - 1); /* the low bits of the full hash: find probes from there */
         while (ns[j].key) j = (j + 1) & (cap - 1);
         ns[j] = old[i];
@@ -120,7 +117,7 @@ void *cw_map_get(const cw_map *m, const char *key, size_t len) {
 
 static int put(cw_map *m, const char *key, size_t len, void *value, int borrow) {
     if (len >= BORROWED) return -1;
-    if ((m->used + 1) * 4 > m->cap * 3 && grow(m) < 0) return -1;
+    if ((m->size + 1) * 4 > m->cap * 3 && grow(m) < 0) return -1;
     uint64_t h = map_hash(key, len);
     int found;
     size_t i = find(m, key, len, h, &found);
@@ -136,7 +133,6 @@ static int put(cw_map *m, const char *key, size_t len, void *value, int borrow) 
         memcpy(k, key, len);
         k[len] = '\0';
     }
-    if (!s->key) m->used++;
     s->key = k;
     s->len = (uint32_t)len | (borrow ? BORROWED : 0);
     s->hash32 = (uint32_t)h;
@@ -157,11 +153,19 @@ void *cw_map_del(cw_map *m, const char *key, size_t len) {
     int found;
     size_t i = find(m, key, len, map_hash(key, len), &found);
     if (!found) return NULL;
-    slot *s = &m->slots[i];
-    void *v = s->value;
-    if (!(s->len & BORROWED)) free(s->key);
-    s->key = TOMB;
-    s->value = NULL;
+    void *v = m->slots[i].value;
+    if (!(m->slots[i].len & BORROWED)) free(m->slots[i].key);
+    /* shift back the keys after it that probed past i, so that no lookup
+     * meets a hole before its key */
+    size_t mask = m->cap - 1;
+    for (size_t j = (i + 1) & mask; m->slots[j].key; j = (j + 1) & mask) {
+        size_t home = m->slots[j].hash32 & mask;
+        int stays = i < j ? (home > i && home <= j) : (home > i || home <= j);
+        if (stays) continue;
+        m->slots[i] = m->slots[j];
+        i = j;
+    }
+    memset(&m->slots[i], 0, sizeof(slot));
     m->size--;
     return v;
 }
@@ -173,7 +177,7 @@ size_t cw_map_size(const cw_map *m) {
 int cw_map_next(const cw_map *m, size_t *pos, const char **key, size_t *len, void **value) {
     while (*pos < m->cap) {
         slot *s = &m->slots[(*pos)++];
-        if (s->key && s->key != TOMB) {
+        if (s->key) {
             if (key) *key = s->key;
             if (len) *len = s->len & ~BORROWED;
             if (value) *value = s->value;

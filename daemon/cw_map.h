@@ -22,7 +22,7 @@ int cw_map_put_borrowed(cw_map *m, const char *key, size_t len, void *value);
 void *cw_map_del(cw_map *m, const char *key, size_t len);
 size_t cw_map_size(const cw_map *m);
 /* Iterates: start with *pos = 0; returns 0 at the end. The map must not
- * change during an iteration, except by cw_map_del of the current key. */
+ * change during an iteration (a delete moves keys back). */
 int cw_map_next(const cw_map *m, size_t *pos, const char **key, size_t *len, void **value);
 
 /* FNV-1a with a finaliser: stable across versions (snapshots keep its

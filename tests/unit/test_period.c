@@ -97,6 +97,46 @@ static void the_map_survives_growth_and_deletes(void **state) {
     cw_map_free(NULL);
 }
 
+/* Keys come and go as cases open and close: after 300,000 random puts
+ * and deletes over 5,000 keys (many wrap-arounds of the probe runs), the
+ * map holds exactly what a plain array says it should. */
+static void the_map_finds_every_key_after_much_churn(void **state) {
+    (void)state;
+    enum { KEYS = 5000 };
+    static uintptr_t want[KEYS];
+    memset(want, 0, sizeof(want));
+    cw_map *m = cw_map_new();
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    size_t live = 0;
+    for (int op = 0; op < 300000; op++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int k = (int)(x % KEYS);
+        char key[24];
+        int n = snprintf(key, sizeof(key), "unit|case-%d", k);
+        if ((x >> 32) % 3 == 0) {
+            void *v = cw_map_del(m, key, (size_t)n);
+            assert_true(v == (void *)want[k]);
+            if (want[k]) live--;
+            want[k] = 0;
+        } else {
+            if (!want[k]) live++;
+            want[k] = (uintptr_t)op + 1;
+            assert_int_equal(cw_map_put(m, key, (size_t)n, (void *)want[k]), 0);
+        }
+        if (op % 50000 == 0 || op == 299999) {
+            assert_int_equal(cw_map_size(m), live);
+            for (int i = 0; i < KEYS; i++) {
+                n = snprintf(key, sizeof(key), "unit|case-%d", i);
+                assert_true(cw_map_get(m, key, (size_t)n) == (void *)want[i]);
+            }
+            size_t pos = 0, seen = 0;
+            while (cw_map_next(m, &pos, NULL, NULL, NULL)) seen++;
+            assert_int_equal(seen, live);
+        }
+    }
+    cw_map_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(periods_are_named_in_china_time),
@@ -104,6 +144,7 @@ int main(void) {
         cmocka_unit_test(one_month_ends_on_the_same_date_next_month),
         cmocka_unit_test(utc_offsets_parse_strictly),
         cmocka_unit_test(the_map_survives_growth_and_deletes),
+        cmocka_unit_test(the_map_finds_every_key_after_much_churn),
     };
     return cmocka_run_group_tests_name("periods and map", tests, NULL, NULL);
 }
