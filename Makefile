@@ -88,6 +88,7 @@ $(BUILD)/tests/bench/%: $(BUILD)/tests/bench/%.o $(BUILD)/libcw.a
 
 BENCH_EVENTS ?= 1000000
 bench: all $(BENCH_BINS)
+	@sh tests/deps.sh bench
 	@sh tests/bench/bench.sh $(BIN) $(BUILD) $(BENCH_EVENTS)
 
 # libFuzzer needs clang; runs each target for FUZZ_SECONDS (default 60).

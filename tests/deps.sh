@@ -1,5 +1,6 @@
 #!/bin/sh
-# deps.sh check|install — the Debian packages casewatch builds and tests with.
+# deps.sh check|install|bench — the Debian packages casewatch builds and
+# tests with (and, with bench, what `make bench` needs besides).
 set -e
 PKGS="gcc make pkg-config libuv1-dev libhiredis-dev libmsgpack-dev libcmocka-dev libinih-dev libjansson-dev libcsv-dev libsystemd-dev redis-server redis-tools"
 have() {
@@ -11,8 +12,22 @@ have() {
     command -v redis-cli >/dev/null 2>&1 || return 1
     return 0
 }
+# what `make bench` needs beyond the build: the Python baseline of the
+# feed benchmark (Debian's python3 with redis-py and msgpack) and bc
+BENCH_PKGS="python3 python3-redis python3-msgpack bc"
+bench_have() {
+    /usr/bin/python3 -c 'import redis, msgpack' >/dev/null 2>&1 && command -v bc >/dev/null 2>&1
+}
 case "$1" in
 check) have ;;
+bench)
+    bench_have && exit 0
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    echo "deps: installing $BENCH_PKGS (for make bench)" >&2
+    $SUDO apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $BENCH_PKGS >&2
+    ;;
 install)
     if have; then exit 0; fi
     SUDO=""
@@ -21,5 +36,5 @@ install)
     $SUDO apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $PKGS >&2
     ;;
-*) echo "usage: deps.sh check|install" >&2; exit 2 ;;
+*) echo "usage: deps.sh check|install|bench" >&2; exit 2 ;;
 esac
