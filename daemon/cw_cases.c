@@ -181,13 +181,15 @@ static int set_has(const cw_cases *t, uint64_t h) {
     return 0;
 }
 
-static void set_add(cw_cases *t, uint64_t h) {
+/* Adds h; returns 1 when it was not there yet. */
+static int set_add(cw_cases *t, uint64_t h) {
     size_t m = t->set_cap - 1, i = h & m;
     while (t->set[i]) {
-        if (t->set[i] == h) return;
+        if (t->set[i] == h) return 0;
         i = (i + 1) & m;
     }
     t->set[i] = h;
+    return 1;
 }
 
 static void set_del(cw_cases *t, uint64_t h) {
@@ -207,17 +209,19 @@ static void set_del(cw_cases *t, uint64_t h) {
     }
 }
 
+/* One probe sequence: the set says whether h is new (a case's ids are
+ * random accesses into a table of 16 MiB: each probe is a cache miss). */
 static void window_add(cw_cases *t, uint64_t h) {
-    if (set_has(t, h)) return;
+    if (!set_add(t, h)) return; /* already remembered */
     if (t->ring_len == t->ring_cap) {
-        set_del(t, t->ring[t->ring_head]);
+        uint64_t oldest = t->ring[t->ring_head];
         t->ring[t->ring_head] = h;
         t->ring_head = (t->ring_head + 1) % t->ring_cap;
+        if (oldest != h) set_del(t, oldest);
     } else {
         t->ring[(t->ring_head + t->ring_len) % t->ring_cap] = h;
         t->ring_len++;
     }
-    set_add(t, h);
 }
 
 /* ---- statutory clocks and their lights ------------------------------- */
