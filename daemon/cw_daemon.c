@@ -68,6 +68,7 @@ typedef struct daemon_ctx {
     cw_sink *sink;
     int64_t event_now; /* the newest event time seen: the clock of replays */
     int64_t batch_wall_ms; /* the wall clock when the batch being applied came */
+    cw_resp cmd;           /* hash writes are formatted here */
     int64_t clock_day;    /* local day the deadline/rank clock has reached */
     char open_periods[3][8]; /* the month, quarter and year it is in */
     char last_id[48];  /* the last entry applied: the position the state is at */
@@ -297,6 +298,7 @@ static void apply_entry(daemon_ctx *d, const redisReply *entry) {
     const redisReply *idr = entry->element[0], *fields = entry->element[1];
     const char *id = idr->str;
     cw_entry_field f[MAX_FIELDS];
+    f[0] = (cw_entry_field){0}; /* only the first nf are read; this one keeps the compiler sure of it */
     size_t nf = fields->type == REDIS_REPLY_ARRAY ? fields->elements / 2 : 0;
     for (size_t i = 0; i < nf && i < MAX_FIELDS; i++) {
         f[i].name = fields->element[2 * i]->str;
@@ -307,7 +309,10 @@ static void apply_entry(daemon_ctx *d, const redisReply *entry) {
     cw_event ev;
     char why[256];
     d->read_total++;
-    snprintf(d->last_id, sizeof(d->last_id), "%s", id);
+    /* the position, once per entry: a copy, not a format */
+    size_t idl = idr->len < sizeof(d->last_id) ? idr->len : sizeof(d->last_id) - 1;
+    memcpy(d->last_id, id, idl);
+    d->last_id[idl] = '\0';
     if (cw_event_decode_entry(d->dec, f, nf, d->batch_wall_ms, &ev, why, sizeof(why)) < 0) {
         if (nf > MAX_FIELDS) snprintf(why, sizeof(why), "entry has %zu fields, expected only 'e'", nf);
         dead_letter_queue(d, id, fields, why);
@@ -403,35 +408,35 @@ static void emit_hash(const char *scope, const char *period, const uint64_t *cou
                       const char *const *fields, const char *const *values, size_t n, void *data) {
     daemon_ctx *d = data;
     cw_rules_eval(d->rules, scope, period, counters, event_ts, on_alert, d);
-    const char *argv[2 + 2 * 40];
-    size_t lens[2 + 2 * 40];
     char key[512];
-    snprintf(key, sizeof(key), "%s:%s:%s", d->cfg->ind_prefix, scope, period);
-    argv[0] = "HSET";
-    argv[1] = key;
-    int argc = 2;
-    for (size_t i = 0; i < n && i < 40; i++) {
-        argv[argc++] = fields[i];
-        argv[argc++] = values[i];
-    }
+    int kl = snprintf(key, sizeof(key), "%s:%s:%s", d->cfg->ind_prefix, scope, period);
+    if (kl < 0 || (size_t)kl >= sizeof(key)) return; /* cannot happen: names are capped */
+    cw_resp *cmd = &d->cmd;
     /* an indicator whose denominator fell to 0 (a rolling window moving
      * on) is undefined: its field goes, rather than keep an old value */
-    const char *gone[2 + 16];
-    size_t glens[2 + 16];
-    int ngone = 2;
+    const char *gone[16];
+    int ngone = 0;
     cw_ind_field f;
-    for (size_t i = 0; cw_ind_fields(i, &f) && f.kind != CW_IND_COUNTER && ngone < 18; i++) {
+    for (size_t i = 0; cw_ind_fields(i, &f) && f.kind != CW_IND_COUNTER && ngone < 16; i++) {
         double v;
         if (cw_ind_value(counters, (int)i, &v) < 0) gone[ngone++] = f.name;
     }
-    if (ngone > 2) {
-        gone[0] = "HDEL";
-        gone[1] = key;
-        for (int i = 0; i < ngone; i++) glens[i] = strlen(gone[i]);
-        cw_conn_command(d->writer, ngone, gone, glens, 0, on_write_reply, d);
+    if (ngone) {
+        cw_resp_begin(cmd, 2 + ngone);
+        cw_resp_arg(cmd, "HDEL", 4);
+        cw_resp_arg(cmd, key, (size_t)kl);
+        for (int i = 0; i < ngone; i++) cw_resp_str(cmd, gone[i]);
+        cw_conn_send(d->writer, cmd, 0, on_write_reply, d);
     }
-    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-    cw_conn_command(d->writer, argc, argv, lens, 0, on_write_reply, d);
+    if (n > 40) n = 40;
+    cw_resp_begin(cmd, 2 + 2 * (int)n);
+    cw_resp_arg(cmd, "HSET", 4);
+    cw_resp_arg(cmd, key, (size_t)kl);
+    for (size_t i = 0; i < n; i++) {
+        cw_resp_str(cmd, fields[i]);
+        cw_resp_str(cmd, values[i]);
+    }
+    cw_conn_send(d->writer, cmd, 0, on_write_reply, d);
     d->hashes_written++;
 }
 
@@ -1056,6 +1061,7 @@ static void on_sighup(uv_signal_t *s, int signum) {
 
 /* Frees the state (not the connections or handles). */
 static void free_state(daemon_ctx *d) {
+    cw_resp_destroy(&d->cmd);
     while (d->dl_head) {
         dead_letter *n = d->dl_head->next;
         dead_letter_free(d->dl_head);

@@ -570,7 +570,10 @@ static void emit_counters(const char *scope_name, const char *period, const uint
     size_t n = 0;
     for (int i = 0; i < NCOUNTERS; i++) {
         fields[n] = counter_names[i];
-        snprintf(values[n], sizeof(values[n]), "%llu", (unsigned long long)c[i]);
+        char digits[20], *p = cw_u64_digits(c[i], digits);
+        size_t len = (size_t)(digits + sizeof(digits) - p);
+        memcpy(values[n], p, len);
+        values[n][len] = '\0';
         vp[n] = values[n];
         n++;
     }
