@@ -18,7 +18,7 @@
  * hiredis builds each reply as a tree of malloc'd objects (five per stream
  * entry) and frees it after the callback. The reader here builds the same
  * redisReply tree (callers see no difference) in an arena that belongs to
- * the connection and is reset when the reply is freed: replies are
+ * the connection and is reset when the next reply begins: replies are
  * processed one at a time (hiredis frees one before it parses the next),
  * so one arena serves them all and a batch of 1,000 entries costs no
  * malloc at all once the arena has grown to its size. */
@@ -37,27 +37,22 @@ typedef struct reply_arena {
 #define ARENA_MIN (64 * 1024)
 #define ARENA_KEEP (16 * 1024 * 1024) /* a block larger than this is not kept between replies */
 
-static void arena_reset(reply_arena *a) {
-    size_t used = 0, nblocks = 0;
-    for (arena_block *b = a->blocks; b; b = b->next) used += b->used, nblocks++;
-    if (nblocks > 1 || (a->blocks && a->blocks->cap > ARENA_KEEP)) {
-        /* one block of the size it took next time */
-        while (a->blocks) {
-            arena_block *n = a->blocks->next;
-            free(a->blocks);
-            a->blocks = n;
-        }
-        a->hint = used > ARENA_KEEP ? 0 : used;
-    } else if (a->blocks) {
-        a->blocks->used = 0;
-    }
-}
-
 static void arena_free(reply_arena *a) {
     while (a->blocks) {
         arena_block *n = a->blocks->next;
         free(a->blocks);
         a->blocks = n;
+    }
+}
+
+static void arena_reset(reply_arena *a) {
+    size_t used = 0, nblocks = 0;
+    for (arena_block *b = a->blocks; b; b = b->next) used += b->used, nblocks++;
+    if (nblocks > 1 || (a->blocks && a->blocks->cap > ARENA_KEEP)) {
+        arena_free(a); /* one block of the size it took, next time */
+        a->hint = used > ARENA_KEEP ? 0 : used;
+    } else if (a->blocks) {
+        a->blocks->used = 0;
     }
 }
 
@@ -374,11 +369,6 @@ void cw_resp_arg(cw_resp *r, const char *s, size_t len) {
     o[len] = '\r';
     o[len + 1] = '\n';
     r->len += len + 2;
-}
-
-void cw_resp_u64(cw_resp *r, uint64_t v) {
-    char num[20], *p = cw_u64_digits(v, num);
-    cw_resp_arg(r, p, (size_t)(num + sizeof(num) - p));
 }
 
 /* ---- Connection life cycle ------------------------------------------- */

@@ -76,7 +76,6 @@ void cw_resp_destroy(cw_resp *r);
 void cw_resp_begin(cw_resp *r, int argc);
 void cw_resp_arg(cw_resp *r, const char *s, size_t len);
 static inline void cw_resp_str(cw_resp *r, const char *s) { cw_resp_arg(r, s, strlen(s)); }
-void cw_resp_u64(cw_resp *r, uint64_t v);
 
 /* Sends the command in r (copied; r may be reused at once). Same contract
  * as cw_conn_command; -1 also when r ran out of memory. */

@@ -595,12 +595,17 @@ static int writer_has_room(daemon_ctx *d) {
     return cw_conn_in_flight(d->writer) < WRITE_WINDOW && cw_conn_unsent_bytes(d->writer) < WRITE_BYTES;
 }
 
+/* The rest of the writing (hash slices, alerts) after ms, once the loop
+ * has run; one pending continuation at a time. */
+static void write_more_later(daemon_ctx *d, uint64_t ms) {
+    uv_handle_t *h = (uv_handle_t *)&d->flush_more;
+    if (!uv_is_active(h) && !uv_is_closing(h)) uv_timer_start(&d->flush_more, on_flush_more, ms, 0);
+}
+
 /* Sends queued alerts while the writer has room; the rest follows. */
 static void send_alerts(daemon_ctx *d) {
     if (d->reconciling) return; /* subscribers' last word is being read back */
-    if (cw_sink_send(d->sink, d->writer, WRITE_BYTES) && cw_conn_is_ready(d->writer) &&
-        !uv_is_active((uv_handle_t *)&d->flush_more) && !uv_is_closing((uv_handle_t *)&d->flush_more))
-        uv_timer_start(&d->flush_more, on_flush_more, 2, 0);
+    if (cw_sink_send(d->sink, d->writer, WRITE_BYTES) && cw_conn_is_ready(d->writer)) write_more_later(d, 2);
 }
 
 static void flush(daemon_ctx *d) {
@@ -615,9 +620,7 @@ static void flush(daemon_ctx *d) {
     /* backpressure: a slice only while Redis keeps up with the last ones */
     int room = writer_has_room(d);
     if (room) cw_ind_flush(d->ind, emit_hash, d, FLUSH_SLICE);
-    if (cw_ind_flush_pending(d->ind) && !uv_is_active((uv_handle_t *)&d->flush_more) &&
-        !uv_is_closing((uv_handle_t *)&d->flush_more))
-        uv_timer_start(&d->flush_more, on_flush_more, room ? 0 : 2, 0); /* the rest after the loop has run */
+    if (cw_ind_flush_pending(d->ind)) write_more_later(d, room ? 0 : 2);
     send_alerts(d);
     send_dead_letters(d);
 }

@@ -85,7 +85,6 @@ typedef struct entry {
     struct scope *scope;
     struct entry *next_dirty;
     uint32_t code;
-    int quarter; /* for dropping old periods */
     int dirty;
     int64_t event_ts; /* of the event that changed it last */
     uint64_t c[NCOUNTERS];
@@ -355,7 +354,6 @@ static entry *scope_entry(scope *sc, uint32_t code) {
     if (!e) return NULL;
     e->scope = sc;
     e->code = code;
-    e->quarter = code_quarter(code);
     sc->entries[sc->n] = e;
     sc->codes[sc->n++] = code;
     return e;
@@ -368,16 +366,20 @@ typedef struct delta {
     uint64_t by[NCOUNTERS];
 } delta;
 
+/* An entry to write at the next flush (once, however often it changes). */
+static void mark_dirty(cw_ind *x, entry *e) {
+    if (e->dirty) return;
+    e->dirty = 1;
+    e->next_dirty = x->dirty;
+    x->dirty = e;
+}
+
 /* Adds the event's deltas to one entry. */
 static void add(entry *e, const delta *d, cw_ind *x, int64_t ts) {
     for (int i = 0; i < d->n; i++) e->c[d->counter[i]] += d->by[i];
     e->event_ts = ts;
     if (ts > x->newest_ts) x->newest_ts = ts;
-    if (!e->dirty) {
-        e->dirty = 1;
-        e->next_dirty = x->dirty;
-        x->dirty = e;
-    }
+    mark_dirty(x, e);
 }
 
 static void mark_rolling(cw_ind *x, scope *sc) {
@@ -600,7 +602,7 @@ static void drop_old(cw_ind *x) {
         for (size_t i = 0; i < sc->n; i++) {
             entry *e = sc->entries[i];
             int old = CODE_KIND(e->code) == P_DAY ? CODE_INDEX(e->code) <= x->newest_day - x->rolling_days
-                                                   : e->quarter < x->newest_quarter - x->keep_quarters;
+                                                   : code_quarter(e->code) < x->newest_quarter - x->keep_quarters;
             if (!old) {
                 sc->entries[kept] = e;
                 sc->codes[kept++] = e->code;
@@ -661,14 +663,7 @@ int cw_ind_flush_pending(const cw_ind *x) {
 
 int cw_ind_touch_all(cw_ind *x) {
     for (scope *sc = x->first; sc; sc = sc->next) {
-        for (size_t i = 0; i < sc->n; i++) {
-            entry *e = sc->entries[i];
-            if (!e->dirty) {
-                e->dirty = 1;
-                e->next_dirty = x->dirty;
-                x->dirty = e;
-            }
-        }
+        for (size_t i = 0; i < sc->n; i++) mark_dirty(x, sc->entries[i]);
         mark_rolling(x, sc);
     }
     return 0;
@@ -708,7 +703,7 @@ void cw_ind_save(const cw_ind *x, cw_snap_writer *w) {
             code_name(e->code, period);
             cw_snap_put_str(w, sc->name);
             cw_snap_put_str(w, period);
-            cw_snap_put_u32(w, (uint32_t)e->quarter);
+            cw_snap_put_u32(w, (uint32_t)code_quarter(e->code)); /* kept in the format; loading derives it */
             cw_snap_put_i64(w, e->event_ts);
             for (int k = 0; k < NCOUNTERS; k++) cw_snap_put_u64(w, e->c[k]);
         }

@@ -566,7 +566,7 @@ static const rule *find_kind(const cw_rules *rs, kind k, int which) {
 void cw_rules_clocks(const cw_rules *rs, cw_clock_rules *o) {
     memset(o, 0, sizeof(*o));
     for (int c = 0; c < CW_NCLOCKS; c++) {
-        const rule *r = c == CW_CLOCK_STALE ? find_kind(rs, K_STALE, c) : find_kind(rs, K_DEADLINE, c);
+        const rule *r = rs->clock_rule[c];
         if (!r) continue;
         o->enabled[c] = 1;
         o->warn_days[c] = r->warn_days;
@@ -597,10 +597,13 @@ void cw_rules_clocks(const cw_rules *rs, cw_clock_rules *o) {
     }
 }
 
+/* "case:<unit>:<escaped case>", on every light's path: appended, not formatted. */
 static void case_scope(const char *unit, const char *case_id, char *out, size_t len) {
     char esc[3 * 128 + 1];
     if (cw_key_escape(case_id, strlen(case_id), esc, sizeof(esc)) < 0) esc[0] = '\0';
-    snprintf(out, len, "case:%s:%s", unit, esc);
+    text t;
+    text_init(&t, out, len);
+    put_s(&t, "case:"), put_s(&t, unit), put_s(&t, ":"), put_s(&t, esc);
 }
 
 void cw_rules_light(cw_rules *rs, int clock, int light, int firing, const char *unit, const char *case_id,
@@ -608,12 +611,9 @@ void cw_rules_light(cw_rules *rs, int clock, int light, int firing, const char *
     const rule *r = (unsigned)clock < CW_NCLOCKS ? rs->clock_rule[clock] : NULL;
     if (!r) return;
     static const char *const light_names[] = {"", "yellow", "orange", "red"};
-    char scope[500], id[700], date[11], nb[64], msg[800], esc[3 * 128 + 1];
+    char scope[500], id[700], date[11], nb[64], msg[800];
     text t;
-    /* case:<unit>:<escaped case> */
-    if (cw_key_escape(case_id, strlen(case_id), esc, sizeof(esc)) < 0) esc[0] = '\0';
-    text_init(&t, scope, sizeof(scope));
-    put_s(&t, "case:"), put_s(&t, unit), put_s(&t, ":"), put_s(&t, esc);
+    case_scope(unit, case_id, scope, sizeof(scope));
     cw_period_day_date(due_day - 1, date); /* the last day of the period */
     text_init(&t, id, sizeof(id));
     put_s(&t, r->name), put_s(&t, "/"), put_s(&t, scope), put_s(&t, "/"), put_s(&t, date), put_s(&t, "/");

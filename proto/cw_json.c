@@ -59,11 +59,6 @@ static void put_string(cw_json *j, const char *s) {
             i++;
             continue;
         }
-        if (c >= 0xE1 && c <= 0xEC && i + 2 < n && ((unsigned char)s[i + 1] & 0xC0) == 0x80 &&
-            ((unsigned char)s[i + 2] & 0xC0) == 0x80) {
-            i += 3; /* most of CJK: a well-formed 3-byte character with no overlong or surrogate form */
-            continue;
-        }
         if (c >= 0x80) {
             size_t k = cw_utf8_char(s + i, n - i);
             if (k) {

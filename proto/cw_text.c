@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-size_t cw_utf8_char(const char *buf, size_t len) {
+size_t cw__utf8_char(const char *buf, size_t len) {
     const unsigned char *s = (const unsigned char *)buf;
     if (!len) return 0;
     unsigned c = s[0];
@@ -28,17 +28,7 @@ size_t cw_utf8_char(const char *buf, size_t len) {
 
 int cw_utf8_valid(const char *buf, size_t len) {
     size_t i = 0;
-    const unsigned char *s = (const unsigned char *)buf;
     while (i < len) {
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        /* most of CJK: a 3-byte character that cannot be overlong or a surrogate */
-        if (s[i] >= 0xE1 && s[i] <= 0xEC && i + 2 < len && (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80) {
-            i += 3;
-            continue;
-        }
         size_t n = cw_utf8_char(buf + i, len - i);
         if (!n) return 0;
         i += n;

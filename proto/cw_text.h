@@ -11,8 +11,17 @@
  * surrogates, nothing above U+10FFFF), else 0. */
 int cw_utf8_valid(const char *buf, size_t len);
 /* The length (1-4) of the well-formed UTF-8 character at buf[0..len), or
- * 0 when there is none there. */
-size_t cw_utf8_char(const char *buf, size_t len);
+ * 0 when there is none there. Inline for the loops that check every
+ * byte of every event and alert: ASCII and most of CJK (a 3-byte form
+ * that can be neither overlong nor a surrogate) are decided here, the
+ * rest by the full check. */
+size_t cw__utf8_char(const char *buf, size_t len);
+static inline size_t cw_utf8_char(const char *buf, size_t len) {
+    const unsigned char *s = (const unsigned char *)buf;
+    if (len && s[0] < 0x80) return 1;
+    if (len > 2 && s[0] >= 0xE1 && s[0] <= 0xEC && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80) return 3;
+    return cw__utf8_char(buf, len);
+}
 
 /* snprintf into a caller's error buffer; returns -1, so that a failing
  * function can `return cw_errf(err, errlen, ...)`. */
