@@ -10,6 +10,31 @@
 #include "cw_log.h"
 #include "cw_sentinel.h"
 
+/* ---- Events on the socket ------------------------------------------------
+ *
+ * hiredis asks for write (and read) interest on every command it queues, and
+ * its libuv adapter answers each ask with uv_poll_start, which on Linux
+ * removes the descriptor from epoll and has the next poll add it back: two
+ * system calls per command, ~800,000 for a replay of 1M events. These
+ * wrappers pass an ask on only when it changes what is being watched. They
+ * are called by hiredis from inside its own callbacks, as the originals are. */
+
+static void add_read_once(void *privdata) {
+    if (!(((redisLibuvEvents *)privdata)->events & UV_READABLE)) redisLibuvAddRead(privdata);
+}
+
+static void del_read_once(void *privdata) {
+    if (((redisLibuvEvents *)privdata)->events & UV_READABLE) redisLibuvDelRead(privdata);
+}
+
+static void add_write_once(void *privdata) {
+    if (!(((redisLibuvEvents *)privdata)->events & UV_WRITABLE)) redisLibuvAddWrite(privdata);
+}
+
+static void del_write_once(void *privdata) {
+    if (((redisLibuvEvents *)privdata)->events & UV_WRITABLE) redisLibuvDelWrite(privdata);
+}
+
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 
@@ -436,7 +461,16 @@ static void connect_now(cw_conn *c) {
     ac->c.reader->maxbuf = 0;
     ac->c.reader->fn = &arena_functions;
     ac->c.reader->privdata = &c->arena;
-    redisLibuvAttach(ac, c->loop);
+    if (redisLibuvAttach(ac, c->loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        c->ac = NULL;
+        go_backoff(c, "cannot watch the socket");
+        return;
+    }
+    ac->ev.addRead = add_read_once;
+    ac->ev.delRead = del_read_once;
+    ac->ev.addWrite = add_write_once;
+    ac->ev.delWrite = del_write_once;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     uv_update_time(c->loop); /* the loop's cached time may be old (start-up, a long turn) */
