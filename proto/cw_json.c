@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,16 +47,35 @@ void cw_json_begin(cw_json *j) {
     put(j, "{", 1);
 }
 
-/* A JSON string, escaped as jansson escapes it. Runs of bytes that need
- * nothing are copied whole. */
+/* Bytes that stand for themselves inside a JSON string: printable ASCII
+ * but '"' and '\\'. Bytes from 0x80 start a UTF-8 sequence to check. */
+#define P16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+static const unsigned char json_plain[256] = {
+    P16(0), P16(0),
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20: '"' is 0x22 */
+    P16(1), P16(1),
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x50: '\\' is 0x5C */
+    P16(1), P16(1),
+};
+#undef P16
+
+/* A JSON string, escaped as jansson escapes it, written in place: room for
+ * the longest escaping (6 bytes a byte) is made once. Runs of bytes that
+ * need nothing are copied whole. */
 static void put_string(cw_json *j, const char *s) {
     static const char hex[] = "0123456789ABCDEF";
     size_t n = strlen(s);
-    put(j, "\"", 1);
+    if (n > (SIZE_MAX - 2) / 6) {
+        j->oom = 1;
+        return;
+    }
+    if (room(j, 6 * n + 2) < 0) return;
+    char *o = j->buf + j->len;
+    *o++ = '"';
     size_t run = 0, i = 0;
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+        if (json_plain[c]) {
             i++;
             continue;
         }
@@ -66,34 +86,34 @@ static void put_string(cw_json *j, const char *s) {
                 continue;
             }
         }
-        put(j, s + run, i - run);
-        char esc[8];
-        const char *e = esc;
-        size_t elen = 2;
+        memcpy(o, s + run, i - run);
+        o += i - run;
+        *o++ = '\\';
         switch (c) {
-        case '"': e = "\\\""; break;
-        case '\\': e = "\\\\"; break;
-        case '\b': e = "\\b"; break;
-        case '\f': e = "\\f"; break;
-        case '\n': e = "\\n"; break;
-        case '\r': e = "\\r"; break;
-        case '\t': e = "\\t"; break;
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
         default:
             if (c >= 0x80) { /* not UTF-8: the replacement character */
-                e = "\xEF\xBF\xBD";
-                elen = 3;
+                memcpy(o - 1, "\xEF\xBF\xBD", 3);
+                o += 2;
             } else {
-                memcpy(esc, "\\u00", 4);
-                esc[4] = hex[c >> 4];
-                esc[5] = hex[c & 15];
-                elen = 6;
+                memcpy(o, "u00", 3);
+                o[3] = hex[c >> 4];
+                o[4] = hex[c & 15];
+                o += 5;
             }
         }
-        put(j, e, elen);
         run = ++i;
     }
-    put(j, s + run, n - run);
-    put(j, "\"", 1);
+    memcpy(o, s + run, n - run);
+    o += n - run;
+    *o++ = '"';
+    j->len = (size_t)(o - j->buf);
 }
 
 static void member(cw_json *j, const char *key) {
