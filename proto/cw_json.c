@@ -88,20 +88,20 @@ static void put_string(cw_json *j, const char *s) {
         }
         memcpy(o, s + run, i - run);
         o += i - run;
-        *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default:
-            if (c >= 0x80) { /* not UTF-8: the replacement character */
-                memcpy(o - 1, "\xEF\xBF\xBD", 3);
-                o += 2;
-            } else {
+        if (c >= 0x80) { /* not UTF-8: the replacement character */
+            memcpy(o, "\xEF\xBF\xBD", 3);
+            o += 3;
+        } else {
+            *o++ = '\\';
+            switch (c) {
+            case '"': *o++ = '"'; break;
+            case '\\': *o++ = '\\'; break;
+            case '\b': *o++ = 'b'; break;
+            case '\f': *o++ = 'f'; break;
+            case '\n': *o++ = 'n'; break;
+            case '\r': *o++ = 'r'; break;
+            case '\t': *o++ = 't'; break;
+            default:
                 memcpy(o, "u00", 3);
                 o[3] = hex[c >> 4];
                 o[4] = hex[c & 15];

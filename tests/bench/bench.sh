@@ -37,9 +37,9 @@ for run in 1 2 3; do
     redis-cli -p "$port" --scan --pattern 'casewatch:ind:*' | xargs -r -n 1000 redis-cli -p "$port" del >/dev/null
     redis-cli -p "$port" del casewatch:alerts:log casewatch:events:dead >/dev/null
     rm -f "$dir"/*.snap
-    times >"$dir/times0"; c0=$(redis_cpu); t0=$(date +%s.%N)
+    c0=$(redis_cpu); t0=$(date +%s.%N); times >"$dir/times0" # only casewatchd between the two
     "$bin/casewatchd" $O --rebuild --replay >"$dir/replay.out"
-    t1=$(date +%s.%N); c1=$(redis_cpu); times >"$dir/times1"
+    times >"$dir/times1"; t1=$(date +%s.%N); c1=$(redis_cpu)
     k0=$(kids_cpu "$dir/times0"); k1=$(kids_cpu "$dir/times1")
     line=$(cat "$dir/replay.out")
     r=$(echo "$len $t0 $t1" | awk '{printf "%.0f", $1 / ($3 - $2)}')
