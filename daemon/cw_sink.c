@@ -106,16 +106,6 @@ static const char *alert_json(cw_json *j, const cw_config *cfg, const cw_alert *
     return cw_json_finish(j, len);
 }
 
-char *cw_sink_json(const cw_config *cfg, const cw_alert *a, int64_t emitted_at) {
-    cw_json j;
-    cw_json_init(&j);
-    size_t len;
-    const char *text = alert_json(&j, cfg, a, emitted_at, &len);
-    char *out = text ? strndup(text, len) : NULL;
-    cw_json_destroy(&j);
-    return out;
-}
-
 /* One allocation: the record and its JSON. */
 static queued *queued_new(cw_sink *s, const char *json, size_t len, const char *unit) {
     queued *q = malloc(sizeof(*q) + len + 1);

@@ -53,7 +53,4 @@ struct cw_snap_reader;
 void cw_sink_save(const cw_sink *s, struct cw_snap_writer *w);
 int cw_sink_load(cw_sink *s, struct cw_snap_reader *r);
 
-/* The JSON text of an alert (caller frees), for tests and tools. */
-char *cw_sink_json(const cw_config *cfg, const cw_alert *a, int64_t emitted_at);
-
 #endif
