@@ -51,6 +51,7 @@ typedef struct cw_config {
     int rolling_days;
     int keep_quarters;
     int flush_ms;
+    int flush_entries;
     int closed_window;
     /* [limits] */
     int max_open_cases;

@@ -74,6 +74,9 @@ typedef struct daemon_ctx {
     char last_id[48];  /* the last entry applied: the position the state is at */
     char read_pos[48]; /* where the next XREAD starts (ahead of last_id while a batch is read ahead) */
     int caught_up;
+    /* catching up: reading waits while the flush begun at flush_at is out */
+    uint64_t flush_at; /* read_total at which the next catch-up flush begins */
+    int holding;
     dead_letter *dl_head, *dl_tail; /* not yet acknowledged */
     int dl_sending;
     int writer_was_ready; /* a later READY means writes may have been lost */
@@ -111,6 +114,7 @@ typedef struct daemon_ctx {
 } daemon_ctx;
 
 static void read_more(daemon_ctx *d);
+static void flush(daemon_ctx *d);
 static void replay_done(daemon_ctx *d);
 static int id_cmp(const char *a, const char *b);
 static void send_dead_letters(daemon_ctx *d);
@@ -345,13 +349,18 @@ static void on_read(cw_conn *c, redisReply *r, void *privdata) {
         return;
     }
     size_t n = 0;
+    int hold = 0;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
         const redisReply *entries = r->element[0]->element[1];
         n = entries->elements;
         /* a full batch: ask for the next one before applying this one, so
          * that Redis prepares it while we work (replies keep their order) */
         const char *last = n ? entries->element[n - 1]->element[0]->str : NULL;
-        if (n == (size_t)d->cfg->stream_batch && !(d->replay && id_cmp(last, d->replay_until) >= 0)) {
+        int more = n == (size_t)d->cfg->stream_batch && !(d->replay && id_cmp(last, d->replay_until) >= 0);
+        /* still catching up after this batch, at a flush point: the batch
+         * is applied, then reading waits for that flush (see flush) */
+        hold = more && d->read_total + n >= d->flush_at;
+        if (more && !hold) {
             snprintf(d->read_pos, sizeof(d->read_pos), "%s", last);
             read_more(d);
         }
@@ -374,12 +383,16 @@ static void on_read(cw_conn *c, redisReply *r, void *privdata) {
      * not at the next flush */
     send_alerts(d);
     send_dead_letters(d);
+    if (hold) {
+        d->holding = 1;
+        flush(d); /* reads again once it is out */
+    }
     read_more(d);
 }
 
 static void read_more(daemon_ctx *d) {
     /* the first read waits for the stream's size (see on_xinfo) */
-    if (d->stopping || d->reading || d->reconciling || !d->stream_checked || !cw_conn_is_ready(d->reader)) return;
+    if (d->stopping || d->reading || d->holding || d->reconciling || !d->stream_checked || !cw_conn_is_ready(d->reader)) return;
     char count[16], block[16];
     snprintf(count, sizeof(count), "%d", d->cfg->stream_batch);
     snprintf(block, sizeof(block), "%d", d->cfg->stream_block_ms);
@@ -608,9 +621,18 @@ static void send_alerts(daemon_ctx *d) {
     if (cw_sink_send(d->sink, d->writer, WRITE_BYTES) && cw_conn_is_ready(d->writer)) write_more_later(d, 2);
 }
 
+/* Writes the touched indicator hashes, judging the indicator rules on
+ * each (emit_hash), and what alerts and dead letters wait. Following the
+ * stream, on the timer: within flush_ms of a change. Catching up (a
+ * backlog, or --replay), at points fixed by the stream instead: every
+ * flush_entries entries read, with reading held (on_read) until the whole
+ * flush is out, so that a replay of the same stream judges the same
+ * counters, however fast it runs (the threshold rules' hysteresis makes
+ * what fires depend on the states judged, not only on the last). */
 static void flush(daemon_ctx *d) {
     if (!cw_conn_is_ready(d->writer)) return; /* touched hashes wait for the writer */
     if (d->reconciling) return;                /* rules wait for the states subscribers saw */
+    int judge = d->holding || d->stopping || (d->caught_up && !d->replay);
     if (d->cfg->clock == CW_CLOCK_LIVE && d->caught_up && !d->replay) {
         int64_t now = cw_wall_ms();
         clock_moved(d, now);
@@ -619,10 +641,16 @@ static void flush(daemon_ctx *d) {
     }
     /* backpressure: a slice only while Redis keeps up with the last ones */
     int room = writer_has_room(d);
-    if (room) cw_ind_flush(d->ind, emit_hash, d, FLUSH_SLICE);
-    if (cw_ind_flush_pending(d->ind)) write_more_later(d, room ? 0 : 2);
+    if (judge && room) cw_ind_flush(d->ind, emit_hash, d, FLUSH_SLICE);
+    int pending = cw_ind_flush_pending(d->ind);
+    if (judge && pending) write_more_later(d, room ? 0 : 2);
     send_alerts(d);
     send_dead_letters(d);
+    if (d->holding && !pending) {
+        d->holding = 0;
+        d->flush_at = d->read_total + (uint64_t)d->cfg->flush_entries;
+        read_more(d);
+    }
 }
 
 static void on_flush_more(uv_timer_t *t) {
@@ -1094,6 +1122,7 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     d.replay = opts && opts->replay;
     snprintf(d.snap_path, sizeof(d.snap_path), "%s/%s.snap", cfg->state_dir, cfg->instance);
     d.started_at = cw_wall_ms();
+    d.flush_at = (uint64_t)cfg->flush_entries;
     snprintf(d.last_id, sizeof(d.last_id), "0-0");
     if (uv_loop_init(&d.loop) != 0) {
         CW_LOG(CW_LOG_ERR, "daemon", "cannot initialise the event loop");

@@ -346,11 +346,84 @@ static void ranks_are_taken_when_a_period_closes(void **state) {
     redisFree(c);
 }
 
+/* The alert log as one line per entry, "id state value", in log order. */
+static char *log_lines(redisContext *c) {
+    redisReply *r = redisCommand(c, "XRANGE casewatch:alerts:log - +");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    size_t cap = 4096, len = 0;
+    char *out = malloc(cap);
+    out[0] = '\0';
+    for (size_t i = 0; i < r->elements; i++) {
+        json_error_t je;
+        json_t *a = json_loads(r->element[i]->element[1]->element[1]->str, 0, &je);
+        assert_non_null(a);
+        char line[512];
+        int n = snprintf(line, sizeof(line), "%s %s %.4f\n", json_string_value(json_object_get(a, "id")),
+                         json_string_value(json_object_get(a, "state")), json_number_value(json_object_get(a, "value")));
+        while (len + (size_t)n + 1 > cap) out = realloc(out, cap *= 2);
+        memcpy(out + len, line, (size_t)n + 1);
+        len += (size_t)n;
+        json_decref(a);
+    }
+    freeReplyObject(r);
+    return out;
+}
+
+/* casewatchd --rebuild --replay with the shipped rules, one more -o. */
+static void replay_with(redisContext *c, const char *option) {
+    freeReplyObject(redisCommand(c, "DEL casewatch:alerts:log"));
+    char bin[256], port[64], sd[96];
+    cw_test_bin("casewatchd", bin, sizeof(bin));
+    snprintf(port, sizeof(port), "redis.port=%d", cw_test_redis.port);
+    snprintf(sd, sizeof(sd), "daemon.state_dir=%s", cw_test_state_dir());
+    char *argv[] = {bin, "-c", CONF, "-o", port, "-o", sd, "-o", "daemon.log_level=warning",
+                    "-o", "indicators.flush_entries=1000", "-o", (char *)option, "--rebuild", "--replay", NULL};
+    char *out, *err;
+    if (cw_test_run(argv, NULL, 0, &out, &err) != 0) fail_msg("replay failed: %s", err);
+    free(out), free(err);
+}
+
+/* A rebuild judges the indicator rules at points fixed by the stream (every
+ * flush_entries entries), not by the clock: the same stream replayed with
+ * the flush timer at 10 ms and at 1 s (which before judged a replay of a
+ * second or less only at its end) logs the same alert states in the same
+ * order, hysteresis and all. */
+static void a_replay_judges_the_same_states_however_fast_it_runs(void **state) {
+    (void)state;
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    const char *args[] = {"--seed", "9", "--cases", "3000", "--days", "365", "--late-rate", "0.2", NULL};
+    char *lines = cw_test_gen(args);
+    cw_test_feed_raw(lines, strlen(lines));
+    replay_with(c, "indicators.flush_ms=10");
+    char *fast_timer = log_lines(c);
+    long long firing = cw_test_hget_ll(c, "casewatch:daemon:main", "alerts_firing");
+    replay_with(c, "indicators.flush_ms=1000");
+    char *slow_timer = log_lines(c);
+    /* indicator alerts (not only deadline lights) are among them */
+    assert_non_null(strstr(fast_timer, "case_item_ratio."));
+    if (strcmp(fast_timer, slow_timer) != 0) {
+        size_t i = 0, line = 1;
+        while (fast_timer[i] && fast_timer[i] == slow_timer[i])
+            if (fast_timer[i++] == '\n') line++;
+        fail_msg("the alert logs differ from line %zu: '%.80s' vs '%.80s'", line, fast_timer + i, slow_timer + i);
+    }
+    assert_int_equal(cw_test_hget_ll(c, "casewatch:daemon:main", "alerts_firing"), firing);
+    size_t changes = 0;
+    for (const char *p = fast_timer; *p; p++) changes += *p == '\n';
+    print_message("%zu alert state changes, the same twice; %lld firing at the end\n", changes, firing);
+    free(fast_timer);
+    free(slow_timer);
+    free(lines);
+    redisFree(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_generated_year_raises_exactly_the_expected_cards_and_deadline_alerts),
         cmocka_unit_test(a_burst_of_late_events_corrects_a_past_quarter),
         cmocka_unit_test(ranks_are_taken_when_a_period_closes),
+        cmocka_unit_test(a_replay_judges_the_same_states_however_fast_it_runs),
     };
     return cmocka_run_group_tests_name("alerts", tests, cw_testredis_group_setup, cw_testredis_group_teardown);
 }
