@@ -71,7 +71,7 @@ static const opt opts[] = {
     {"indicators", "flush_ms", OPT_INT, F(flush_ms), "500", 10, 1000, NULL,
      "how often changed indicator hashes are written"},
     {"indicators", "flush_entries", OPT_INT, F(flush_entries), "100000", 1000, 100000000, NULL,
-     "while catching up or replaying: hashes written and rules judged every this many entries read"},
+     "in --replay: hashes written and rules judged every this many entries read"},
     {"indicators", "closed_window", OPT_INT, F(closed_window), "1000000", 1, 100000000, NULL,
      "event ids of closed cases remembered for dedupe (16 bytes each)"},
     {"limits", "max_open_cases", OPT_INT, F(max_open_cases), "5000000", 1, 2000000000, NULL,

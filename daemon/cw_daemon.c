@@ -74,7 +74,7 @@ typedef struct daemon_ctx {
     char last_id[48];  /* the last entry applied: the position the state is at */
     char read_pos[48]; /* where the next XREAD starts (ahead of last_id while a batch is read ahead) */
     int caught_up;
-    /* catching up: reading waits while the flush begun at flush_at is out */
+    /* --replay: reading waits while the flush begun at flush_at is out */
     uint64_t flush_at; /* read_total at which the next catch-up flush begins */
     int holding;
     dead_letter *dl_head, *dl_tail; /* not yet acknowledged */
@@ -357,9 +357,9 @@ static void on_read(cw_conn *c, redisReply *r, void *privdata) {
          * that Redis prepares it while we work (replies keep their order) */
         const char *last = n ? entries->element[n - 1]->element[0]->str : NULL;
         int more = n == (size_t)d->cfg->stream_batch && !(d->replay && id_cmp(last, d->replay_until) >= 0);
-        /* still catching up after this batch, at a flush point: the batch
+        /* a replay going on after this batch, at a flush point: the batch
          * is applied, then reading waits for that flush (see flush) */
-        hold = more && d->read_total + n >= d->flush_at;
+        hold = d->replay && more && d->read_total + n >= d->flush_at;
         if (more && !hold) {
             snprintf(d->read_pos, sizeof(d->read_pos), "%s", last);
             read_more(d);
@@ -622,17 +622,17 @@ static void send_alerts(daemon_ctx *d) {
 }
 
 /* Writes the touched indicator hashes, judging the indicator rules on
- * each (emit_hash), and what alerts and dead letters wait. Following the
- * stream, on the timer: within flush_ms of a change. Catching up (a
- * backlog, or --replay), at points fixed by the stream instead: every
- * flush_entries entries read, with reading held (on_read) until the whole
- * flush is out, so that a replay of the same stream judges the same
- * counters, however fast it runs (the threshold rules' hysteresis makes
- * what fires depend on the states judged, not only on the last). */
+ * each (emit_hash), and what alerts and dead letters wait. On the timer:
+ * within flush_ms of a change. In --replay, at points fixed by the stream
+ * instead: every flush_entries entries read, with reading held (on_read)
+ * until the whole flush is out, so that a replay of the same stream judges
+ * the same counters, however fast it runs (the threshold rules'
+ * hysteresis makes what fires depend on the states judged, not only on
+ * the last). */
 static void flush(daemon_ctx *d) {
     if (!cw_conn_is_ready(d->writer)) return; /* touched hashes wait for the writer */
     if (d->reconciling) return;                /* rules wait for the states subscribers saw */
-    int judge = d->holding || d->stopping || (d->caught_up && !d->replay);
+    int judge = !d->replay || d->holding || d->stopping;
     if (d->cfg->clock == CW_CLOCK_LIVE && d->caught_up && !d->replay) {
         int64_t now = cw_wall_ms();
         clock_moved(d, now);
