@@ -336,10 +336,36 @@ static scope *scope_by_name(cw_ind *x, const char *name, int make) {
     return sc || !make ? sc : named_scope(x, kind, unit, raw);
 }
 
-/* The entry of a period of sc, made when absent. */
-static entry *scope_entry(scope *sc, uint32_t code) {
+/* Drops sc's periods that are no longer kept: the day buckets that left
+ * the rolling window and, unless days_only, the months, quarters and years
+ * keep_quarters behind the newest. None may be dirty: day buckets never
+ * are (only the window summed from them is written). */
+static void scope_drop(cw_ind *x, scope *sc, int days_only) {
+    size_t kept = 0;
+    for (size_t i = 0; i < sc->n; i++) {
+        entry *e = sc->entries[i];
+        int day = CODE_KIND(e->code) == P_DAY;
+        int old = day ? CODE_INDEX(e->code) <= x->newest_day - x->rolling_days
+                      : !days_only && code_quarter(e->code) < x->newest_quarter - x->keep_quarters;
+        if (!old) {
+            sc->entries[kept] = e;
+            sc->codes[kept++] = e->code;
+            continue;
+        }
+        for (int p = 0; p < NPERIODS; p++)
+            if (sc->cur[p] == e) sc->cur[p] = NULL;
+        free(e);
+    }
+    sc->n = kept;
+}
+
+/* The entry of a period of sc, made when absent. A scope full of periods
+ * first lets go of the days that left the window, so that a replay of
+ * years between two flushes does not make this scan long. */
+static entry *scope_entry(cw_ind *x, scope *sc, uint32_t code) {
     for (size_t i = 0; i < sc->n; i++)
         if (sc->codes[i] == code) return sc->entries[i];
+    if (sc->n == sc->cap) scope_drop(x, sc, 1);
     if (sc->n == sc->cap) {
         size_t cap = sc->cap ? sc->cap * 2 : 8;
         entry **ne = realloc(sc->entries, cap * sizeof(*ne));
@@ -366,9 +392,11 @@ typedef struct delta {
     uint64_t by[NCOUNTERS];
 } delta;
 
-/* An entry to write at the next flush (once, however often it changes). */
+/* An entry to write at the next flush (once, however often it changes).
+ * A day bucket is not written itself (its scope's window is, see
+ * mark_rolling), so is never dirty, and may be dropped at any time. */
 static void mark_dirty(cw_ind *x, entry *e) {
-    if (e->dirty) return;
+    if (e->dirty || CODE_KIND(e->code) == P_DAY) return;
     e->dirty = 1;
     e->next_dirty = x->dirty;
     x->dirty = e;
@@ -394,7 +422,7 @@ static int add_to_scope(cw_ind *x, scope *sc, int64_t ts, const delta *d) {
     for (int p = 0; p < NPERIODS; p++) {
         entry *e = sc->cur[p];
         if (!e || e->code != x->codes[p]) {
-            if (!(e = scope_entry(sc, x->codes[p]))) return -1;
+            if (!(e = scope_entry(x, sc, x->codes[p]))) return -1;
             sc->cur[p] = e;
         }
         add(e, d, x, ts);
@@ -597,23 +625,7 @@ static void drop_old(cw_ind *x) {
     if (x->newest_day == x->dropped_day && x->newest_quarter == x->dropped_quarter) return;
     x->dropped_day = x->newest_day;
     x->dropped_quarter = x->newest_quarter;
-    for (scope *sc = x->first; sc; sc = sc->next) {
-        size_t kept = 0;
-        for (size_t i = 0; i < sc->n; i++) {
-            entry *e = sc->entries[i];
-            int old = CODE_KIND(e->code) == P_DAY ? CODE_INDEX(e->code) <= x->newest_day - x->rolling_days
-                                                   : code_quarter(e->code) < x->newest_quarter - x->keep_quarters;
-            if (!old) {
-                sc->entries[kept] = e;
-                sc->codes[kept++] = e->code;
-                continue;
-            }
-            for (int p = 0; p < NPERIODS; p++)
-                if (sc->cur[p] == e) sc->cur[p] = NULL;
-            free(e); /* not dirty: the flush has just written them all */
-        }
-        sc->n = kept;
-    }
+    for (scope *sc = x->first; sc; sc = sc->next) scope_drop(x, sc, 0); /* nothing is dirty: just written */
 }
 
 size_t cw_ind_flush(cw_ind *x, cw_ind_emit_fn emit, void *data, size_t budget) {
@@ -624,7 +636,6 @@ size_t cw_ind_flush(cw_ind *x, cw_ind_emit_fn emit, void *data, size_t budget) {
         x->dirty = e->next_dirty;
         e->next_dirty = NULL;
         e->dirty = 0;
-        if (CODE_KIND(e->code) == P_DAY) continue; /* day buckets feed the rolling window */
         code_name(e->code, period);
         emit_counters(e->scope->name, period, e->c, e->event_ts, emit, data);
         emitted++;
@@ -735,7 +746,7 @@ int cw_ind_load(cw_ind *x, cw_snap_reader *r) {
             r->bad = 1; /* not a scope name of ours (or out of memory) */
             break;
         }
-        entry *e = scope_entry(sc, code);
+        entry *e = scope_entry(x, sc, code);
         if (!e) return -1;
         e->event_ts = ts;
         for (int i = 0; i < NCOUNTERS; i++) e->c[i] = cw_snap_get_u64(r);
