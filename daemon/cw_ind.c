@@ -109,6 +109,7 @@ struct cw_ind {
     scope *rolling;  /* scopes whose window must be written */
     int day_moved;   /* the window's last day changed since the last flush */
     entry *dirty;
+    entry *spare; /* dropped entries, linked by next_dirty, for the next ones made */
     int offset_min, rolling_days, keep_quarters;
     int newest_quarter;
     int64_t newest_day, newest_ts;
@@ -168,6 +169,10 @@ void cw_ind_free(cw_ind *x) {
         scope_free(sc);
     }
     cw_map_free(x->scopes); /* keys were the scopes' own */
+    for (entry *e = x->spare, *n; e; e = n) {
+        n = e->next_dirty;
+        free(e);
+    }
     free(x);
 }
 
@@ -354,7 +359,8 @@ static void scope_drop(cw_ind *x, scope *sc, int days_only) {
         }
         for (int p = 0; p < NPERIODS; p++)
             if (sc->cur[p] == e) sc->cur[p] = NULL;
-        free(e);
+        e->next_dirty = x->spare; /* kept for the next entry made: a replay makes and drops days all along */
+        x->spare = e;
     }
     sc->n = kept;
 }
@@ -376,8 +382,13 @@ static entry *scope_entry(cw_ind *x, scope *sc, uint32_t code) {
         sc->codes = nc;
         sc->cap = cap;
     }
-    entry *e = calloc(1, sizeof(*e));
-    if (!e) return NULL;
+    entry *e = x->spare;
+    if (e) {
+        x->spare = e->next_dirty;
+        memset(e, 0, sizeof(*e));
+    } else if (!(e = calloc(1, sizeof(*e)))) {
+        return NULL;
+    }
     e->scope = sc;
     e->code = code;
     sc->entries[sc->n] = e;
