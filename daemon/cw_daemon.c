@@ -75,7 +75,7 @@ typedef struct daemon_ctx {
     char read_pos[48]; /* where the next XREAD starts (ahead of last_id while a batch is read ahead) */
     int caught_up;
     /* --replay: reading waits while the flush begun at flush_at is out */
-    uint64_t flush_at; /* read_total at which the next catch-up flush begins */
+    uint64_t flush_at; /* read_total at which the next such flush begins */
     int holding;
     dead_letter *dl_head, *dl_tail; /* not yet acknowledged */
     int dl_sending;
@@ -392,7 +392,9 @@ static void on_read(cw_conn *c, redisReply *r, void *privdata) {
 
 static void read_more(daemon_ctx *d) {
     /* the first read waits for the stream's size (see on_xinfo) */
-    if (d->stopping || d->reading || d->holding || d->reconciling || !d->stream_checked || !cw_conn_is_ready(d->reader)) return;
+    if (d->stopping || d->reading || d->holding || d->reconciling || !d->stream_checked ||
+        !cw_conn_is_ready(d->reader))
+        return;
     char count[16], block[16];
     snprintf(count, sizeof(count), "%d", d->cfg->stream_batch);
     snprintf(block, sizeof(block), "%d", d->cfg->stream_block_ms);
