@@ -108,9 +108,60 @@ static void a_flush_in_slices_writes_every_hash_once_and_no_slice_is_over_budget
     cw_ind_free(NULL);
 }
 
+/* The rolling window's cases of unit:410923, as a flush writes it. */
+static void rolling_cases(const char *scope, const char *period, const uint64_t *counters, int64_t event_ts,
+                          const char *const *fields, const char *const *values, size_t n, void *data) {
+    (void)event_ts, (void)fields, (void)values, (void)n;
+    if (strcmp(scope, "unit:410923") == 0 && strcmp(period, "rolling-30d") == 0)
+        *(long long *)data = (long long)counters[cw_ind_counter_index("cases")];
+}
+
+static void apply_case(cw_ind *x, int64_t ts, int i) {
+    cw_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.v = 1;
+    ev.type = CW_EV_ARREST_ACCEPTED;
+    ev.ts = ts;
+    ev.n = 1;
+    snprintf(ev.id, sizeof(ev.id), "e%d", i);
+    snprintf(ev.case_id, sizeof(ev.case_id), "c%d", i);
+    memcpy(ev.unit, "410923", 7);
+    cw_case_facts f;
+    memset(&f, 0, sizeof(f));
+    assert_int_equal(cw_ind_apply(x, &ev, &f), 0);
+}
+
+/* A replay crosses many days between two flushes (every flush_entries
+ * entries): the day buckets that leave the window are let go on the way,
+ * and the window written at the flush is still the sum of its 30 days,
+ * late events in it included. */
+static void days_between_two_flushes_are_let_go_and_the_window_stays_right(void **state) {
+    (void)state;
+    cw_ind *x = cw_ind_new(CN, 30, 8);
+    assert_non_null(x);
+    int i = 0;
+    for (int d = 0; d < 400; d++) {
+        apply_case(x, T0 + d * DAY, i++);
+        if (d >= 50 && d % 10 == 0) {
+            apply_case(x, T0 + (d - 45) * DAY, i++); /* late, out of the window by the end */
+            apply_case(x, T0 + (d - 10) * DAY, i++); /* late; in the window for d = 380 and 390 */
+        }
+    }
+    /* unit, city, province, nation: their months, quarters and years, and
+     * not 400 days each (about 3 x 30 at most: days go once a scope is full) */
+    assert_true(cw_ind_entries(x) < 4 * (14 + 6 + 2 + 3 * 30));
+    long long rolling = -1;
+    while (cw_ind_flush_pending(x)) cw_ind_flush(x, rolling_cases, &rolling, 0);
+    assert_int_equal(rolling, 30 + 2);
+    /* 2020-07-01 + 399 days = 2021-08-04; August 2021 had days 396-399 */
+    assert_int_equal(cw_ind_counter(x, "unit:410923", "2021-08", "cases"), 4);
+    cw_ind_free(x);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_flush_in_slices_writes_every_hash_once_and_no_slice_is_over_budget),
+        cmocka_unit_test(days_between_two_flushes_are_let_go_and_the_window_stays_right),
     };
     return cmocka_run_group_tests_name("counters", tests, NULL, NULL);
 }
