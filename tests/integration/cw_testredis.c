@@ -341,3 +341,16 @@ int cw_test_log_count(redisContext *c, const char *needle) {
     if (r) freeReplyObject(r);
     return n;
 }
+
+cw_event cw_test_event(const char *id, const char *case_id, const char *unit, cw_event_type t, int64_t ts) {
+    cw_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.v = 1;
+    ev.type = t;
+    ev.ts = ts;
+    ev.n = 1;
+    snprintf(ev.id, sizeof(ev.id), "%s", id);
+    snprintf(ev.case_id, sizeof(ev.case_id), "%s", case_id);
+    snprintf(ev.unit, sizeof(ev.unit), "%s", unit);
+    return ev;
+}

@@ -8,6 +8,8 @@
 
 #include <hiredis.h>
 
+#include "../../proto/cw_event.h"
+
 typedef struct cw_testredis {
     pid_t pid;
     int port;
@@ -75,5 +77,8 @@ int cw_test_log_count(redisContext *c, const char *needle);
 char *cw_test_gen(const char *const *args);
 /* Appends JSON lines to cw_test_redis's event stream with `feed --raw`. */
 void cw_test_feed_raw(const char *lines, size_t len);
+
+/* An event of version 1 for one person: the given keys, no others. */
+cw_event cw_test_event(const char *id, const char *case_id, const char *unit, cw_event_type t, int64_t ts);
 
 #endif

@@ -35,18 +35,6 @@ static void drain(redisContext *c, int n) {
     }
 }
 
-static cw_event mk(const char *id, const char *cs, const char *unit, cw_event_type t, int64_t ts) {
-    cw_event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.v = 1;
-    ev.type = t;
-    ev.ts = ts;
-    ev.n = 1;
-    snprintf(ev.id, sizeof(ev.id), "%s", id);
-    snprintf(ev.case_id, sizeof(ev.case_id), "%s", cs);
-    snprintf(ev.unit, sizeof(ev.unit), "%s", unit);
-    return ev;
-}
 
 /* INDICATORS.md §2: 许昌 2016-2019, 9265 arrest reviews, 14640 prosecution
  * reviews of which 6220 already arrested, 4372 extensions, 3825 returns,
@@ -72,7 +60,7 @@ static void the_published_xuchang_figures_give_1_to_1_545(void **state) {
             char id[32], cs[32];
             snprintf(id, sizeof(id), "xc-%d", total);
             snprintf(cs, sizeof(cs), "许检刑[2018]%d号", total);
-            cw_event ev = mk(id, cs, "411000", parts[p].t, t0 + (int64_t)(total % 360) * 86400000LL);
+            cw_event ev = cw_test_event(id, cs, "411000", parts[p].t, t0 + (int64_t)(total % 360) * 86400000LL);
             if (parts[p].arrested) {
                 ev.present |= CW_F_ARRESTED;
                 ev.flags |= CW_F_ARRESTED;
@@ -131,25 +119,25 @@ static void a_generated_stream_matches_an_independent_computation(void **state) 
         snprintf(id, sizeof(id), "g%d-a", k);
         cw_event ev;
         if (arrested) {
-            ev = mk(id, cs, units[u], CW_EV_ARREST_ACCEPTED, ts);
+            ev = cw_test_event(id, cs, units[u], CW_EV_ARREST_ACCEPTED, ts);
             xadd_event(c, &ev), sent++, applied++;
             exp_cases[u]++;
         }
         snprintf(id, sizeof(id), "g%d-p", k);
-        ev = mk(id, cs, units[u], CW_EV_PROSECUTION_ACCEPTED, ts + 86400000LL);
+        ev = cw_test_event(id, cs, units[u], CW_EV_PROSECUTION_ACCEPTED, ts + 86400000LL);
         if (arrested) ev.present |= CW_F_ARRESTED, ev.flags |= CW_F_ARRESTED;
         else exp_cases[u]++;
         xadd_event(c, &ev), sent++, applied++;
         if (RND() % 4 == 0) {
             snprintf(id, sizeof(id), "g%d-r", k);
-            ev = mk(id, cs, units[u], CW_EV_PROSECUTION_RETURNED, ts + 5 * 86400000LL);
+            ev = cw_test_event(id, cs, units[u], CW_EV_PROSECUTION_RETURNED, ts + 5 * 86400000LL);
             xadd_event(c, &ev), sent++, applied++;
             exp_extra[u]++;
             /* a redelivery of the same id must not count */
             xadd_event(c, &ev), sent++, dupes++;
         }
         snprintf(id, sizeof(id), "g%d-d", k);
-        ev = mk(id, cs, units[u], CW_EV_PROSECUTION_DECIDED, ts + 9 * 86400000LL);
+        ev = cw_test_event(id, cs, units[u], CW_EV_PROSECUTION_DECIDED, ts + 9 * 86400000LL);
         ev.decision = CW_DECISION_PROSECUTE;
         ev.n = 1 + RND() % 3;
         strcpy(ev.pros, k % 5 == 0 ? "P017" : "P001");
@@ -168,7 +156,7 @@ static void a_generated_stream_matches_an_independent_computation(void **state) 
         char id[32], cs[32];
         snprintf(id, sizeof(id), "late-%d", k);
         snprintf(cs, sizeof(cs), "late-case-%d", k);
-        cw_event ev = mk(id, cs, "410923", CW_EV_TRIAL_APPEAL, q3 + 86400000LL * k);
+        cw_event ev = cw_test_event(id, cs, "410923", CW_EV_TRIAL_APPEAL, q3 + 86400000LL * k);
         xadd_event(c, &ev), sent++, applied++;
         exp_extra[0]++;
     }

@@ -11,6 +11,7 @@
 
 #include "../../daemon/cw_cases.h"
 #include "../../daemon/cw_period.h"
+#include "../integration/cw_testredis.h"
 
 #define OFF 480
 #define DAY 86400000LL
@@ -56,16 +57,7 @@ static int64_t at(int m, int d, int h) {
 }
 
 static cw_event ev(const char *id, cw_event_type t, int64_t ts) {
-    cw_event e;
-    memset(&e, 0, sizeof(e));
-    e.v = 1;
-    e.type = t;
-    e.ts = ts;
-    e.n = 1;
-    snprintf(e.id, sizeof(e.id), "%s", id);
-    snprintf(e.case_id, sizeof(e.case_id), "南检刑诉受[2020]1号");
-    snprintf(e.unit, sizeof(e.unit), "410923");
-    return e;
+    return cw_test_event(id, "南检刑诉受[2020]1号", "410923", t, ts);
 }
 
 static void apply(cw_cases *t, cw_event e) {

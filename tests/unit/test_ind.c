@@ -11,6 +11,7 @@
 
 #include "../../daemon/cw_ind.h"
 #include "../../daemon/cw_map.h"
+#include "../integration/cw_testredis.h"
 
 #define CN 480
 #define DAY 86400000LL
@@ -34,25 +35,28 @@ static void count(const char *scope, const char *period, const uint64_t *counter
     s->writes++;
 }
 
+/* Counts case i of unit 410923 (arrest.accepted at ts), of a department
+ * and a prosecutor when given. */
+static void apply_case(cw_ind *x, int64_t ts, int i, const char *dept, const char *pros) {
+    char id[16], case_id[16];
+    snprintf(id, sizeof(id), "e%d", i);
+    snprintf(case_id, sizeof(case_id), "c%d", i);
+    cw_event ev = cw_test_event(id, case_id, "410923", CW_EV_ARREST_ACCEPTED, ts);
+    snprintf(ev.dept, sizeof(ev.dept), "%s", dept ? dept : "");
+    snprintf(ev.pros, sizeof(ev.pros), "%s", pros ? pros : "");
+    cw_case_facts f;
+    memset(&f, 0, sizeof(f));
+    assert_int_equal(cw_ind_apply(x, &ev, &f), 0);
+}
+
 /* 3,000 prosecutors of one unit, one case each, on two days. */
 static cw_ind *filled(void) {
     cw_ind *x = cw_ind_new(CN, 30, 8);
     assert_non_null(x);
     for (int i = 0; i < 3000; i++) {
-        cw_event ev;
-        memset(&ev, 0, sizeof(ev));
-        ev.v = 1;
-        ev.type = CW_EV_ARREST_ACCEPTED;
-        ev.ts = T0 + (i % 2) * DAY;
-        ev.n = 1;
-        snprintf(ev.id, sizeof(ev.id), "e%d", i);
-        snprintf(ev.case_id, sizeof(ev.case_id), "c%d", i);
-        memcpy(ev.unit, "410923", 7);
-        snprintf(ev.dept, sizeof(ev.dept), "第一检察部");
-        snprintf(ev.pros, sizeof(ev.pros), "P%04d", i);
-        cw_case_facts f;
-        memset(&f, 0, sizeof(f));
-        assert_int_equal(cw_ind_apply(x, &ev, &f), 0);
+        char pros[16];
+        snprintf(pros, sizeof(pros), "P%04d", i);
+        apply_case(x, T0 + (i % 2) * DAY, i, "第一检察部", pros);
     }
     return x;
 }
@@ -116,21 +120,6 @@ static void rolling_cases(const char *scope, const char *period, const uint64_t 
         *(long long *)data = (long long)counters[cw_ind_counter_index("cases")];
 }
 
-static void apply_case(cw_ind *x, int64_t ts, int i) {
-    cw_event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.v = 1;
-    ev.type = CW_EV_ARREST_ACCEPTED;
-    ev.ts = ts;
-    ev.n = 1;
-    snprintf(ev.id, sizeof(ev.id), "e%d", i);
-    snprintf(ev.case_id, sizeof(ev.case_id), "c%d", i);
-    memcpy(ev.unit, "410923", 7);
-    cw_case_facts f;
-    memset(&f, 0, sizeof(f));
-    assert_int_equal(cw_ind_apply(x, &ev, &f), 0);
-}
-
 /* A replay crosses many days between two flushes (every flush_entries
  * entries): the day buckets that leave the window are let go on the way,
  * and the window written at the flush is still the sum of its 30 days,
@@ -141,10 +130,10 @@ static void days_between_two_flushes_are_let_go_and_the_window_stays_right(void 
     assert_non_null(x);
     int i = 0;
     for (int d = 0; d < 400; d++) {
-        apply_case(x, T0 + d * DAY, i++);
+        apply_case(x, T0 + d * DAY, i++, NULL, NULL);
         if (d >= 50 && d % 10 == 0) {
-            apply_case(x, T0 + (d - 45) * DAY, i++); /* late, out of the window by the end */
-            apply_case(x, T0 + (d - 10) * DAY, i++); /* late; in the window for d = 380 and 390 */
+            apply_case(x, T0 + (d - 45) * DAY, i++, NULL, NULL); /* late, out of the window by the end */
+            apply_case(x, T0 + (d - 10) * DAY, i++, NULL, NULL); /* late; in the window for d = 380 and 390 */
         }
     }
     /* unit, city, province, nation: their months, quarters and years, and
