@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "../proto/cw_event.h"
+#include "cw_batch.h"
 #include "cw_period.h"
 #include "cw_rules.h"
 #include "cw_sink.h"
@@ -49,6 +50,7 @@ typedef struct daemon_ctx {
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t flush_timer, watchdog_timer, stall_timer;
     uv_timer_t flush_more; /* the rest of a flush that did not fit one slice */
+    uv_idle_t apply_more;  /* the rest of a batch: applied in slices, between which replies are read */
     uint64_t stall_last_ns; /* when the stall probe last ran */
     double max_stall_ms;    /* the longest the loop was kept from a 10 ms timer */
     int watchdog_on;
@@ -61,21 +63,25 @@ typedef struct daemon_ctx {
     int stopping;
     int reading;
     /* data path */
-    cw_event_decoder *dec;
+    struct read_batch *ahead, *ahead_tail; /* read, not yet applied, oldest first */
+    struct read_batch *spare_batches;
+    int nahead;
+    uint64_t read_ahead; /* entries received (read_total: applied) */
+    int reads_held;      /* --replay: no read past a flush point until its flush is out */
+    int read_all;        /* --replay: the batch reaching the tip was received */
     cw_cases *cases;
     cw_ind *ind;
     cw_rules *rules;
     cw_sink *sink;
     int64_t event_now; /* the newest event time seen: the clock of replays */
-    int64_t batch_wall_ms; /* the wall clock when the batch being applied came */
     cw_resp cmd;           /* hash writes are formatted here */
     int64_t clock_day;    /* local day the deadline/rank clock has reached */
     char open_periods[3][8]; /* the month, quarter and year it is in */
     char last_id[48];  /* the last entry applied: the position the state is at */
-    char read_pos[48]; /* where the next XREAD starts (ahead of last_id while a batch is read ahead) */
+    char read_pos[48]; /* where the next XREAD starts: the last entry received (ahead of last_id while batches wait) */
     int caught_up;
-    /* --replay: reading waits while the flush begun at flush_at is out */
-    uint64_t flush_at; /* read_total at which the next such flush begins */
+    /* --replay: the flush of a flush point is out while holding */
+    uint64_t flush_at; /* read_ahead at which the next such flush begins */
     int holding;
     dead_letter *dl_head, *dl_tail; /* not yet acknowledged */
     int dl_sending;
@@ -133,10 +139,10 @@ static void dead_letter_free(dead_letter *dl) {
 /* Copies an unusable entry (its original fields, reason, source_id) into
  * the queue for the dead-letter stream; it stays queued until Redis has
  * acknowledged it, across reconnects. */
-static void dead_letter_queue(daemon_ctx *d, const char *id, const redisReply *fields, const char *reason) {
-    size_t nf = fields && fields->type == REDIS_REPLY_ARRAY ? fields->elements : 0;
+static void dead_letter_queue(daemon_ctx *d, const char *id, const cw_entry_field *fields, size_t nfields,
+                              const char *reason) {
     dead_letter *dl = calloc(1, sizeof(*dl));
-    int argc = 3 + (int)nf + 4;
+    int argc = 3 + 2 * (int)nfields + 4;
     dl->argv = calloc((size_t)argc, sizeof(char *));
     dl->argvlen = calloc((size_t)argc, sizeof(size_t));
     int n = 0;
@@ -150,17 +156,18 @@ static void dead_letter_queue(daemon_ctx *d, const char *id, const redisReply *f
     PUSH("XADD", 4);
     PUSH(d->cfg->stream_dead_key, strlen(d->cfg->stream_dead_key));
     PUSH("*", 1);
-    for (size_t i = 0; i + 1 < nf; i += 2) {
+    for (size_t i = 0; i < nfields; i++) {
         /* a field named like ours would be shadowed; keep it under orig_ */
-        const redisReply *k = fields->element[i], *v = fields->element[i + 1];
-        if ((k->len == 6 && memcmp(k->str, "reason", 6) == 0) || (k->len == 9 && memcmp(k->str, "source_id", 9) == 0)) {
+        const cw_entry_field *f = &fields[i];
+        if ((f->name_len == 6 && memcmp(f->name, "reason", 6) == 0) ||
+            (f->name_len == 9 && memcmp(f->name, "source_id", 9) == 0)) {
             char buf[16];
-            snprintf(buf, sizeof(buf), "orig_%.9s", k->str);
+            snprintf(buf, sizeof(buf), "orig_%.9s", f->name);
             PUSH(buf, strlen(buf));
         } else {
-            PUSH(k->str, k->len);
+            PUSH(f->name, f->name_len);
         }
-        PUSH(v->str, v->len);
+        PUSH(f->value, f->value_len);
     }
     PUSH("reason", 6);
     PUSH(reason, strlen(reason));
@@ -265,7 +272,8 @@ static void capacity_alert(daemon_ctx *d, const char *cap, long value, int firin
 
 /* An event past a cap is dead-lettered with the cap's name; what is
  * already counted stays. Returns 1 when ev was refused. */
-static int over_capacity(daemon_ctx *d, const cw_event *ev, const char *id, const redisReply *fields) {
+static int over_capacity(daemon_ctx *d, const cw_batch_entry *e) {
+    const cw_event *ev = &e->ev;
     const cw_config *cfg = d->cfg;
     const char *cap = NULL;
     long value = 0;
@@ -278,7 +286,7 @@ static int over_capacity(daemon_ctx *d, const cw_event *ev, const char *id, cons
     if (!cap) return 0;
     char why[200];
     snprintf(why, sizeof(why), "capacity: [limits] %s = %ld reached", cap, value);
-    dead_letter_queue(d, id, fields, why);
+    dead_letter_queue(d, e->id, e->fields, e->nfields, why);
     capacity_alert(d, cap, value, 1, ev->ts);
     return 1;
 }
@@ -297,78 +305,92 @@ static void capacity_check(daemon_ctx *d) {
 
 /* ---- The data path: stream -> decode -> cases -> counters -------------- */
 
-static void apply_entry(daemon_ctx *d, const redisReply *entry) {
-    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) return;
-    const redisReply *idr = entry->element[0], *fields = entry->element[1];
-    const char *id = idr->str;
-    cw_entry_field f[MAX_FIELDS];
-    f[0] = (cw_entry_field){0}; /* only the first nf are read; this one keeps the compiler sure of it */
-    size_t nf = fields->type == REDIS_REPLY_ARRAY ? fields->elements / 2 : 0;
-    for (size_t i = 0; i < nf && i < MAX_FIELDS; i++) {
-        f[i].name = fields->element[2 * i]->str;
-        f[i].name_len = fields->element[2 * i]->len;
-        f[i].value = fields->element[2 * i + 1]->str;
-        f[i].value_len = fields->element[2 * i + 1]->len;
-    }
-    cw_event ev;
-    char why[256];
+static void apply_entry(daemon_ctx *d, const cw_batch_entry *e) {
     d->read_total++;
     /* the position, once per entry: a copy, not a format */
-    size_t idl = idr->len < sizeof(d->last_id) ? idr->len : sizeof(d->last_id) - 1;
-    memcpy(d->last_id, id, idl);
+    size_t idl = strlen(e->id);
+    if (idl >= sizeof(d->last_id)) idl = sizeof(d->last_id) - 1;
+    memcpy(d->last_id, e->id, idl);
     d->last_id[idl] = '\0';
-    if (cw_event_decode_entry(d->dec, f, nf, d->batch_wall_ms, &ev, why, sizeof(why)) < 0) {
-        if (nf > MAX_FIELDS) snprintf(why, sizeof(why), "entry has %zu fields, expected only 'e'", nf);
-        dead_letter_queue(d, id, fields, why);
+    if (!e->ok) {
+        dead_letter_queue(d, e->id, e->fields, e->nfields, e->why);
         return;
     }
-    if (over_capacity(d, &ev, id, fields)) return;
-    advance_clocks(d, ev.ts);
+    const cw_event *ev = &e->ev;
+    if (over_capacity(d, e)) return;
+    advance_clocks(d, ev->ts);
     cw_case_facts facts;
-    int rc = cw_cases_apply(d->cases, &ev, &facts);
+    int rc = cw_cases_apply(d->cases, ev, &facts);
     if (rc == 1) {
         d->duplicates++;
         return;
     }
     if (rc == 2) d->after_close++;
-    if (rc < 0 || cw_ind_apply(d->ind, &ev, &facts) < 0) {
-        CW_LOG(CW_LOG_ERR, "daemon", "out of memory applying entry %s", id);
+    if (rc < 0 || cw_ind_apply(d->ind, ev, &facts) < 0) {
+        CW_LOG(CW_LOG_ERR, "daemon", "out of memory applying entry %s", e->id);
         return;
     }
     d->events++;
 }
 
-static void on_read(cw_conn *c, redisReply *r, void *privdata) {
-    (void)c;
-    daemon_ctx *d = privdata;
-    d->reading = 0;
-    if (!r) return; /* connection going away; READY again resumes from last_id */
-    if (r->type == REDIS_REPLY_ERROR) {
-        CW_LOG(CW_LOG_ERR, "stream", "XREAD refused: %s", r->str);
-        cw_conn_drop(d->reader, "XREAD refused");
-        return;
-    }
-    size_t n = 0;
-    int hold = 0;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
-        const redisReply *entries = r->element[0]->element[1];
-        n = entries->elements;
-        /* a full batch: ask for the next one before applying this one, so
-         * that Redis prepares it while we work (replies keep their order) */
-        const char *last = n ? entries->element[n - 1]->element[0]->str : NULL;
-        int more = n == (size_t)d->cfg->stream_batch && !(d->replay && id_cmp(last, d->replay_until) >= 0);
-        /* a replay going on after this batch, at a flush point: the batch
-         * is applied, then reading waits for that flush (see flush) */
-        hold = d->replay && more && d->read_total + n >= d->flush_at;
-        if (more && !hold) {
-            snprintf(d->read_pos, sizeof(d->read_pos), "%s", last);
-            read_more(d);
+/* ---- Reading ahead: batches decoded on libuv's thread pool --------------
+ *
+ * A reply is copied into a batch (cw_batch) and decoded on a worker while
+ * the loop applies the batches before it; batches are applied in stream
+ * order, and at most AHEAD of them are read and not yet applied. */
+
+#define AHEAD 3
+
+typedef struct read_batch {
+    uv_work_t work;
+    daemon_ctx *d;
+    cw_batch *b;
+    size_t n;    /* entries the reply held */
+    size_t done; /* entries applied */
+    int decoded; /* the worker is done with it */
+    int hold;    /* --replay: a flush point; reading waits for its flush */
+    struct read_batch *next;
+} read_batch;
+
+static void decode_work(uv_work_t *w) {
+    read_batch *rb = w->data;
+    cw_batch_decode(rb->b); /* on a worker thread: touches only the batch */
+}
+
+static void apply_ready(daemon_ctx *d);
+
+static void decode_done(uv_work_t *w, int status) {
+    (void)status; /* never cancelled */
+    read_batch *rb = w->data;
+    rb->decoded = 1;
+    apply_ready(rb->d);
+}
+
+/* A batch to fill: a spare one, or a new one (NULL: out of memory). */
+static read_batch *batch_take(daemon_ctx *d) {
+    read_batch *rb = d->spare_batches;
+    if (rb) {
+        d->spare_batches = rb->next;
+    } else {
+        if (!(rb = calloc(1, sizeof(*rb)))) return NULL;
+        if (!(rb->b = cw_batch_new())) {
+            free(rb);
+            return NULL;
         }
-        d->batch_wall_ms = cw_wall_ms(); /* what event times are checked against, once a batch */
-        for (size_t i = 0; i < n; i++) apply_entry(d, entries->element[i]);
+        rb->d = d;
+        rb->work.data = rb;
     }
-    if (!d->reading) snprintf(d->read_pos, sizeof(d->read_pos), "%s", d->last_id);
-    d->caught_up = n < (size_t)d->cfg->stream_batch;
+    cw_batch_clear(rb->b);
+    rb->n = rb->done = 0;
+    rb->decoded = rb->hold = 0;
+    rb->next = NULL;
+    return rb;
+}
+
+/* After a batch is applied: what the reads, alerts and flush points do
+ * next. The order is that of the stream, whatever order workers finish. */
+static void batch_applied(daemon_ctx *d, const read_batch *rb) {
+    d->caught_up = rb->n < (size_t)d->cfg->stream_batch;
     if (d->replay && (d->caught_up || id_cmp(d->last_id, d->replay_until) >= 0)) {
         replay_done(d);
         return;
@@ -383,17 +405,99 @@ static void on_read(cw_conn *c, redisReply *r, void *privdata) {
      * not at the next flush */
     send_alerts(d);
     send_dead_letters(d);
-    if (hold) {
+    if (rb->hold) {
         d->holding = 1;
         flush(d); /* reads again once it is out */
     }
     read_more(d);
 }
 
+#define APPLY_SLICE 250 /* entries applied before the loop looks at the sockets again */
+
+static void on_apply_more(uv_idle_t *h);
+
+/* Applies the decoded batches at the head, in order, APPLY_SLICE entries
+ * at a time: between two slices the loop reads the next reply and hands
+ * it to a worker, so that it is decoded while this one is applied. */
+static void apply_ready(daemon_ctx *d) {
+    size_t budget = APPLY_SLICE;
+    while (!d->stopping && d->ahead && d->ahead->decoded) {
+        read_batch *rb = d->ahead;
+        size_t n = cw_batch_size(rb->b);
+        while (rb->done < n && budget) {
+            apply_entry(d, cw_batch_at(rb->b, rb->done++));
+            budget--;
+        }
+        if (rb->done < n) {
+            uv_idle_start(&d->apply_more, on_apply_more);
+            return;
+        }
+        if (!(d->ahead = rb->next)) d->ahead_tail = NULL;
+        d->nahead--;
+        batch_applied(d, rb);
+        rb->next = d->spare_batches;
+        d->spare_batches = rb;
+    }
+    uv_idle_stop(&d->apply_more);
+}
+
+static void on_apply_more(uv_idle_t *h) {
+    apply_ready(h->data);
+}
+
+static void on_read(cw_conn *c, redisReply *r, void *privdata) {
+    (void)c;
+    daemon_ctx *d = privdata;
+    d->reading = 0;
+    if (!r || d->stopping) return; /* connection going away; READY again resumes from read_pos */
+    if (r->type == REDIS_REPLY_ERROR) {
+        CW_LOG(CW_LOG_ERR, "stream", "XREAD refused: %s", r->str);
+        cw_conn_drop(d->reader, "XREAD refused");
+        return;
+    }
+    read_batch *rb = batch_take(d);
+    if (!rb) {
+        CW_LOG(CW_LOG_ERR, "stream", "out of memory for a batch of %s; reading it again", d->cfg->stream_key);
+        cw_conn_drop(d->reader, "out of memory");
+        return;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+        const redisReply *entries = r->element[0]->element[1];
+        if (cw_batch_fill(rb->b, entries, cw_wall_ms()) < 0) { /* the wall clock event times are checked against */
+            rb->next = d->spare_batches;
+            d->spare_batches = rb;
+            CW_LOG(CW_LOG_ERR, "stream", "out of memory copying a batch of %s; reading it again", d->cfg->stream_key);
+            cw_conn_drop(d->reader, "out of memory");
+            return;
+        }
+        rb->n = entries->elements;
+        const char *last = rb->n ? entries->element[rb->n - 1]->element[0]->str : NULL;
+        if (last) snprintf(d->read_pos, sizeof(d->read_pos), "%s", last);
+        int more = rb->n == (size_t)d->cfg->stream_batch && !(d->replay && id_cmp(last, d->replay_until) >= 0);
+        /* a replay going on after this batch, at a flush point: no read
+         * past it until it is applied and its flush is out (see flush) */
+        rb->hold = d->replay && more && d->read_ahead + rb->n >= d->flush_at;
+        d->read_ahead += rb->n;
+        if (d->replay && !more) d->read_all = 1;
+        if (rb->hold) d->reads_held = 1;
+    }
+    if (d->ahead_tail) d->ahead_tail->next = rb;
+    else d->ahead = rb;
+    d->ahead_tail = rb;
+    d->nahead++;
+    if (rb->n == (size_t)d->cfg->stream_batch) read_more(d); /* Redis prepares the next one meanwhile */
+    if (cw_batch_size(rb->b)) {
+        uv_queue_work(&d->loop, &rb->work, decode_work, decode_done);
+    } else {
+        rb->decoded = 1;
+        apply_ready(d);
+    }
+}
+
 static void read_more(daemon_ctx *d) {
     /* the first read waits for the stream's size (see on_xinfo) */
-    if (d->stopping || d->reading || d->holding || d->reconciling || !d->stream_checked ||
-        !cw_conn_is_ready(d->reader))
+    if (d->stopping || d->reading || d->reads_held || d->read_all || d->nahead >= AHEAD || d->reconciling ||
+        !d->stream_checked || !cw_conn_is_ready(d->reader))
         return;
     char count[16], block[16];
     snprintf(count, sizeof(count), "%d", d->cfg->stream_batch);
@@ -649,8 +753,8 @@ static void flush(daemon_ctx *d) {
     send_alerts(d);
     send_dead_letters(d);
     if (d->holding && !pending) {
-        d->holding = 0;
-        d->flush_at = d->read_total + (uint64_t)d->cfg->flush_entries;
+        d->holding = d->reads_held = 0;
+        d->flush_at = d->read_ahead + (uint64_t)d->cfg->flush_entries;
         read_more(d);
     }
 }
@@ -948,8 +1052,8 @@ static void on_conn_state(cw_conn *c, int ready, void *data) {
     daemon_ctx *d = data;
     if (!ready) return;
     if (c == d->reader) {
-        CW_LOG(CW_LOG_INFO, "stream", "reading %s after %s", d->cfg->stream_key, d->last_id);
-        snprintf(d->read_pos, sizeof(d->read_pos), "%s", d->last_id); /* a read ahead may have been lost */
+        /* from the last entry received: the batches read ahead are still applied */
+        CW_LOG(CW_LOG_INFO, "stream", "reading %s after %s", d->cfg->stream_key, d->read_pos[0] ? d->read_pos : d->last_id);
         read_more(d);
     } else {
         /* hash writes handed out before the writer dropped may be lost;
@@ -997,6 +1101,7 @@ static void on_drain_timer(uv_timer_t *t) {
     uv_close((uv_handle_t *)&d->sighup, NULL);
     uv_close((uv_handle_t *)&d->flush_timer, NULL);
     uv_close((uv_handle_t *)&d->flush_more, NULL);
+    uv_close((uv_handle_t *)&d->apply_more, NULL);
     uv_close((uv_handle_t *)&d->stall_timer, NULL);
     if (d->watchdog_on) uv_close((uv_handle_t *)&d->watchdog_timer, NULL);
 }
@@ -1105,7 +1210,15 @@ static void free_state(daemon_ctx *d) {
     cw_cases_free(d->cases);
     cw_rules_free(d->rules);
     cw_config_free(d->rules_cfg);
-    cw_event_decoder_free(d->dec);
+    for (int spare = 0; spare < 2; spare++) {
+        read_batch *rb = spare ? d->spare_batches : d->ahead;
+        while (rb) {
+            read_batch *n = rb->next;
+            cw_batch_free(rb->b);
+            free(rb);
+            rb = n;
+        }
+    }
 }
 
 /* An early failure: nothing was started on the loop yet. */
@@ -1130,7 +1243,6 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
         CW_LOG(CW_LOG_ERR, "daemon", "cannot initialise the event loop");
         return 1;
     }
-    d.dec = cw_event_decoder_new();
     char err[512];
     d.rules = cw_rules_new(cfg, err, sizeof(err));
     if (!d.rules) {
@@ -1144,7 +1256,7 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     d.sink = cw_sink_new(cfg);
     d.cases = cw_cases_new((size_t)cfg->closed_window, cfg->utc_offset_min, &clocks, &listener);
     d.ind = cw_ind_new(cfg->utc_offset_min, cfg->rolling_days, cfg->keep_quarters);
-    if (!d.dec || !d.cases || !d.ind || !d.sink) {
+    if (!d.cases || !d.ind || !d.sink) {
         CW_LOG(CW_LOG_ERR, "daemon", "out of memory");
         return fail_early(&d, 1);
     }
@@ -1181,6 +1293,8 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     d.flush_timer.data = &d;
     uv_timer_init(&d.loop, &d.flush_more);
     d.flush_more.data = &d;
+    uv_idle_init(&d.loop, &d.apply_more);
+    d.apply_more.data = &d;
     uv_timer_start(&d.flush_timer, on_flush_timer, (uint64_t)cfg->flush_ms, (uint64_t)cfg->flush_ms);
     signal(SIGPIPE, SIG_IGN);
     CW_LOG(CW_LOG_INFO, "daemon", "casewatchd %s starting: instance %s, stream %s on %s:%d", CW_VERSION, cfg->instance,
