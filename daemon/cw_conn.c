@@ -328,10 +328,10 @@ int cw_conn_command(cw_conn *c, int argc, const char **argv, const size_t *argvl
 }
 
 int cw_conn_send(cw_conn *c, const cw_resp *r, uint64_t extra_ms, cw_conn_reply_cb cb, void *privdata) {
-    if (c->state != CW_CONN_READY || !c->ac || r->oom || !r->len) return -1;
+    if (c->state != CW_CONN_READY || !c->ac || r->out.oom || !r->out.len) return -1;
     request *rq = request_new(c, cb, privdata, extra_ms);
     if (!rq) return -1;
-    if (redisAsyncFormattedCommand(c->ac, on_reply, rq, r->buf, r->len) != REDIS_OK) {
+    if (redisAsyncFormattedCommand(c->ac, on_reply, rq, r->out.buf, r->out.len) != REDIS_OK) {
         request_free(c, rq);
         return -1;
     }
@@ -342,58 +342,39 @@ int cw_conn_send(cw_conn *c, const cw_resp *r, uint64_t extra_ms, cw_conn_reply_
 /* ---- Commands in the wire format ---------------------------------------- */
 
 void cw_resp_init(cw_resp *r) {
-    memset(r, 0, sizeof(*r));
+    cw_buf_init(&r->out);
 }
 
 void cw_resp_destroy(cw_resp *r) {
-    if (!r) return;
-    free(r->buf);
-    memset(r, 0, sizeof(*r));
-}
-
-static char *resp_room(cw_resp *r, size_t n) {
-    if (r->oom) return NULL;
-    if (r->len + n > r->cap) {
-        size_t cap = r->cap ? r->cap : 1024;
-        while (cap < r->len + n) cap *= 2;
-        char *b = realloc(r->buf, cap);
-        if (!b) {
-            r->oom = 1;
-            return NULL;
-        }
-        r->buf = b;
-        r->cap = cap;
-    }
-    return r->buf + r->len;
+    if (r) cw_buf_destroy(&r->out);
 }
 
 /* "<prefix><n>\r\n" */
 static void resp_header(cw_resp *r, char prefix, uint64_t n) {
     char num[20], *p = cw_u64_digits(n, num);
     size_t nl = (size_t)(num + sizeof(num) - p);
-    char *o = resp_room(r, nl + 3);
+    char *o = cw_buf_room(&r->out, nl + 3);
     if (!o) return;
     o[0] = prefix;
     memcpy(o + 1, p, nl);
     o[nl + 1] = '\r';
     o[nl + 2] = '\n';
-    r->len += nl + 3;
+    r->out.len += nl + 3;
 }
 
 void cw_resp_begin(cw_resp *r, int argc) {
-    r->len = 0;
-    r->oom = 0;
+    cw_buf_reset(&r->out);
     resp_header(r, '*', (uint64_t)argc);
 }
 
 void cw_resp_arg(cw_resp *r, const char *s, size_t len) {
     resp_header(r, '$', len);
-    char *o = resp_room(r, len + 2);
+    char *o = cw_buf_room(&r->out, len + 2);
     if (!o) return;
     memcpy(o, s, len);
     o[len] = '\r';
     o[len + 1] = '\n';
-    r->len += len + 2;
+    r->out.len += len + 2;
 }
 
 /* ---- Connection life cycle ------------------------------------------- */

@@ -23,6 +23,7 @@
 #include <hiredis.h>
 #include <uv.h>
 
+#include "../proto/cw_buf.h"
 #include "cw_config.h"
 
 typedef enum cw_conn_state {
@@ -65,9 +66,7 @@ int cw_conn_command(cw_conn *c, int argc, const char **argv, const size_t *argvl
  * paths that send hundreds of thousands of commands (alerts, hashes).
  * Embedded in its owner: init/destroy. */
 typedef struct cw_resp {
-    char *buf;
-    size_t len, cap;
-    int oom;
+    cw_buf out;
 } cw_resp;
 
 void cw_resp_init(cw_resp *r);

@@ -9,41 +9,26 @@
 #include "cw_text.h"
 
 void cw_json_init(cw_json *j) {
-    memset(j, 0, sizeof(*j));
+    cw_buf_init(&j->out);
+    j->members = 0;
 }
 
 void cw_json_destroy(cw_json *j) {
     if (!j) return;
-    free(j->buf);
-    memset(j, 0, sizeof(*j));
-}
-
-/* Makes room for n more bytes (and a NUL); 0, or -1 with oom set. */
-static int room(cw_json *j, size_t n) {
-    if (j->oom) return -1;
-    if (j->len + n + 1 <= j->cap) return 0;
-    size_t cap = j->cap ? j->cap : 512;
-    while (cap < j->len + n + 1) cap *= 2;
-    char *b = realloc(j->buf, cap);
-    if (!b) {
-        j->oom = 1;
-        return -1;
-    }
-    j->buf = b;
-    j->cap = cap;
-    return 0;
+    cw_buf_destroy(&j->out);
+    j->members = 0;
 }
 
 static void put(cw_json *j, const char *s, size_t n) {
-    if (room(j, n) < 0) return;
-    memcpy(j->buf + j->len, s, n);
-    j->len += n;
+    char *o = cw_buf_room(&j->out, n);
+    if (!o) return;
+    memcpy(o, s, n);
+    j->out.len += n;
 }
 
 void cw_json_begin(cw_json *j) {
-    j->len = 0;
+    cw_buf_reset(&j->out);
     j->members = 0;
-    j->oom = 0;
     put(j, "{", 1);
 }
 
@@ -66,11 +51,12 @@ static void put_string(cw_json *j, const char *s) {
     static const char hex[] = "0123456789ABCDEF";
     size_t n = strlen(s);
     if (n > (SIZE_MAX - 2) / 6) {
-        j->oom = 1;
+        j->out.oom = 1;
         return;
     }
-    if (room(j, 6 * n + 2) < 0) return;
-    char *o = j->buf + j->len;
+    char *o = cw_buf_room(&j->out, 6 * n + 2);
+    if (!o) return;
+    char *start = o;
     *o++ = '"';
     size_t run = 0, i = 0;
     while (i < n) {
@@ -113,7 +99,7 @@ static void put_string(cw_json *j, const char *s) {
     memcpy(o, s + run, n - run);
     o += n - run;
     *o++ = '"';
-    j->len = (size_t)(o - j->buf);
+    j->out.len += (size_t)(o - start);
 }
 
 static void member(cw_json *j, const char *key) {
@@ -162,8 +148,8 @@ void cw_json_real(cw_json *j, const char *key, double value) {
 
 const char *cw_json_finish(cw_json *j, size_t *len) {
     put(j, "}", 1);
-    if (j->oom || !j->buf) return NULL;
-    j->buf[j->len] = '\0';
-    if (len) *len = j->len;
-    return j->buf;
+    if (j->out.oom || !j->out.buf) return NULL;
+    j->out.buf[j->out.len] = '\0';
+    if (len) *len = j->out.len;
+    return j->out.buf;
 }

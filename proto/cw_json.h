@@ -14,12 +14,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cw_buf.h"
+
 /* Embedded in its owner (init/destroy, like msgpack_sbuffer). */
 typedef struct cw_json {
-    char *buf;
-    size_t len, cap;
+    cw_buf out; /* out.oom: a write could not grow it; cw_json_finish says so */
     int members;
-    int oom; /* a write could not grow the buffer: cw_json_finish says so */
 } cw_json;
 
 void cw_json_init(cw_json *j);

@@ -148,8 +148,8 @@ static void commands_built_by_hand_are_what_hiredis_would_send(void **state) {
         char *want = NULL;
         int wl = redisFormatCommandArgv(&want, argc, argv, lens);
         assert_true(wl > 0);
-        assert_int_equal(r.len, (size_t)wl);
-        assert_memory_equal(r.buf, want, (size_t)wl);
+        assert_int_equal(r.out.len, (size_t)wl);
+        assert_memory_equal(r.out.buf, want, (size_t)wl);
         free(want);
     }
     cw_resp_destroy(&r);
