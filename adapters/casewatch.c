@@ -132,7 +132,6 @@ static int num_opt(const char *cmd, const char *name, const char *s, double lo, 
 }
 
 static int cmd_gen(cw_config *cfg, int argc, char **argv) {
-    (void)cfg;
     static const struct option lo[] = {{"seed", required_argument, NULL, 's'},
                                        {"cases", required_argument, NULL, 'n'},
                                        {"lines", required_argument, NULL, 'l'},
@@ -147,6 +146,8 @@ static int cmd_gen(cw_config *cfg, int argc, char **argv) {
                                        {NULL, 0, NULL, 0}};
     cw_gen_opts go;
     cw_gen_defaults(&go);
+    go.offset_min = cfg->utc_offset_min;
+    go.start_ms = cw_period_local_midnight(2020, 1, 1, go.offset_min);
     const char *units[64];
     char *unit_list = NULL;
     double v;
@@ -168,7 +169,7 @@ static int cmd_gen(cw_config *cfg, int argc, char **argv) {
                 fprintf(stderr, "casewatch gen: --start must be a date YYYY-MM-DD from 2000 on, not '%s'\n", optarg);
                 bad = 1;
             } else {
-                go.start_ms = cw_period_local_midnight(y, m, dd, 480);
+                go.start_ms = cw_period_local_midnight(y, m, dd, go.offset_min);
             }
             break;
         case 'u': {

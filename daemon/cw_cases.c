@@ -348,7 +348,7 @@ void cw_cases_advance(cw_cases *t, int64_t today) {
             if (!c->refs) case_free(c);
             continue;
         }
-        int64_t ts = (t->today * 86400000LL) - (int64_t)t->offset_min * 60000; /* the day's start */
+        int64_t ts = cw_period_day_start(t->today, t->offset_min);
         schedule(t, c, light_up(t, c, t->today, ts));
     }
 }

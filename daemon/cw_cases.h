@@ -1,5 +1,5 @@
 /* cw_cases: the open-case table, keyed by (unit, case), with what the
- * indicators (and later the deadline clocks) need, and the memory that
+ * indicators and the statutory deadline clocks need, and the memory that
  * keeps a redelivered event id from counting twice.
  *
  * Dedupe bound: every id of an open case is remembered with the case (8
@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "../proto/cw_event.h"
-#include "cw_rules.h"
+#include "cw_clock.h"
 
 typedef struct cw_cases cw_cases;
 

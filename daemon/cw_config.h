@@ -35,6 +35,7 @@ typedef struct cw_config {
     /* [stream] */
     char *stream_key;
     char *stream_dead_key;
+    int stream_dead_maxlen;
     int stream_batch;
     int stream_block_ms;
     /* [daemon] */
@@ -57,6 +58,7 @@ typedef struct cw_config {
     int max_open_cases;
     int max_scopes;
     int max_ids_per_case;
+    int dead_letter_bytes;
     /* [alerts] */
     char *alerts_channel;
     char *alerts_log_key;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../proto/cw_text.h"
+#include "cw_cases.h"
 #include "cw_map.h"
 #include "cw_period.h"
 #include "cw_snap.h"
@@ -544,11 +545,10 @@ int cw_ind_apply(cw_ind *x, const cw_event *ev, const cw_case_facts *facts) {
     return add_to_unit(x, unit, ev->ts, &d);
 }
 
-int cw_ind_set_today(cw_ind *x, int64_t today) {
-    if (today <= x->newest_day) return 0;
+void cw_ind_set_today(cw_ind *x, int64_t today) {
+    if (today <= x->newest_day) return;
     x->newest_day = today;
     x->day_moved = 1;
-    return 0;
 }
 
 size_t cw_ind_scopes(const cw_ind *x) {
@@ -683,12 +683,11 @@ int cw_ind_flush_pending(const cw_ind *x) {
     return x->dirty || x->rolling || x->day_moved;
 }
 
-int cw_ind_touch_all(cw_ind *x) {
+void cw_ind_touch_all(cw_ind *x) {
     for (scope *sc = x->first; sc; sc = sc->next) {
         for (size_t i = 0; i < sc->n; i++) mark_dirty(x, sc->entries[i]);
         mark_rolling(x, sc);
     }
-    return 0;
 }
 
 void cw_ind_each(const cw_ind *x, const char *period, void (*fn)(const char *scope, const uint64_t *counters, void *data),
@@ -763,5 +762,6 @@ int cw_ind_load(cw_ind *x, cw_snap_reader *r) {
         for (int i = 0; i < NCOUNTERS; i++) e->c[i] = cw_snap_get_u64(r);
     }
     if (r->bad) return -1;
-    return cw_ind_touch_all(x);
+    cw_ind_touch_all(x);
+    return 0;
 }

@@ -12,9 +12,9 @@
 #include <stdint.h>
 
 #include "../proto/cw_event.h"
-#include "cw_cases.h"
 
 typedef struct cw_ind cw_ind;
+struct cw_case_facts; /* cw_cases.h: what an applied event means for its case */
 
 /* What a field of an indicator hash is, for people: its Chinese label
  * and how to show it (案件比 as 1:x, rates as fractions, days). */
@@ -32,12 +32,12 @@ cw_ind *cw_ind_new(int offset_min, int rolling_days, int keep_quarters);
 void cw_ind_free(cw_ind *x);
 
 /* Counts an applied (not duplicate) event. Returns 0 or -1 (memory). */
-int cw_ind_apply(cw_ind *x, const cw_event *ev, const cw_case_facts *facts);
+int cw_ind_apply(cw_ind *x, const cw_event *ev, const struct cw_case_facts *facts);
 
 /* Live mode: the rolling window ends at local day `today` (the wall
  * clock's), not only at the newest event's day; a new day re-emits the
- * windows. Returns 0 or -1 (memory). */
-int cw_ind_set_today(cw_ind *x, int64_t today);
+ * windows. */
+void cw_ind_set_today(cw_ind *x, int64_t today);
 
 /* A letter whose reply clock (substantive or procedural) ran out
  * unreplied at ts counts as due in its unit's scopes (INDICATORS.md §2);
@@ -71,8 +71,8 @@ int cw_ind_flush_pending(const cw_ind *x);
 
 /* Marks every held (scope, period) touched, so that the next flush
  * writes them all: for when hash writes may have been lost (the writer
- * connection dropped after a flush handed them out). Returns 0 or -1. */
-int cw_ind_touch_all(cw_ind *x);
+ * connection dropped after a flush handed them out). */
+void cw_ind_touch_all(cw_ind *x);
 
 /* Calls fn for every scope held in `period` ("2020-Q3"), with its
  * counters: for ranking peers when a period closes. A full scan. */

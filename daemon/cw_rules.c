@@ -641,7 +641,7 @@ void cw_rules_light(cw_rules *rs, int clock, int light, int firing, const char *
                   .rule = r->name,
                   .scope = scope,
                   .unit = unit,
-                  .deadline_ms = due_day * 86400000LL - (int64_t)off * 60000,
+                  .deadline_ms = cw_period_day_start(due_day, off),
                   .event_ts = event_ts,
                   .message = msg};
     if (firing) rs->lights_on++;

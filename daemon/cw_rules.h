@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cw_clock.h"
 #include "cw_config.h"
 
 typedef struct cw_alert {
@@ -69,9 +70,10 @@ int cw_rules_load(cw_rules *r, struct cw_snap_reader *rd);
 
 /* After a crash: an alert state a lost process published after the last
  * snapshot (read back from the alert log) becomes the known state of
- * indicator and rank alerts, so that what subscribers last saw is what
- * later changes are judged against. Clock and data alerts are derived
- * from events again and need no help. */
+ * threshold and persistence alerts, so that what subscribers last saw is
+ * what later changes are judged against. Other ids are ignored: clock and
+ * data alerts are derived from events again, and rank alerts are judged
+ * only when a period closes. */
 void cw_rules_reconcile(cw_rules *r, const char *id, int firing);
 
 /* Evaluates the indicator rules (threshold, then persistence) for one
@@ -95,30 +97,7 @@ void cw_rules_system(cw_rules *r, const char *name, const char *what, int firing
                      const char *message, int64_t ts, cw_alert_fn fn, void *data);
 int cw_rules_system_firing(const cw_rules *r, const char *name, const char *what);
 
-/* ---- Case clocks (cw_cases drives them; the rules name and word them) */
 
-enum {
-    CW_CLOCK_ARREST_REVIEW,
-    CW_CLOCK_PROSECUTION_REVIEW,
-    CW_CLOCK_SUPPLEMENTARY,
-    CW_CLOCK_LETTER_PROCEDURAL,
-    CW_CLOCK_LETTER_SUBSTANTIVE,
-    CW_CLOCK_STALE,
-    CW_NCLOCKS
-};
-
-/* The configured periods of the clocks; a clock without a rule is off. */
-typedef struct cw_clock_rules {
-    int enabled[CW_NCLOCKS];
-    int warn_days[CW_NCLOCKS];   /* yellow at this many days left (0: none) */
-    int urgent_days[CW_NCLOCKS]; /* orange (0: none) */
-    /* periods: days, or months when months > 0 */
-    int arrest_days, arrest_days_detained, arrest_days_complex;
-    int review_months, review_days_fast, review_extension_days;
-    int supplementary_months;
-    int letter_procedural_days, letter_substantive_months;
-    int stale_days;
-} cw_clock_rules;
 
 void cw_rules_clocks(const cw_rules *r, cw_clock_rules *out);
 
@@ -127,8 +106,7 @@ void cw_rules_clocks(const cw_rules *r, cw_clock_rules *out);
 void cw_rules_light(cw_rules *r, int clock, int light, int firing, const char *unit, const char *case_id,
                     int64_t due_day, int64_t event_ts, cw_alert_fn fn, void *data);
 
-/* Data checks of INDICATORS.md §5. */
-enum { CW_CHECK_THIRD_RETURN, CW_CHECK_SECOND_EXTENSION, CW_CHECK_DECIDED_UNACCEPTED, CW_CHECK_AFTER_CLOSED, CW_NCHECKS };
+/* Data checks of INDICATORS.md §5 (CW_CHECK_*). */
 void cw_rules_check(cw_rules *r, int check, const char *unit, const char *case_id, const char *event_type,
                     int64_t event_ts, cw_alert_fn fn, void *data);
 

@@ -61,9 +61,8 @@ void cw_sink_free(cw_sink *s) {
 
 /* "2020-08-04T00:00:00+08:00" in the configured local time. */
 static void iso_local(const cw_config *cfg, int64_t ms, char *out, size_t len) {
-    int64_t local = ms + (int64_t)cfg->utc_offset_min * 60000;
     int64_t day = cw_period_day(ms, cfg->utc_offset_min);
-    int64_t sec = (local - day * 86400000LL) / 1000;
+    int64_t sec = (ms - cw_period_day_start(day, cfg->utc_offset_min)) / 1000;
     const char *off = cfg->utc_offset_min == 0 ? "+00:00" : cfg->utc_offset;
     size_t ol = strlen(off);
     if (len < 20 + ol) {
