@@ -2,7 +2,7 @@
 # `make test` runs every test; `make test SAN=1` does so under ASan+UBSan.
 
 CC ?= cc
-PKGS := libuv hiredis msgpack inih jansson libsystemd
+PKGS := $(shell sh tests/deps.sh pkg-config)
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 ifeq ($(SAN),1)
