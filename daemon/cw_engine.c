@@ -33,16 +33,23 @@ static void alert_out(const cw_alert *a, void *data) {
 
 /* A light of a case's statutory clock (from cw_cases): a letter whose
  * clock ran out counts as due (INDICATORS.md §2), and the rules word it. */
-static void on_light(int clock, int light, int firing, const char *unit, const char *case_id, int64_t due_day,
-                     int64_t ts, void *data) {
+/* A clock's light changed (from cw_cases): history is counted (the
+ * clocks started and gone overdue, INDICATORS.md §4; a letter whose clock
+ * ran out is due, §2) in the scopes of the case, and the rules word it. */
+static void on_light(const cw_light *l, void *data) {
     cw_engine *e = data;
-    if (firing && light == CW_LIGHT_RED &&
-        (clock == CW_CLOCK_LETTER_PROCEDURAL || clock == CW_CLOCK_LETTER_SUBSTANTIVE)) {
-        int64_t due_ms = cw_period_day_start(due_day, e->cfg->utc_offset_min);
-        if (cw_ind_letter_overdue(e->ind, unit, clock == CW_CLOCK_LETTER_SUBSTANTIVE, due_ms) < 0)
-            CW_LOG(CW_LOG_ERR, "engine", "out of memory counting an overdue letter");
+    int rc = 0;
+    if (l->firing && l->light == CW_LIGHT_NONE) {
+        rc = cw_ind_clock(e->ind, l->unit, l->dept, l->pros, l->clock, 0, l->ts);
+    } else if (l->firing && l->light == CW_LIGHT_RED) {
+        int64_t due_ms = cw_period_day_start(l->due_day, e->cfg->utc_offset_min);
+        rc = cw_ind_clock(e->ind, l->unit, l->dept, l->pros, l->clock, 1, due_ms);
+        if (l->clock == CW_CLOCK_LETTER_PROCEDURAL || l->clock == CW_CLOCK_LETTER_SUBSTANTIVE)
+            rc |= cw_ind_letter_overdue(e->ind, l->unit, l->dept, l->pros, l->clock == CW_CLOCK_LETTER_SUBSTANTIVE,
+                                        due_ms);
     }
-    cw_rules_light(e->rules, clock, light, firing, unit, case_id, due_day, ts, alert_out, e);
+    if (rc < 0) CW_LOG(CW_LOG_ERR, "engine", "out of memory counting a clock of case %s", l->case_id);
+    if (l->light != CW_LIGHT_NONE) cw_rules_light(e->rules, l, alert_out, e);
 }
 
 static void on_check(int check, const char *unit, const char *case_id, const cw_event *ev, void *data) {
@@ -186,7 +193,7 @@ typedef struct judging {
     void *data;
 } judging;
 
-#define ROW_FIELDS 40 /* counters and indicators of one hash */
+#define ROW_FIELDS 64 /* counters and indicators of one hash */
 #define ROW_GONE 16   /* indicators */
 
 /* One (scope, period) that changed: judged, then handed out as a row. */

@@ -40,9 +40,15 @@ int cw_ind_apply(cw_ind *x, const cw_event *ev, const struct cw_case_facts *fact
 void cw_ind_set_today(cw_ind *x, int64_t today);
 
 /* A letter whose reply clock (substantive or procedural) ran out
- * unreplied at ts counts as due in its unit's scopes (INDICATORS.md §2);
- * its reply will not count it again. Returns 0 or -1 (memory). */
-int cw_ind_letter_overdue(cw_ind *x, const char *unit, int substantive, int64_t ts);
+ * unreplied at ts counts as due in its case's scopes (INDICATORS.md §2:
+ * its prosecutor and department when known, its unit and above); its
+ * reply will not count it again. Returns 0 or -1 (memory). */
+int cw_ind_letter_overdue(cw_ind *x, const char *unit, const char *dept, const char *pros, int substantive, int64_t ts);
+
+/* A statutory clock (cw_clock.h, stale excluded) of a case started
+ * (overdue 0) or went overdue (1) at ts: `<clock>_started` or
+ * `<clock>_overdue` in the case's scopes. Returns 0 or -1 (memory). */
+int cw_ind_clock(cw_ind *x, const char *unit, const char *dept, const char *pros, int clock, int overdue, int64_t ts);
 
 /* One hash to write: scope "unit:410923", period "2020-Q3", and n
  * field/value pairs (counters and indicators, values as decimal text);

@@ -40,6 +40,8 @@ typedef struct cw_alert {
     double value, threshold;
     const char *period;  /* NULL unless an indicator rule */
     int64_t deadline_ms; /* 0 unless a deadline rule */
+    const char *dept, *pros; /* case scopes: who handles the case (NULL or "": unknown) */
+    int rank, peers;         /* rank rules: the position (1 = best) and how many were compared; 0 otherwise */
     int64_t event_ts;
     const char *message;
 } cw_alert;
@@ -101,10 +103,10 @@ int cw_rules_system_firing(const cw_rules *r, const char *name, const char *what
 
 void cw_rules_clocks(const cw_rules *r, cw_clock_rules *out);
 
-/* A light of a case's clock: 1 yellow, 2 orange, 3 red (overdue).
- * `due_day` is the local day at whose start the period has run out. */
-void cw_rules_light(cw_rules *r, int clock, int light, int firing, const char *unit, const char *case_id,
-                    int64_t due_day, int64_t event_ts, cw_alert_fn fn, void *data);
+/* A light of a case's clock changed (cw_clock.h): worded with who must
+ * act (dept, prosecutor by their [prosecutors] name) and the true days
+ * left. */
+void cw_rules_light(cw_rules *r, const cw_light *l, cw_alert_fn fn, void *data);
 
 /* Data checks of INDICATORS.md §5 (CW_CHECK_*). */
 void cw_rules_check(cw_rules *r, int check, const char *unit, const char *case_id, const char *event_type,

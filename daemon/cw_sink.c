@@ -99,6 +99,12 @@ static const char *alert_json(cw_json *j, const cw_config *cfg, const cw_alert *
         iso_local(cfg, a->deadline_ms, iso, sizeof(iso));
         cw_json_str(j, "deadline", iso);
     }
+    if (a->dept && a->dept[0]) cw_json_str(j, "dept", a->dept);
+    if (a->pros && a->pros[0]) cw_json_str(j, "pros", a->pros);
+    if (a->rank) {
+        cw_json_int(j, "rank", a->rank);
+        cw_json_int(j, "peers", a->peers);
+    }
     cw_json_int(j, "event_ts", a->event_ts);
     cw_json_int(j, "emitted_at", emitted_at);
     cw_json_str(j, "message", a->message);
