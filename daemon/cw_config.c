@@ -90,6 +90,8 @@ static const opt opts[] = {
      "the durable alert log stream subscribers catch up from"},
     {"alerts", "log_maxlen", OPT_INT, F(alerts_log_maxlen), "100000", 100, 100000000, NULL,
      "entries kept in the alert log (XADD MAXLEN ~)"},
+    {"calendar", "file", OPT_STR, F(calendar_file), "/etc/casewatch/holidays-cn.conf", 0, 0, NULL,
+     "the holiday file deadlines are counted on (CPL art. 105); empty: weekends only"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
