@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cw_deadline.h"
 #include "cw_map.h"
 #include "cw_period.h"
 #include "cw_snap.h"
@@ -27,11 +28,12 @@ typedef struct open_case {
     uint64_t ids[4];  /* the first ids (hashes), inside the record: one memory access finds them */
     uint64_t *more;   /* the ids after those, when a case has more */
     uint32_t nids, capmore;
-    int32_t due[CW_NCLOCKS]; /* local day at whose start each clock runs out; 0 = not running */
+    int32_t due[CW_NCLOCKS]; /* local day at whose start each clock runs out before CPL art. 105; 0 = not running */
     int32_t scheduled;       /* day of the newest light entry for this case, 0 = none */
     int32_t review_from;     /* the local day the prosecution-review clock (re)started */
     uint32_t dept, pros;     /* who handles it: names interned in the table (index + 1), 0 = unknown */
     uint16_t refs;           /* light entries pointing here */
+    uint16_t extend;         /* bit k: clock k's last day moves past rest days (CPL art. 105; see due_of) */
     uint8_t lights[CW_NCLOCKS]; /* the light each clock shows: CW_LIGHT_* */
     uint8_t returns, flags;
     uint16_t klen;
@@ -82,6 +84,7 @@ struct cw_cases {
     cw_map *open;
     int offset_min;
     cw_clock_rules clocks;
+    const cw_calendar *cal; /* rest days (borrowed); NULL: weekends only */
     cw_case_listener listener;
     int64_t today; /* the last day advanced to */
     /* closed-case dedupe window: a ring of hashes and a set over them */
@@ -151,6 +154,7 @@ cw_cases *cw_cases_new(size_t closed_window, int offset_min, const cw_clock_rule
 void cw_cases_set_clocks(cw_cases *t, const cw_clock_rules *clocks) {
     t->clocks = *clocks;
 }
+
 
 static void case_free(open_case *c) {
     free(c->more);
@@ -302,12 +306,22 @@ static light_entry heap_pop(cw_cases *t) {
     return top;
 }
 
+/* The day clock k runs out at the start of, as the calendar stands now:
+ * its last day moved past rest days when it extends (CPL art. 105). The
+ * calendar is applied here, not when the clock starts, so a new calendar
+ * (SIGHUP) re-judges every running clock. */
+static int64_t due_of(const cw_cases *t, const open_case *c, int k) {
+    if (!(c->extend & (1u << k))) return c->due[k];
+    return cw_deadline_due_from_last(t->cal, (int64_t)c->due[k] - 1, 1);
+}
+
 /* The day a light of a clock comes on (0: that light is off for it). */
 static int64_t light_day(const cw_cases *t, const open_case *c, int k, int light) {
     const cw_clock_rule *r = &t->clocks.k[k];
-    if (light == CW_LIGHT_YELLOW) return r->warn_days ? (int64_t)c->due[k] - r->warn_days : 0;
-    if (light == CW_LIGHT_ORANGE) return r->urgent_days ? (int64_t)c->due[k] - r->urgent_days : 0;
-    return c->due[k];
+    int64_t due = due_of(t, c, k);
+    if (light == CW_LIGHT_YELLOW) return r->warn_days ? due - r->warn_days : 0;
+    if (light == CW_LIGHT_ORANGE) return r->urgent_days ? due - r->urgent_days : 0;
+    return due;
 }
 
 /* Tells the listener of a light of clock k of c coming on or going off. */
@@ -316,6 +330,7 @@ static void tell(cw_cases *t, const open_case *c, int k, int light, int firing, 
     char unit[7];
     memcpy(unit, c->key, 6);
     unit[6] = '\0';
+    int64_t due = due_of(t, c, k);
     cw_light l = {.clock = k,
                   .light = light,
                   .firing = firing,
@@ -323,8 +338,8 @@ static void tell(cw_cases *t, const open_case *c, int k, int light, int firing, 
                   .case_id = c->key + 7, /* the key ends in a NUL (see case_new) */
                   .dept = name_at(t, c->dept),
                   .pros = name_at(t, c->pros),
-                  .due_day = c->due[k],
-                  .days_left = (int)(c->due[k] - today),
+                  .due_day = due,
+                  .days_left = (int)(due - today),
                   .ts = ts};
     t->listener.light(&l, t->listener.data);
 }
@@ -372,34 +387,59 @@ static void clock_stop(cw_cases *t, open_case *c, int k, int64_t ts) {
     if (!c->due[k]) return;
     if (c->lights[k]) tell(t, c, k, c->lights[k], 0, t->today, ts);
     c->due[k] = 0;
+    c->extend &= (uint16_t) ~(1u << k);
     c->lights[k] = CW_LIGHT_NONE;
 }
 
-/* (Re)starts clock k to run out at the start of local day `due`; a
- * fresh start (not a move of a running clock) is told as a light
- * CW_LIGHT_NONE coming on. */
-static void clock_start_as(cw_cases *t, open_case *c, int k, int64_t due, int64_t ts, int fresh) {
+/* A period: its due day before art. 105, and whether art. 105 moves it. */
+typedef struct period {
+    int64_t due;
+    int extend;
+} period;
+
+/* (Re)starts clock k to run out with period p; a fresh start (not a move
+ * of a running clock) is told as a light CW_LIGHT_NONE coming on. */
+static void clock_start_as(cw_cases *t, open_case *c, int k, period p, int64_t ts, int fresh) {
     clock_stop(t, c, k, ts);
-    if (!t->clocks.k[k].enabled || due <= 0) return;
-    c->due[k] = (int32_t)due;
+    if (!t->clocks.k[k].enabled || p.due <= 0) return;
+    c->due[k] = (int32_t)p.due;
+    if (p.extend) c->extend |= (uint16_t)(1u << k);
     if (fresh && k != CW_CLOCK_STALE) tell(t, c, k, CW_LIGHT_NONE, 1, t->today, ts);
 }
 
-static void clock_start(cw_cases *t, open_case *c, int k, int64_t due, int64_t ts) {
-    clock_start_as(t, c, k, due, ts, 1);
+static void clock_start(cw_cases *t, open_case *c, int k, period p, int64_t ts) {
+    clock_start_as(t, c, k, p, ts, 1);
 }
 
-/* The local day at whose start a period begun at ts runs out: `months`,
- * else `days`, counted as the law counts them (INDICATORS.md §4). */
-static int64_t period_due(const cw_cases *t, int64_t ts, int days, int months) {
-    int64_t end = months ? cw_deadline_months(ts, months, t->offset_min) : cw_deadline_days(ts, days, t->offset_min);
-    return cw_period_day(end, t->offset_min);
+/* A period of n units of clock k begun at ts, counted as the law counts
+ * them (INDICATORS.md §4: the start day does not count; months to the
+ * same date; working days by the calendar); art. 105 applies unless the
+ * suspect is in custody or the rule says holidays = ignore. */
+static period period_of(const cw_cases *t, int k, int64_t ts, cw_deadline_unit unit, int n, int custody) {
+    int64_t start = cw_period_day(ts, t->offset_min);
+    period p = {cw_deadline_last_day(t->cal, start, unit, n) + 1, t->clocks.k[k].holidays_extend && !custody};
+    return p;
 }
 
-/* The due day of clock k's own period (days, months or working days). */
-static int64_t clock_due(const cw_cases *t, int k, int64_t ts) {
+/* Clock k's own period (months, days or working days). */
+static period clock_period(const cw_cases *t, int k, int64_t ts) {
     const cw_clock_rule *r = &t->clocks.k[k];
-    return period_due(t, ts, r->days ? r->days : r->working_days, r->months);
+    if (r->months) return period_of(t, k, ts, CW_DEADLINE_MONTHS, r->months, 0);
+    if (r->working_days) return period_of(t, k, ts, CW_DEADLINE_WORKING_DAYS, r->working_days, 0);
+    return period_of(t, k, ts, CW_DEADLINE_DAYS, r->days, 0);
+}
+
+void cw_cases_set_calendar(cw_cases *t, const cw_calendar *cal) {
+    t->cal = cal;
+    /* every running clock judged again by the new calendar: its next
+     * change may have moved either way */
+    size_t pos = 0;
+    void *v;
+    while (cw_map_next(t->open, &pos, NULL, NULL, &v)) {
+        open_case *c = v;
+        c->scheduled = 0;
+        schedule(t, c, light_up(t, c, t->today, cw_period_day_start(t->today, t->offset_min)));
+    }
 }
 
 void cw_cases_advance(cw_cases *t, int64_t today) {
@@ -455,16 +495,28 @@ static open_case *case_new(cw_map *open, const char *key, size_t klen) {
     return c;
 }
 
-/* The prosecution review's due day: from the day its clock (re)started,
- * 1 month (速裁: 10 days), and once extended 15 days more (速裁: 15 days
- * in all, CPL art. 172). */
-static int64_t review_due(const cw_cases *t, const open_case *c, int64_t from_ts) {
+/* The prosecution review's period from the day its clock (re)started:
+ * 1 month, 速裁 10 days; in custody (arrested) art. 105 does not move it. */
+static period review_period(const cw_cases *t, const open_case *c, int64_t from_ts) {
     const cw_clock_rule *r = &t->clocks.k[CW_CLOCK_PROSECUTION_REVIEW];
-    int extended = (c->flags & F_EXTENDED) != 0;
-    if ((c->flags & F_FAST) && r->days_fast)
-        return period_due(t, from_ts, extended ? r->days_fast_extended : r->days_fast, 0);
-    int64_t due = period_due(t, from_ts, r->days, r->months);
-    return extended ? due + r->extension_days : due;
+    int custody = (c->flags & F_CUSTODY) != 0, k = CW_CLOCK_PROSECUTION_REVIEW;
+    if ((c->flags & F_FAST) && r->days_fast) return period_of(t, k, from_ts, CW_DEADLINE_DAYS, r->days_fast, custody);
+    if (r->months) return period_of(t, k, from_ts, CW_DEADLINE_MONTHS, r->months, custody);
+    return period_of(t, k, from_ts, CW_DEADLINE_DAYS, r->days, custody);
+}
+
+/* 延长: the review runs 15 days more, counted on from the day it would
+ * have ended (art. 105 applied); 速裁: 15 days in all from its start (CPL
+ * art. 172). */
+static period extended_period(const cw_cases *t, const open_case *c) {
+    const cw_clock_rule *r = &t->clocks.k[CW_CLOCK_PROSECUTION_REVIEW];
+    int custody = (c->flags & F_CUSTODY) != 0, k = CW_CLOCK_PROSECUTION_REVIEW;
+    if ((c->flags & F_FAST) && r->days_fast) {
+        int64_t from = cw_period_day_start(c->review_from, t->offset_min);
+        return period_of(t, k, from, CW_DEADLINE_DAYS, r->days_fast_extended, custody);
+    }
+    period p = {due_of(t, c, k) - 1 + r->extension_days + 1, r->holidays_extend && !custody};
+    return p;
 }
 
 /* The clock a reconsideration or higher review starts (its .decided
@@ -493,7 +545,7 @@ static void clocks_and_checks(cw_cases *t, open_case *c, const cw_event *ev) {
     int stops, rc = review_clock(ev->type, &stops);
     if (rc >= 0) {
         if (stops) clock_stop(t, c, rc, ts);
-        else clock_start(t, c, rc, clock_due(t, rc, ts), ts);
+        else clock_start(t, c, rc, clock_period(t, rc, ts), ts);
     }
     switch (ev->type) {
     case CW_EV_ARREST_ACCEPTED: {
@@ -502,7 +554,10 @@ static void clocks_and_checks(cw_cases *t, open_case *c, const cw_event *ev) {
         int days = cw_event_flag(ev, CW_F_DETAINED) ? r->days_detained
                    : cw_event_flag(ev, CW_F_COMPLEX) ? r->days_complex
                                                       : r->days;
-        if (days) clock_start(t, c, CW_CLOCK_ARREST_REVIEW, period_due(t, ts, days, 0), ts);
+        int custody = cw_event_flag(ev, CW_F_DETAINED);
+        if (days)
+            clock_start(t, c, CW_CLOCK_ARREST_REVIEW,
+                        period_of(t, CW_CLOCK_ARREST_REVIEW, ts, CW_DEADLINE_DAYS, days, custody), ts);
         break;
     }
     case CW_EV_ARREST_DECIDED:
@@ -517,21 +572,19 @@ static void clocks_and_checks(cw_cases *t, open_case *c, const cw_event *ev) {
         if (cw_event_flag(ev, CW_F_ARRESTED)) c->flags |= F_CUSTODY;
         clock_stop(t, c, CW_CLOCK_SUPPLEMENTARY, ts);
         c->review_from = (int32_t)cw_period_day(ts, t->offset_min);
-        clock_start(t, c, CW_CLOCK_PROSECUTION_REVIEW, review_due(t, c, ts), ts);
+        clock_start(t, c, CW_CLOCK_PROSECUTION_REVIEW, review_period(t, c, ts), ts);
         break;
     case CW_EV_PROSECUTION_RETURNED:
         if (c->returns < 255) c->returns++;
         if (c->returns == 3) check(t, CW_CHECK_THIRD_RETURN, ev);
         clock_stop(t, c, CW_CLOCK_PROSECUTION_REVIEW, ts);
-        clock_start(t, c, CW_CLOCK_SUPPLEMENTARY, clock_due(t, CW_CLOCK_SUPPLEMENTARY, ts), ts);
+        clock_start(t, c, CW_CLOCK_SUPPLEMENTARY, clock_period(t, CW_CLOCK_SUPPLEMENTARY, ts), ts);
         break;
     case CW_EV_PROSECUTION_EXTENDED:
         if (c->flags & F_EXTENDED) check(t, CW_CHECK_SECOND_EXTENSION, ev);
         c->flags |= F_EXTENDED;
         if (c->due[CW_CLOCK_PROSECUTION_REVIEW]) /* moved: the light of the old deadline goes off */
-            clock_start_as(t, c, CW_CLOCK_PROSECUTION_REVIEW,
-                           review_due(t, c, cw_period_day_start(c->review_from, t->offset_min) + 12 * 3600000LL), ts,
-                           0);
+            clock_start_as(t, c, CW_CLOCK_PROSECUTION_REVIEW, extended_period(t, c), ts, 0);
         break;
     case CW_EV_PROSECUTION_DECIDED:
         if (!(c->flags & F_PROSECUTION_SEEN)) check(t, CW_CHECK_DECIDED_UNACCEPTED, ev);
@@ -539,8 +592,8 @@ static void clocks_and_checks(cw_cases *t, open_case *c, const cw_event *ev) {
         clock_stop(t, c, CW_CLOCK_SUPPLEMENTARY, ts);
         break;
     case CW_EV_LETTER_RECEIVED:
-        clock_start(t, c, CW_CLOCK_LETTER_PROCEDURAL, clock_due(t, CW_CLOCK_LETTER_PROCEDURAL, ts), ts);
-        clock_start(t, c, CW_CLOCK_LETTER_SUBSTANTIVE, clock_due(t, CW_CLOCK_LETTER_SUBSTANTIVE, ts), ts);
+        clock_start(t, c, CW_CLOCK_LETTER_PROCEDURAL, clock_period(t, CW_CLOCK_LETTER_PROCEDURAL, ts), ts);
+        clock_start(t, c, CW_CLOCK_LETTER_SUBSTANTIVE, clock_period(t, CW_CLOCK_LETTER_SUBSTANTIVE, ts), ts);
         break;
     case CW_EV_LETTER_REPLIED:
         clock_stop(t, c, CW_CLOCK_LETTER_PROCEDURAL, ts);
@@ -549,7 +602,7 @@ static void clocks_and_checks(cw_cases *t, open_case *c, const cw_event *ev) {
     default: break;
     }
     /* 挂案: any event restarts the stale clock */
-    clock_start(t, c, CW_CLOCK_STALE, clock_due(t, CW_CLOCK_STALE, ts), ts);
+    clock_start(t, c, CW_CLOCK_STALE, clock_period(t, CW_CLOCK_STALE, ts), ts);
     schedule(t, c, light_up(t, c, t->today, ts));
 }
 
@@ -646,10 +699,12 @@ int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *f) {
             /* on time by the configured clock (its due day, as running);
              * with that clock off, by the law's 7 days or 3 months */
             int k = f->letter_replied == 1 ? CW_CLOCK_LETTER_PROCEDURAL : CW_CLOCK_LETTER_SUBSTANTIVE;
-            int64_t due = c->due[k]                 ? c->due[k]
-                          : t->clocks.k[k].enabled ? clock_due(t, k, c->received_at)
-                          : k == CW_CLOCK_LETTER_PROCEDURAL ? period_due(t, c->received_at, 7, 0)
-                                                             : period_due(t, c->received_at, 0, 3);
+            period p = {0, 1};
+            if (c->due[k]) p.due = due_of(t, c, k), p.extend = 0;
+            else if (t->clocks.k[k].enabled) p = clock_period(t, k, c->received_at);
+            else if (k == CW_CLOCK_LETTER_PROCEDURAL) p.due = cw_deadline_last_day(t->cal, cw_period_day(c->received_at, t->offset_min), CW_DEADLINE_DAYS, 7) + 1;
+            else p.due = cw_deadline_last_day(t->cal, cw_period_day(c->received_at, t->offset_min), CW_DEADLINE_MONTHS, 3) + 1;
+            int64_t due = p.extend ? cw_deadline_due_from_last(t->cal, p.due - 1, 1) : p.due;
             f->letter_ontime = ev->ts < cw_period_day_start(due, t->offset_min);
             f->letter_counted = (c->flags & (f->letter_replied == 1 ? F_LETTER_DUE_P : F_LETTER_DUE_S)) != 0;
         }
@@ -682,6 +737,7 @@ void cw_cases_save(const cw_cases *t, cw_snap_writer *w) {
             cw_snap_put_u8(w, c->lights[k]);
         }
         cw_snap_put_u32(w, (uint32_t)c->review_from);
+        cw_snap_put_u32(w, c->extend);
         cw_snap_put_str(w, name_at(t, c->dept));
         cw_snap_put_str(w, name_at(t, c->pros));
         cw_snap_put_u32(w, c->nids);
@@ -729,6 +785,7 @@ int cw_cases_load(cw_cases *t, cw_snap_reader *r) {
         if (!v1) {
             char name[CW_NAME_MAX + 1];
             c->review_from = (int32_t)cw_snap_get_u32(r);
+            c->extend = (uint16_t)cw_snap_get_u32(r);
             if (cw_snap_get_str(r, name, sizeof(name)) == 0) c->dept = intern(t, name);
             if (cw_snap_get_str(r, name, sizeof(name)) == 0) c->pros = intern(t, name);
             if (c->review_from < 0 || c->review_from > 3000000) r->bad = 1;

@@ -47,6 +47,14 @@ cw_cases *cw_cases_new(size_t closed_window, int offset_min, const cw_clock_rule
  * days, new ones use the new periods. */
 void cw_cases_set_clocks(cw_cases *t, const cw_clock_rules *clocks);
 
+/* The legal calendar (borrowed: it must outlive its use; NULL: weekends
+ * only). A last day on a rest day moves past it (CPL art. 105) by the
+ * calendar as it is when judged: setting a new one re-judges every
+ * running clock (lights that no longer apply are not turned back; a
+ * later light waits for its new day). */
+struct cw_calendar;
+void cw_cases_set_calendar(cw_cases *t, const struct cw_calendar *cal);
+
 /* Brings every clock whose next light is due by local day `today` to
  * the light it should show (clock time: the wall clock live, event time
  * in replays). Cheap when nothing is due: a heap of the next change of

@@ -37,6 +37,7 @@
 
 #include "../proto/cw_health.h"
 #include "cw_batch.h"
+#include "cw_calendar.h"
 #include "cw_conn.h"
 #include "cw_dead.h"
 #include "cw_engine.h"
@@ -54,6 +55,7 @@ typedef struct daemon_ctx {
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t flush_timer, watchdog_timer, stall_timer;
     uv_timer_t flush_more; /* the rest of a flush that did not fit one slice */
+    uv_timer_t boundary;   /* live: the next instant a light or period changes by the clock alone */
     uv_idle_t apply_more;  /* the rest of a batch: applied in slices, between which replies are read */
     int watchdog_on;
     cw_config_reload_fn reload;
@@ -63,6 +65,7 @@ typedef struct daemon_ctx {
     cw_dead *dead;
     cw_sink *sink;
     cw_resp cmd; /* hash writes are formatted here */
+    int calendar_through; /* the last year the legal calendar covers (0: none) */
     /* reading */
     struct read_batch *ahead, *ahead_tail; /* read, not yet applied, oldest first */
     struct read_batch *spare_batches;
@@ -124,6 +127,7 @@ static void read_more(daemon_ctx *d);
 static void flush(daemon_ctx *d);
 static void replay_done(daemon_ctx *d);
 static void send_alerts(daemon_ctx *d);
+static int load_calendar(daemon_ctx *d, const cw_config *cfg, const char *when);
 
 /* Compares stream entry ids "ms-seq". */
 static int id_cmp(const char *a, const char *b) {
@@ -220,13 +224,37 @@ static read_batch *batch_take(daemon_ctx *d) {
     return rb;
 }
 
+/* Live: the clock moves by itself. The engine says when the next light
+ * or period changes; one timer waits for that instant (checked again at
+ * least every minute, in case the wall clock jumps), so a light comes
+ * on at its boundary, not at the next flush or midnight scan. */
+static void on_boundary(uv_timer_t *t);
+
+static void arm_boundary(daemon_ctx *d) {
+    if (d->stopping) return;
+    int64_t wait = cw_engine_next_change(d->engine) - cw_wall_ms();
+    if (wait < 0) wait = 0;
+    if (wait > 60000) wait = 60000;
+    uv_timer_start(&d->boundary, on_boundary, (uint64_t)wait, 0);
+}
+
+static void on_boundary(uv_timer_t *t) {
+    daemon_ctx *d = t->data;
+    cw_engine_advance(d->engine, cw_wall_ms());
+    send_alerts(d);
+    arm_boundary(d);
+}
+
 /* After a batch is applied: what the clock, reads, alerts and flush
  * points do next, in stream order whatever order workers finish in. */
 static void batch_applied(daemon_ctx *d, const read_batch *rb) {
     d->caught_up = rb->n < (size_t)d->cfg->stream_batch;
     /* live once caught up: the wall clock, not the newest event, moves
-     * deadlines (an event may be up to a day ahead) */
-    cw_engine_follow_events(d->engine, d->cfg->clock == CW_CLOCK_EVENT || !d->caught_up || d->replay);
+     * deadlines (an event may be up to a day ahead); catching up live,
+     * event time, but never past the wall clock */
+    int live = d->cfg->clock == CW_CLOCK_LIVE && !d->replay;
+    cw_engine_follow_events(d->engine, !live || !d->caught_up, live ? cw_wall_ms() : 0);
+    if (live && d->caught_up) arm_boundary(d);
     if (d->replay && (d->caught_up || id_cmp(d->last_id, d->replay_until) >= 0)) {
         replay_done(d);
         return;
@@ -589,6 +617,7 @@ static void write_health(daemon_ctx *d, int stopped) {
     val[CW_HEALTH_VERSION] = CW_VERSION;
     val[CW_HEALTH_PROGRESS] = stopped ? "stopped" : d->progress[0] ? d->progress : "starting";
     snprintf(v[CW_HEALTH_MAX_STALL_MS], 40, "%.0f", d->max_stall_ms);
+    snprintf(v[CW_HEALTH_CALENDAR_THROUGH], 40, "%d", d->calendar_through);
     const char *argv[2 + 2 * CW_HEALTH_NFIELDS];
     size_t lens[2 + 2 * CW_HEALTH_NFIELDS];
     int argc = 0;
@@ -890,6 +919,7 @@ static void close_handles(daemon_ctx *d) {
     uv_close((uv_handle_t *)&d->sighup, NULL);
     uv_close((uv_handle_t *)&d->flush_timer, NULL);
     uv_close((uv_handle_t *)&d->flush_more, NULL);
+    uv_close((uv_handle_t *)&d->boundary, NULL);
     uv_close((uv_handle_t *)&d->apply_more, NULL);
     uv_close((uv_handle_t *)&d->stall_timer, NULL);
     if (d->watchdog_on) uv_close((uv_handle_t *)&d->watchdog_timer, NULL);
@@ -1004,6 +1034,7 @@ static void on_sighup(uv_signal_t *s, int signum) {
         cw_notify_ready();
         return;
     }
+    load_calendar(d, nc, "SIGHUP: "); /* a bad file keeps the calendar in use */
     const cw_config *oc = d->cfg;
     if (strcmp(nc->redis_host, oc->redis_host) || nc->redis_port != oc->redis_port ||
         strcmp(nc->stream_key, oc->stream_key) || nc->utc_offset_min != oc->utc_offset_min ||
@@ -1012,6 +1043,36 @@ static void on_sighup(uv_signal_t *s, int signum) {
     cw_log_level = nc->log_level;
     CW_LOG(CW_LOG_NOTICE, "config", "SIGHUP: configuration reloaded, %zu rules", cw_engine_rules(d->engine));
     cw_notify_ready();
+}
+
+/* Loads [calendar] file into the engine. A missing file means weekends
+ * only (with a warning); a malformed one is refused (-1, logged, naming
+ * file and line) and the calendar in use stays. */
+static int load_calendar(daemon_ctx *d, const cw_config *cfg, const char *when) {
+    const char *path = cfg->calendar_file;
+    cw_calendar *cal = NULL;
+    if (path && path[0]) {
+        char err[512];
+        cal = cw_calendar_load(path, err, sizeof(err));
+        if (!cal && access(path, F_OK) == 0) {
+            CW_LOG(CW_LOG_ERR, "config", "%s[calendar] file: %s", when, err);
+            return -1;
+        }
+        if (!cal)
+            CW_LOG(CW_LOG_WARNING, "config", "%sno holiday calendar at %s ([calendar] file): periods count weekends only",
+                   when, path);
+    } else {
+        CW_LOG(CW_LOG_WARNING, "config", "%s[calendar] file is empty: periods count weekends only", when);
+    }
+    int through = cw_calendar_through(cal);
+    int year = (int)(cw_period_day(cw_wall_ms(), cfg->utc_offset_min) / 365.2425 + 1970);
+    if (cal && through < year)
+        CW_LOG(CW_LOG_WARNING, "config",
+               "%sthe holiday calendar %s covers %d to %d: %d on counts weekends only until next year's notice is added",
+               when, path, cw_calendar_from(cal), through, through + 1);
+    d->calendar_through = through;
+    cw_engine_set_calendar(d->engine, cal);
+    return 0;
 }
 
 /* Frees the state (not the connections or handles). */
@@ -1062,6 +1123,7 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     }
     if (!cw_engine_rules(d.engine))
         CW_LOG(CW_LOG_WARNING, "config", "no [rule ...] sections: indicators only, no alerts will be raised");
+    if (load_calendar(&d, cfg, "") < 0) return fail_early(&d, 1);
     d.sink = cw_sink_new(cfg);
     d.dead = cw_dead_new(cfg);
     cw_resp_init(&d.cmd);
@@ -1102,6 +1164,8 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     d.flush_timer.data = &d;
     uv_timer_init(&d.loop, &d.flush_more);
     d.flush_more.data = &d;
+    uv_timer_init(&d.loop, &d.boundary);
+    d.boundary.data = &d;
     uv_idle_init(&d.loop, &d.apply_more);
     d.apply_more.data = &d;
     uv_timer_start(&d.flush_timer, on_flush_timer, (uint64_t)cfg->flush_ms, (uint64_t)cfg->flush_ms);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cw_calendar.h"
 #include "cw_cases.h"
 #include "cw_ind.h"
 #include "cw_log.h"
@@ -17,6 +18,8 @@ struct cw_engine {
     cw_cases *cases;
     cw_ind *ind;
     cw_rules *rules;
+    cw_calendar *cal;        /* the legal calendar (owned); NULL: weekends only */
+    int64_t clock_limit;     /* event time never moves the clock past this (0: no limit) */
     int follow_events;       /* the clock moves with event time */
     int64_t event_now;       /* the newest event time seen */
     int64_t clock_day;       /* the local day the deadline/rank clock has reached */
@@ -90,6 +93,7 @@ void cw_engine_free(cw_engine *e) {
     cw_cases_free(e->cases);
     cw_rules_free(e->rules);
     cw_config_free(e->rules_cfg);
+    cw_calendar_free(e->cal);
     free(e);
 }
 
@@ -112,8 +116,27 @@ static void clock_moved(cw_engine *e, int64_t now) {
     }
 }
 
-void cw_engine_follow_events(cw_engine *e, int on) {
+void cw_engine_follow_events(cw_engine *e, int on, int64_t limit_ms) {
     e->follow_events = on;
+    e->clock_limit = limit_ms;
+}
+
+void cw_engine_set_calendar(cw_engine *e, cw_calendar *cal) {
+    cw_calendar *old = e->cal;
+    e->cal = cal;
+    cw_cases_set_calendar(e->cases, cal);
+    cw_calendar_free(old);
+}
+
+int64_t cw_engine_next_change(const cw_engine *e) {
+    int64_t day = cw_cases_next_day(e->cases);
+    int64_t next = cw_period_day_start(e->clock_day + 1, e->cfg->utc_offset_min); /* periods close at midnight */
+    if (day && day <= e->clock_day) day = e->clock_day + 1;
+    if (day) {
+        int64_t at = cw_period_day_start(day, e->cfg->utc_offset_min);
+        if (at < next) next = at;
+    }
+    return next;
 }
 
 void cw_engine_advance(cw_engine *e, int64_t now_ms) {
@@ -172,7 +195,9 @@ cw_verdict cw_engine_apply(cw_engine *e, const cw_event *ev, char *why, size_t w
         return CW_REFUSED;
     }
     if (ev->ts > e->event_now) e->event_now = ev->ts;
-    if (e->follow_events) clock_moved(e, e->event_now);
+    /* an event up to a day ahead (allowed) does not move everybody's
+     * lights early: never past the limit (the wall clock, live) */
+    if (e->follow_events) clock_moved(e, e->clock_limit && e->event_now > e->clock_limit ? e->clock_limit : e->event_now);
     cw_case_facts facts;
     int rc = cw_cases_apply(e->cases, ev, &facts);
     if (rc == 1) {

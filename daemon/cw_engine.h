@@ -58,8 +58,20 @@ cw_verdict cw_engine_apply(cw_engine *e, const cw_event *ev, char *why, size_t w
 
 /* Whether the clock of deadlines and rankings is event time (replays,
  * catching up, clock = event: on) or only what cw_engine_advance says
- * (live once caught up: off). On at start. */
-void cw_engine_follow_events(cw_engine *e, int on);
+ * (live once caught up: off). On at start. limit_ms (0: none): event time
+ * never moves the clock past it (live, the wall clock: an event stamped a
+ * day ahead must not light everybody's next day early). */
+void cw_engine_follow_events(cw_engine *e, int on, int64_t limit_ms);
+
+/* The legal calendar (the engine owns it; NULL: weekends only): every
+ * running clock is judged again by it. */
+struct cw_calendar;
+void cw_engine_set_calendar(cw_engine *e, struct cw_calendar *cal);
+
+/* The next instant (ms) something is due to change by the clock alone: a
+ * light's day, or midnight (periods close): when to call
+ * cw_engine_advance next, live. */
+int64_t cw_engine_next_change(const cw_engine *e);
 
 /* The clock reached now_ms (the wall clock, live): lights whose day has
  * come, rank rules of each month, quarter or year it moved past, and the

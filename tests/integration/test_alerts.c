@@ -16,13 +16,15 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "../../daemon/cw_calendar.h"
+#include "../../daemon/cw_deadline.h"
 #include "../../daemon/cw_map.h"
 #include "../../daemon/cw_period.h"
 #include "cw_testredis.h"
 
 #define CONF "systemd/casewatch.conf"
 
-static const char *const event_clock[] = {"daemon.clock=event", NULL};
+static const char *const event_clock[] = {"daemon.clock=event", "calendar.file=systemd/holidays-cn.conf", NULL};
 
 /* The alert log as a map id -> last state ("firing"/"resolved"), failing
  * the test if any id has the same state twice in a row. Returns the
@@ -79,6 +81,9 @@ static void a_generated_year_raises_exactly_the_expected_cards_and_deadline_aler
     const char *units[NU] = {"410923", "410922", "410900"};
     long long cases[NU][NQ] = {{0}}, extra[NU][NQ] = {{0}};
     cw_map *seen = cw_map_new(), *due = cw_map_new(), *overdue = cw_map_new();
+    char cerr[256];
+    cw_calendar *cal = cw_calendar_load("systemd/holidays-cn.conf", cerr, sizeof(cerr));
+    assert_non_null(cal);
     long long lines_n = 0;
     for (char *p = lines; *p;) {
         char *nl = strchr(p, '\n');
@@ -112,12 +117,14 @@ static void a_generated_year_raises_exactly_the_expected_cards_and_deadline_aler
                        type))
                 extra[u][q]++;
         }
-        /* 审查逮捕: 7 days detained, 20 complex, else 15; overdue when decided at or after the end */
+        /* 审查逮捕: 7 days detained, 20 complex, else 15; overdue when
+         * decided at or after the end; a last day on a rest day moves to
+         * the next working day unless detained (CPL art. 105) */
         if (strcmp(type, "arrest.accepted") == 0) {
-            int days = json_is_true(json_object_get(o, "detained")) ? 7
-                       : json_is_true(json_object_get(o, "complex")) ? 20
-                                                                     : 15;
-            cw_map_put(due, key, strlen(key), (void *)(intptr_t)cw_deadline_days(ts, days, 480));
+            int detained = json_is_true(json_object_get(o, "detained"));
+            int days = detained ? 7 : json_is_true(json_object_get(o, "complex")) ? 20 : 15;
+            int64_t due_day = cw_deadline_due(cal, ts, 480, CW_DEADLINE_DAYS, days, !detained);
+            cw_map_put(due, key, strlen(key), (void *)(intptr_t)cw_period_day_start(due_day, 480));
         }
         if (strcmp(type, "arrest.decided") == 0) {
             int64_t end = (intptr_t)cw_map_get(due, key, strlen(key));
@@ -183,6 +190,7 @@ static void a_generated_year_raises_exactly_the_expected_cards_and_deadline_aler
     cw_map_free(fired);
     cw_map_free(seen);
     cw_map_free(due);
+    cw_calendar_free(cal);
     cw_map_free(overdue);
     free(lines);
     redisFree(c);

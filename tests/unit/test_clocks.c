@@ -49,7 +49,7 @@ static cw_clock_rules defaults(void) {
         k.k[i].enabled = 1;
         k.k[i].warn_days = 3;
         k.k[i].urgent_days = 1;
-        k.k[i].holidays_extend = 1;
+        k.k[i].holidays_extend = 0; /* the tests of the calendar set it */
     }
     cw_clock_rule *r = &k.k[CW_CLOCK_ARREST_REVIEW];
     r->days = 15, r->days_detained = 7, r->days_complex = 20;

@@ -92,7 +92,7 @@ static void an_engine_hands_out_the_rows_and_transitions_of_a_small_stream(void 
     char err[256];
     cw_engine *e = cw_engine_new(cfg, &out, err, sizeof(err));
     assert_non_null(e);
-    cw_engine_follow_events(e, 0); /* live: only advance moves the clock */
+    cw_engine_follow_events(e, 0, 0); /* live: only advance moves the clock */
     cw_event a = event("e1", "c1", CW_EV_ARREST_ACCEPTED, at(7, 27, 10));
     a.present |= CW_F_DETAINED, a.flags |= CW_F_DETAINED;
     assert_int_equal(apply(e, a), CW_APPLIED);
