@@ -635,7 +635,8 @@ static int load_level(rep *r, int lv, keylist *want_s, keylist *want_p) {
         size_t sl = (size_t)(last - sc);
         /* "unit:410923" has one ':', dept and pros scopes two */
         const char *c1 = memchr(sc, ':', sl), *c2 = c1 ? memchr(c1 + 1, ':', sl - (size_t)(c1 + 1 - sc)) : NULL;
-        if (!c1 || (lv == LV_UNIT) != !c2 || (c2 && c2 - c1 != 7)) continue;
+        if (!c1 || (lv == LV_UNIT) != !c2 || (c2 ? c2 : sc + sl) - c1 != 7 || strspn(c1 + 1, "0123456789") < 6)
+            continue; /* not a 院's 6 digits */
         int p = -1;
         for (int j = 0; j < NP; j++)
             if (strcmp(last + 1, r->periods[j]) == 0) p = j;
@@ -1147,7 +1148,7 @@ static void trend(rep *r) {
             fmt_value(ii, ii->threshold, th, sizeof(th));
             putf(r, "<line class=\"th\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", L, PY(ii->threshold),
                  W - R, PY(ii->threshold));
-            putf(r, "<text class=\"thl\" x=\"%.1f\" y=\"%.1f\">预警线 %s</text>", W - R, PY(ii->threshold) - 3, th);
+            putf(r, "<text class=\"thl\" x=\"%.1f\" y=\"14\">- - 预警线 %s</text>", W - R, th);
         }
         for (int q = 0; q < TREND_Q; q++)
             putf(r, "<text class=\"x\" x=\"%.1f\" y=\"%.1f\">%.2s%s</text>", PX(q), H - 8, r->trend[q] + 2,

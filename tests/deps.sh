@@ -1,6 +1,7 @@
 #!/bin/sh
-# deps.sh check|install|bench — the Debian packages casewatch builds and
-# tests with (and, with bench, what `make bench` needs besides).
+# deps.sh check|install|bench|report — the Debian packages casewatch builds
+# and tests with (and, with bench, what `make bench` needs besides; with
+# report, what the report's rendering test needs: Chromium and a CJK font).
 set -e
 PKGS="gcc make pkg-config libuv1-dev libhiredis-dev libmsgpack-dev libcmocka-dev libinih-dev libjansson-dev libcsv-dev libsystemd-dev redis-server redis-tools"
 have() {
@@ -18,8 +19,22 @@ BENCH_PKGS="python3 python3-redis python3-msgpack bc"
 bench_have() {
     /usr/bin/python3 -c 'import redis, msgpack' >/dev/null 2>&1 && command -v bc >/dev/null 2>&1
 }
+# what tests/integration/report_chromium.sh needs: a headless browser to
+# render the HTML report, and a font with the Chinese characters
+REPORT_PKGS="chromium fonts-noto-cjk"
+report_have() {
+    command -v chromium >/dev/null 2>&1 && fc-list :lang=zh 2>/dev/null | grep -q .
+}
 case "$1" in
 check) have ;;
+report)
+    report_have && exit 0
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    echo "deps: installing $REPORT_PKGS (to render the report in tests)" >&2
+    $SUDO apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $REPORT_PKGS >&2
+    ;;
 bench)
     bench_have && exit 0
     SUDO=""
@@ -36,5 +51,5 @@ install)
     $SUDO apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $PKGS >&2
     ;;
-*) echo "usage: deps.sh check|install|bench" >&2; exit 2 ;;
+*) echo "usage: deps.sh check|install|bench|report" >&2; exit 2 ;;
 esac
