@@ -844,7 +844,7 @@ static void ranking(rep *r, int lv, const ind_info *ii) {
 }
 
 static void rankings(rep *r) {
-    static const char *const titles[NLV] = {"二、院排名", "三、部门排名", "四、检察官排名"};
+    static const char *const titles[NLV] = {"五、院排名", "六、部门排名", "七、检察官排名"};
     for (int lv = 0; lv < NLV; lv++) {
         heading(r, 2, titles[lv]);
         if (!r->nents[lv]) {
@@ -894,7 +894,7 @@ static const char *level_zh(json_t *a) {
 }
 
 static int cards(rep *r) {
-    heading(r, 2, "五、在办预警");
+    heading(r, 2, "三、在办预警");
     char key[300];
     snprintf(key, sizeof(key), "%s:firing", r->cfg->alerts_channel);
     redisReply *x = redisCommand(r->rc, "HGETALL %s", key);
@@ -1026,7 +1026,7 @@ static int cards(rep *r) {
 
 /* <clock>_started / <clock>_overdue of the period, per 院 and in all. */
 static void deadlines(rep *r) {
-    heading(r, 2, "六、期限监控");
+    heading(r, 2, "四、期限监控");
     const hashv *h = hash_at(r, r->scope, r->periods[P_CUR]);
     const char *clocks[32];
     size_t nclk = 0;
@@ -1079,7 +1079,7 @@ static void deadlines(rep *r) {
  * the other formats. Charted: the indicators a rule watches (with its
  * threshold as a dashed line), or every one with values. */
 static void trend(rep *r) {
-    heading(r, 2, "七、近8个季度趋势");
+    heading(r, 2, "二、近8个季度趋势");
     int show[MAX_IND] = {0}, any_rule = 0;
     for (size_t i = 0; i < r->nind; i++) any_rule |= r->ind[i].has_threshold;
     for (size_t i = 0; i < r->nind; i++) {
@@ -1113,17 +1113,19 @@ static void trend(rep *r) {
         return;
     }
     put(r, "<div class=\"charts\">\n");
-    const double W = 340, H = 150, L = 44, R = 10, T = 22, B = 24;
+    const double W = 340, H = 165, L = 44, R = 10, T = 42, B = 24;
     for (size_t i = 0; i < r->nind; i++) {
         if (!show[i]) continue;
         const ind_info *ii = &r->ind[i];
-        double v[TREND_Q];
-        int has[TREND_Q];
+        double v[TREND_Q], g[TREND_Q];
+        int has[TREND_Q], hasg[TREND_Q], anyg = 0;
         double lo = 1e300, hi = -1e300;
         for (int q = 0; q < TREND_Q; q++) {
             long long n;
             has[q] = value_of(hash_at(r, r->scope, r->trend[q]), ii, &v[q], &n);
+            hasg[q] = value_of(hash_at(r, r->parent, r->trend[q]), ii, &g[q], &n);
             if (has[q]) lo = fmin(lo, v[q]), hi = fmax(hi, v[q]);
+            if (hasg[q]) lo = fmin(lo, g[q]), hi = fmax(hi, g[q]), anyg = 1;
         }
         if (ii->has_threshold) lo = fmin(lo, ii->threshold), hi = fmax(hi, ii->threshold);
         if (ii->kind == CW_IND_RATE) lo = fmax(0, lo - 0.05), hi = fmin(1, hi + 0.05);
@@ -1153,6 +1155,17 @@ static void trend(rep *r) {
         for (int q = 0; q < TREND_Q; q++)
             putf(r, "<text class=\"x\" x=\"%.1f\" y=\"%.1f\">%.2s%s</text>", PX(q), H - 8, r->trend[q] + 2,
                  r->trend[q] + 4); /* "20-Q3" */
+        if (anyg) {
+            char rl[256];
+            region_label(r, r->parent, rl, sizeof(rl));
+            put(r, "<polyline class=\"rg\" points=\"");
+            for (int q = 0; q < TREND_Q; q++)
+                if (hasg[q]) putf(r, "%.1f,%.1f ", PX(q), PY(g[q]));
+            putf(r, "\"/><text class=\"lg\" x=\"%.1f\" y=\"28\">━ 本单位</text>", L);
+            putf(r, "<text class=\"lgr\" x=\"%.1f\" y=\"28\">━ ", L + 52);
+            put_text(r, rl);
+            put(r, "</text>");
+        }
         put(r, "<polyline class=\"ln\" points=\"");
         for (int q = 0; q < TREND_Q; q++)
             if (has[q]) putf(r, "%.1f,%.1f ", PX(q), PY(v[q]));
@@ -1206,7 +1219,8 @@ static const char css[] =
     "svg text{font-size:8px;fill:#333}svg text.t{font-size:10px;font-weight:bold}"
     "svg text.y{text-anchor:end}svg text.x,svg text.vl{text-anchor:middle}svg text.thl{text-anchor:end;fill:#c0261b}"
     "svg .ax{stroke:#999;stroke-width:.7}svg .th{stroke:#c0261b;stroke-width:.8;stroke-dasharray:4 3}"
-    "svg .ln{fill:none;stroke:#8b1a1a;stroke-width:1.6}svg circle{fill:#8b1a1a}svg circle.now{fill:#e0a100}"
+    "svg .ln{fill:none;stroke:#8b1a1a;stroke-width:1.6}svg .rg{fill:none;stroke:#7d8fa8;stroke-width:1.2}"
+    "svg text.lg{fill:#8b1a1a}svg text.lgr{fill:#7d8fa8}svg circle{fill:#8b1a1a}svg circle.now{fill:#e0a100}"
     "footer{margin-top:6mm;color:#777;font-size:7.5pt;text-align:center}"
     "@media print{body{padding:0;max-width:none}h2{break-before:auto}}";
 
@@ -1308,8 +1322,10 @@ static int gather(rep *r) {
         for (int j = 0; rc == 0 && j < NP; j++)
             if (keylist_add(&s, regions[i]) < 0 || keylist_add(&p, r->periods[j]) < 0) rc = -1;
     }
-    for (int q = 0; rc == 0 && q < TREND_Q; q++)
+    for (int q = 0; rc == 0 && q < TREND_Q; q++) {
         if (keylist_add(&s, r->scope) < 0 || keylist_add(&p, r->trend[q]) < 0) rc = -1;
+        if (rc == 0 && r->parent[0] && (keylist_add(&s, r->parent) < 0 || keylist_add(&p, r->trend[q]) < 0)) rc = -1;
+    }
     if (rc == 0 && s.n != p.n) rc = -1;
     if (rc == 0) rc = fetch(r, s.k, p.k, s.n);
     keylist_free(&s);
@@ -1370,13 +1386,13 @@ int cw_report_write(redisContext *rc, const cw_config *cfg, const char *period, 
     }
     document(&r);
     summary(&r);
-    rankings(&r);
+    trend(&r);
     if (cards(&r) < 0) {
         code = -1;
         goto done;
     }
     deadlines(&r);
-    trend(&r);
+    rankings(&r);
     document_end(&r);
     if (r.out.oom) {
         cw_errf(err, errlen, "out of memory");
