@@ -661,7 +661,7 @@ static int load_level(rep *r, int lv, keylist *want_s, keylist *want_p) {
     cw_map_free(seen);
     keylist_free(&l);
     if (rc < 0) return cw_errf(r->err, r->errlen, "out of memory");
-    qsort(r->ents[lv], r->nents[lv], sizeof(ent), by_label);
+    if (r->nents[lv]) qsort(r->ents[lv], r->nents[lv], sizeof(ent), by_label);
     for (size_t i = 0; i < r->nents[lv]; i++) {
         ent *e = &r->ents[lv][i];
         char name[400] = "", unit[256];
