@@ -35,4 +35,7 @@ echo "demo: the next year, generated, in three 院 (casewatch gen | casewatch fe
 sleep 3
 "$bin/casewatch" "$@" status || true
 "$bin/casewatch" "$@" ind unit:410923 2021-Q1 || true
+report="${TMPDIR:-/tmp}/casewatch-report-410923-2021-Q3.html"
+"$bin/casewatch" "$@" report 2021-Q3 --scope unit:410923 -o "$report" 2>/dev/null &&
+    echo "demo: the quarterly report (通报) of 南乐县人民检察院, 2021-Q3: $report" || true
 if [ -t 0 ]; then wait "$spid"; fi
