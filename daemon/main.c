@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
+#include "cw_calendar.h"
 #include "cw_config.h"
 #include "cw_daemon.h"
 #include "cw_rules.h"
@@ -114,6 +117,21 @@ int main(int argc, char **argv) {
     }
     size_t nrules = cw_rules_count(rules);
     cw_rules_free(rules);
+    if (check && cfg->calendar_file[0] && access(cfg->calendar_file, F_OK) == 0) {
+        cw_calendar *cal = cw_calendar_load(cfg->calendar_file, err, sizeof(err));
+        if (!cal) {
+            fprintf(stderr, "casewatchd: [calendar] file: %s\n", err);
+            cw_config_free(cfg);
+            free(overrides);
+            return 2;
+        }
+        fprintf(stderr, "casewatchd: %s: holiday calendar %d to %d\n", cfg->calendar_file, cw_calendar_from(cal),
+                cw_calendar_through(cal));
+        cw_calendar_free(cal);
+    } else if (check && cfg->calendar_file[0]) {
+        fprintf(stderr, "casewatchd: no holiday calendar at %s ([calendar] file): periods would count weekends only\n",
+                cfg->calendar_file);
+    }
     if (check) {
         cw_config_print(cfg, stdout);
         fprintf(stderr, "casewatchd: %s: configuration is valid (%zu rules)\n", path, nrules);

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "../../daemon/cw_calendar.h"
 #include "../../daemon/cw_cases.h"
 #include "../../daemon/cw_period.h"
 #include "../integration/cw_testredis.h"
@@ -200,11 +201,260 @@ static void data_checks_and_closing(void **state) {
     cw_cases_free(t);
 }
 
+/* ---- The law, with the shipped calendar (INDICATORS.md §4) ------------ */
+
+typedef struct law {
+    seen s;
+    cw_clock_rules k;
+    cw_calendar *cal;
+    cw_cases *t;
+} law;
+
+static void law_begin(law *w) {
+    memset(w, 0, sizeof(*w));
+    w->s.starts = 1;
+    w->k = defaults();
+    for (int i = 0; i < CW_NCLOCKS - 1; i++) w->k.k[i].holidays_extend = 1;
+    char err[256];
+    w->cal = cw_calendar_load("systemd/holidays-cn.conf", err, sizeof(err));
+    if (!w->cal) fail_msg("%s", err);
+    cw_case_listener l = {on_light, on_check, &w->s};
+    w->t = cw_cases_new(1000, OFF, &w->k, &l);
+    cw_cases_set_calendar(w->t, w->cal);
+}
+
+static void law_end(law *w) {
+    cw_cases_free(w->t);
+    cw_calendar_free(w->cal);
+}
+
+/* The last day a start logged ("k/0/on/<last day>"), of its last start. */
+static const char *last_start(const seen *s, int clock) {
+    char want[8];
+    snprintf(want, sizeof(want), "%d/0/on/", clock);
+    for (int i = s->n - 1; i >= 0; i--)
+        if (strncmp(s->log[i], want, strlen(want)) == 0) return s->log[i] + strlen(want);
+    return "";
+}
+
+static int logged(const seen *s, const char *line) {
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->log[i], line) == 0) return 1;
+    return 0;
+}
+
+static cw_event flagged(const char *id, cw_event_type t, int64_t ts, unsigned flag) {
+    cw_event e = ev(id, t, ts);
+    e.present |= flag, e.flags |= flag;
+    return e;
+}
+
+static void a_month_from_jan_31_ends_on_the_last_day_of_february(void **state) {
+    (void)state;
+    law w;
+    law_begin(&w);
+    /* in custody (arrested): art. 105 does not move it off the Saturday */
+    apply(w.t, flagged("p", CW_EV_PROSECUTION_ACCEPTED, at(1, 31, 10), CW_F_ARRESTED));
+    assert_string_equal(last_start(&w.s, CW_CLOCK_PROSECUTION_REVIEW), "2020-02-29");
+    law_end(&w);
+}
+
+/* A month from a month's last day ends on the next month's last day
+ * (docs/CALENDAR.md): from 02-29 of a leap year, 03-31; from 02-28 of it,
+ * 03-28. */
+static void a_month_from_feb_29_in_a_leap_year_ends_on_march_31(void **state) {
+    (void)state;
+    law w;
+    law_begin(&w);
+    apply(w.t, flagged("p", CW_EV_PROSECUTION_ACCEPTED, at(2, 29, 10), CW_F_ARRESTED));
+    assert_string_equal(last_start(&w.s, CW_CLOCK_PROSECUTION_REVIEW), "2020-03-31");
+    law_end(&w);
+}
+
+static void a_last_day_on_a_weekend_moves_to_monday_unless_in_custody(void **state) {
+    (void)state;
+    law w;
+    law_begin(&w);
+    apply(w.t, flagged("p", CW_EV_PROSECUTION_ACCEPTED, at(2, 28, 10), CW_F_ARRESTED));
+    assert_string_equal(last_start(&w.s, CW_CLOCK_PROSECUTION_REVIEW), "2020-03-28"); /* a Saturday */
+    apply(w.t, ev("p2", CW_EV_PROSECUTION_RESUBMITTED, at(2, 28, 11)));            /* not in custody */
+    assert_string_equal(last_start(&w.s, CW_CLOCK_PROSECUTION_REVIEW), "2020-03-30");
+    law_end(&w);
+}
+
+static void a_start_at_23_59_china_time_counts_from_the_next_day(void **state) {
+    (void)state;
+    law w;
+    law_begin(&w);
+    /* detained: 7 days, no move; 23:59 on 08-03 is still 08-03 */
+    apply(w.t, flagged("a", CW_EV_ARREST_ACCEPTED, at(8, 3, 23) + 59 * 60000, CW_F_DETAINED));
+    assert_string_equal(last_start(&w.s, CW_CLOCK_ARREST_REVIEW), "2020-08-10");
+    law_end(&w);
+}
+
+static void a_start_at_00_00_china_time_does_not_count_its_day(void **state) {
+    (void)state;
+    law w;
+    law_begin(&w);
+    apply(w.t, flagged("a", CW_EV_ARREST_ACCEPTED, at(8, 4, 0), CW_F_DETAINED));
+    assert_string_equal(last_start(&w.s, CW_CLOCK_ARREST_REVIEW), "2020-08-11");
+    law_end(&w);
+}
+
+/* CPL art. 105: a non-custody review whose last day is 10-01 ends on the
+ * first working day after the National Day holiday: 10-09. No red before
+ * 10-10. */
+static void a_last_day_on_national_day_moves_to_the_first_working_day(void **state) {
+    (void)state;
+    law w;
+    law_begin(&w);
+    apply(w.t, ev("p", CW_EV_PROSECUTION_ACCEPTED, at(9, 1, 10)));
+    assert_string_equal(last_start(&w.s, CW_CLOCK_PROSECUTION_REVIEW), "2020-10-09");
+    cw_cases_advance(w.t, cw_period_day(at(10, 9, 12), OFF));
+    assert_false(logged(&w.s, "1/3/on/2020-10-09"));
+    cw_cases_advance(w.t, cw_period_day(at(10, 10, 0), OFF));
+    assert_true(logged(&w.s, "1/3/on/2020-10-09"));
+    law_end(&w);
+}
+
+static void a_last_day_on_a_holiday_in_custody_does_not_move(void **state) {
+    (void)state;
+    law w;
+    law_begin(&w);
+    apply(w.t, flagged("p", CW_EV_PROSECUTION_ACCEPTED, at(9, 1, 10), CW_F_ARRESTED));
+    assert_string_equal(last_start(&w.s, CW_CLOCK_PROSECUTION_REVIEW), "2020-10-01");
+    cw_cases_advance(w.t, cw_period_day(at(10, 2, 0), OFF));
+    assert_true(logged(&w.s, "1/3/on/2020-10-01"));
+    law_end(&w);
+}
+
+/* 2020-10-10 is a Saturday worked for National Day (调休): a last day on
+ * it stays. */
+static void a_last_day_on_a_make_up_working_saturday_does_not_move(void **state) {
+    (void)state;
+    law w;
+    law_begin(&w);
+    apply(w.t, ev("a", CW_EV_ARREST_ACCEPTED, at(9, 25, 10))); /* 15 days: 10-10 */
+    assert_string_equal(last_start(&w.s, CW_CLOCK_ARREST_REVIEW), "2020-10-10");
+    law_end(&w);
+}
+
+/* 速裁: 10 days, and an extension makes it 15 days in all (CPL art. 172),
+ * not 10 + 15. */
+static void a_fast_review_runs_10_days_and_15_in_all_once_extended(void **state) {
+    (void)state;
+    law w;
+    law_begin(&w);
+    apply(w.t, flagged("p", CW_EV_PROSECUTION_ACCEPTED, at(6, 2, 10), CW_F_FAST | CW_F_ARRESTED));
+    assert_string_equal(last_start(&w.s, CW_CLOCK_PROSECUTION_REVIEW), "2020-06-12");
+    cw_cases_advance(w.t, cw_period_day(at(6, 10, 10), OFF)); /* yellow: 3 days left */
+    assert_true(logged(&w.s, "1/1/on/2020-06-12"));
+    apply(w.t, ev("x", CW_EV_PROSECUTION_EXTENDED, at(6, 11, 10)));
+    assert_true(logged(&w.s, "1/1/off/2020-06-12"));
+    cw_cases_advance(w.t, cw_period_day(at(6, 15, 10), OFF));
+    assert_true(logged(&w.s, "1/1/on/2020-06-17")); /* 06-02 + 15 days */
+    law_end(&w);
+}
+
+/* 退回补充侦查 twice: each return stops the review and starts a month of
+ * supplementary investigation; each resubmission restarts the review in
+ * full from its own day. */
+static void two_returns_each_end_with_the_review_restarted_in_full(void **state) {
+    (void)state;
+    law w;
+    law_begin(&w);
+    apply(w.t, flagged("p", CW_EV_PROSECUTION_ACCEPTED, at(3, 2, 10), CW_F_ARRESTED));
+    assert_string_equal(last_start(&w.s, CW_CLOCK_PROSECUTION_REVIEW), "2020-04-02");
+    apply(w.t, ev("r1", CW_EV_PROSECUTION_RETURNED, at(3, 20, 10)));
+    assert_string_equal(last_start(&w.s, CW_CLOCK_SUPPLEMENTARY), "2020-04-20");
+    apply(w.t, flagged("s1", CW_EV_PROSECUTION_RESUBMITTED, at(4, 15, 10), CW_F_ARRESTED));
+    assert_string_equal(last_start(&w.s, CW_CLOCK_PROSECUTION_REVIEW), "2020-05-15");
+    apply(w.t, ev("r2", CW_EV_PROSECUTION_RETURNED, at(5, 6, 10)));
+    assert_string_equal(last_start(&w.s, CW_CLOCK_SUPPLEMENTARY), "2020-06-08"); /* Saturday 06-06 moves */
+    apply(w.t, flagged("s2", CW_EV_PROSECUTION_RESUBMITTED, at(6, 1, 10), CW_F_ARRESTED));
+    assert_string_equal(last_start(&w.s, CW_CLOCK_PROSECUTION_REVIEW), "2020-07-01");
+    /* no light of the first two reviews is left on */
+    cw_cases_advance(w.t, cw_period_day(at(6, 29, 10), OFF));
+    assert_true(logged(&w.s, "1/1/on/2020-07-01"));
+    assert_false(logged(&w.s, "1/1/on/2020-05-15"));
+    law_end(&w);
+}
+
+static void the_four_reconsideration_clocks_run_from_their_event_to_its_decision(void **state) {
+    (void)state;
+    law w;
+    law_begin(&w);
+    apply(w.t, ev("a", CW_EV_ARREST_RECONSIDERATION, at(7, 6, 10)));
+    apply(w.t, ev("b", CW_EV_ARREST_REVIEW, at(7, 6, 11)));
+    apply(w.t, ev("c", CW_EV_NONPROSECUTION_RECONSIDERATION, at(7, 6, 12)));
+    apply(w.t, ev("d", CW_EV_NONPROSECUTION_REVIEW, at(7, 6, 13)));
+    assert_string_equal(last_start(&w.s, CW_CLOCK_ARREST_RECONSIDERATION), "2020-07-13");         /* 7 days */
+    assert_string_equal(last_start(&w.s, CW_CLOCK_ARREST_HIGHER_REVIEW), "2020-07-21");           /* 15 days */
+    assert_string_equal(last_start(&w.s, CW_CLOCK_NONPROSECUTION_RECONSIDERATION), "2020-08-05"); /* 30 days */
+    assert_string_equal(last_start(&w.s, CW_CLOCK_NONPROSECUTION_HIGHER_REVIEW), "2020-08-05");
+    cw_cases_advance(w.t, cw_period_day(at(7, 14, 0), OFF));
+    assert_true(logged(&w.s, "5/3/on/2020-07-13"));
+    apply(w.t, ev("a2", CW_EV_ARREST_RECONSIDERATION_DECIDED, at(7, 15, 10)));
+    assert_true(logged(&w.s, "5/3/off/2020-07-13"));
+    apply(w.t, ev("b2", CW_EV_ARREST_REVIEW_DECIDED, at(7, 15, 11)));
+    apply(w.t, ev("c2", CW_EV_NONPROSECUTION_RECONSIDERATION_DECIDED, at(7, 15, 12)));
+    apply(w.t, ev("d2", CW_EV_NONPROSECUTION_REVIEW_DECIDED, at(7, 15, 13)));
+    cw_cases_advance(w.t, cw_period_day(at(12, 31, 0), OFF));
+    assert_false(logged(&w.s, "6/3/on/2020-07-21")); /* decided in time: never red */
+    assert_false(logged(&w.s, "7/3/on/2020-08-05"));
+    law_end(&w);
+}
+
+/* Entered 8 days after it started, a detained arrest review is already
+ * overdue: only the red comes on, at once, with the true day count. */
+static void a_clock_started_past_its_end_shows_only_red_at_once(void **state) {
+    (void)state;
+    law w;
+    law_begin(&w);
+    cw_cases_advance(w.t, cw_period_day(at(8, 5, 9), OFF)); /* today (live: the wall clock) */
+    int before = w.s.n;
+    cw_event a = flagged("a", CW_EV_ARREST_ACCEPTED, at(7, 27, 10), CW_F_DETAINED);
+    cw_case_facts f;
+    assert_int_equal(cw_cases_apply(w.t, &a, &f), 0);
+    assert_int_equal(w.s.n, before + 2); /* the start, and one light */
+    assert_string_equal(w.s.log[before + 1], "0/3/on/2020-08-03");
+    assert_int_equal(w.s.days_left, -1); /* due 08-04, today 08-05 */
+    law_end(&w);
+}
+
+/* Some provinces count 信访 replies in working days: 7 working days from
+ * Monday 2020-09-28 skip the weekend and National Day and count the
+ * make-up Saturday 10-10. */
+static void a_clock_in_working_days_skips_rest_days_and_counts_make_up_days(void **state) {
+    (void)state;
+    law w;
+    law_begin(&w);
+    w.k.k[CW_CLOCK_LETTER_PROCEDURAL].days = 0;
+    w.k.k[CW_CLOCK_LETTER_PROCEDURAL].working_days = 7;
+    cw_cases_set_clocks(w.t, &w.k);
+    apply(w.t, ev("l", CW_EV_LETTER_RECEIVED, at(9, 28, 10)));
+    assert_string_equal(last_start(&w.s, CW_CLOCK_LETTER_PROCEDURAL), "2020-10-14");
+    law_end(&w);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(arrest_review_lights_come_on_on_their_days),
         cmocka_unit_test(prosecution_review_extends_pauses_and_restarts),
         cmocka_unit_test(data_checks_and_closing),
+        cmocka_unit_test(a_month_from_jan_31_ends_on_the_last_day_of_february),
+        cmocka_unit_test(a_month_from_feb_29_in_a_leap_year_ends_on_march_31),
+        cmocka_unit_test(a_last_day_on_a_weekend_moves_to_monday_unless_in_custody),
+        cmocka_unit_test(a_start_at_23_59_china_time_counts_from_the_next_day),
+        cmocka_unit_test(a_start_at_00_00_china_time_does_not_count_its_day),
+        cmocka_unit_test(a_last_day_on_national_day_moves_to_the_first_working_day),
+        cmocka_unit_test(a_last_day_on_a_holiday_in_custody_does_not_move),
+        cmocka_unit_test(a_last_day_on_a_make_up_working_saturday_does_not_move),
+        cmocka_unit_test(a_fast_review_runs_10_days_and_15_in_all_once_extended),
+        cmocka_unit_test(two_returns_each_end_with_the_review_restarted_in_full),
+        cmocka_unit_test(the_four_reconsideration_clocks_run_from_their_event_to_its_decision),
+        cmocka_unit_test(a_clock_started_past_its_end_shows_only_red_at_once),
+        cmocka_unit_test(a_clock_in_working_days_skips_rest_days_and_counts_make_up_days),
     };
     return cmocka_run_group_tests_name("statutory clocks", tests, NULL, NULL);
 }

@@ -21,12 +21,21 @@
 typedef struct seen {
     char log[64][160];
     int n;
+    char message[1000], level[16], label[64], dept[64], pros[64];
+    int rank, peers;
 } seen;
 
-/* "+id" for a firing alert, "-id" for a resolution. */
+/* "+id" for a firing alert, "-id" for a resolution; the last alert's
+ * words kept. */
 static void on_alert(const cw_alert *a, void *data) {
     seen *s = data;
     if (s->n < 64) snprintf(s->log[s->n++], 160, "%c%s", a->firing ? '+' : '-', a->id);
+    snprintf(s->message, sizeof(s->message), "%s", a->message);
+    snprintf(s->level, sizeof(s->level), "%s", a->level);
+    snprintf(s->label, sizeof(s->label), "%s", a->label);
+    snprintf(s->dept, sizeof(s->dept), "%s", a->dept ? a->dept : "");
+    snprintf(s->pros, sizeof(s->pros), "%s", a->pros ? a->pros : "");
+    s->rank = a->rank, s->peers = a->peers;
 }
 
 static cw_config *config_of(const char *ini) {
@@ -172,6 +181,10 @@ static void rank_bottom_names_the_worst_department_of_each_unit(void **state) {
     assert_int_equal(s.n, 2);
     assert_string_equal(s.log[0], "+rank.bottom/dept:410922:第一检察部/2020-Q3");
     assert_string_equal(s.log[1], "+rank.bottom/dept:410923:第二检察部/2020-Q3");
+    /* the position and how many were compared (the small sample was not) */
+    assert_int_equal(s.rank, 2);
+    assert_int_equal(s.peers, 2);
+    assert_non_null(strstr(s.message, "排名第2（共2个），末位"));
     cw_ind_free(x);
     cw_rules_free(r);
     cw_config_free(cfg);
@@ -190,6 +203,7 @@ static void rank_region_ranks_city_units_and_county_units_apart(void **state) {
     feed(x, "410800", NULL, 20, 1);  /* city 1.05 */
     feed(x, "410923", NULL, 20, 20); /* county 2.00: worse than any city, ranked among counties */
     feed(x, "410922", NULL, 20, 2);  /* county 1.10 */
+    feed(x, "410000", NULL, 20, 19); /* the province's own 院: ranked neither among cities nor counties */
     seen s = {0};
     cw_rules_close_period(r, x, "2020-07", 1, on_alert, &s);
     assert_int_equal(s.n, 2);
@@ -267,6 +281,68 @@ static void a_rule_naming_an_unknown_indicator_is_refused_with_where_it_was_set(
     cw_config_free(cfg);
 }
 
+static const char *const CLOCKS = "[rule deadline.arrest_review]\nkind = deadline\nclock = arrest_review\n"
+                                  "days = 15\nwarn_days = 3\nurgent_days = 1\n"
+                                  "[rule stale.case]\nkind = stale\ndays = 180\nlevel = yellow\nlabel = 挂案预警\n"
+                                  "[units]\n410923 = 南乐县人民检察院\n"
+                                  "[prosecutors]\n410923/P017 = 张三\n";
+
+static void a_deadline_alert_names_the_department_and_prosecutor_who_must_act(void **state) {
+    (void)state;
+    cw_config *cfg = config_of(CLOCKS);
+    char err[256];
+    cw_rules *r = cw_rules_new(cfg, err, sizeof(err));
+    assert_non_null(r);
+    seen s = {0};
+    cw_light l = {.clock = CW_CLOCK_ARREST_REVIEW, .light = CW_LIGHT_YELLOW, .firing = 1, .unit = "410923",
+                  .case_id = "c1", .dept = "第一检察部", .pros = "P017",
+                  .due_day = cw_period_day(cw_period_local_midnight(2020, 8, 4, OFF), OFF), .days_left = 2, .ts = 1};
+    cw_rules_light(r, &l, on_alert, &s);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.dept, "第一检察部");
+    assert_string_equal(s.pros, "P017");
+    assert_string_equal(s.message, "南乐县人民检察院 第一检察部 检察官张三 承办的 案件c1 审查逮捕期限将于 2020-08-03 "
+                                   "24时届满，剩余2天，期限预警");
+    /* an unnamed prosecutor is called by the id */
+    l.pros = "P018";
+    cw_rules_light(r, &l, on_alert, &s);
+    assert_non_null(strstr(s.message, "检察官P018"));
+    cw_rules_free(r);
+    cw_config_free(cfg);
+}
+
+static void a_stale_case_rule_keeps_its_own_level_and_label(void **state) {
+    (void)state;
+    cw_config *cfg = config_of(CLOCKS);
+    char err[256];
+    cw_rules *r = cw_rules_new(cfg, err, sizeof(err));
+    seen s = {0};
+    cw_light l = {.clock = CW_CLOCK_STALE, .light = CW_LIGHT_RED, .firing = 1, .unit = "410923", .case_id = "c1",
+                  .dept = "", .pros = "", .due_day = 18500, .days_left = 0, .ts = 1};
+    cw_rules_light(r, &l, on_alert, &s);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.level, "yellow");
+    assert_string_equal(s.label, "挂案预警");
+    cw_rules_free(r);
+    cw_config_free(cfg);
+}
+
+/* 1.1515 against 1.15 must not read "1:1.15，高于 1:1.15". */
+static void a_message_shows_the_digits_that_make_its_comparison_true(void **state) {
+    (void)state;
+    cw_config *cfg = config_of(YELLOW);
+    char err[256];
+    cw_rules *r = cw_rules_new(cfg, err, sizeof(err));
+    seen s = {0};
+    uint64_t c[64];
+    ratio(c, 2000, 303); /* 1.1515 */
+    cw_rules_eval(r, "unit:410923", "2020-Q3", c, 1, on_alert, &s);
+    assert_int_equal(s.n, 1);
+    if (!strstr(s.message, "1:1.151，高于 1:1.150")) fail_msg("%s", s.message);
+    cw_rules_free(r);
+    cw_config_free(cfg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_threshold_fires_once_and_resolves_only_past_its_resolve_value),
@@ -277,6 +353,9 @@ int main(void) {
         cmocka_unit_test(a_state_read_back_after_a_crash_is_what_later_changes_are_judged_against),
         cmocka_unit_test(a_reload_keeps_the_state_of_rules_that_stay_and_resolves_the_rest),
         cmocka_unit_test(a_rule_naming_an_unknown_indicator_is_refused_with_where_it_was_set),
+        cmocka_unit_test(a_deadline_alert_names_the_department_and_prosecutor_who_must_act),
+        cmocka_unit_test(a_stale_case_rule_keeps_its_own_level_and_label),
+        cmocka_unit_test(a_message_shows_the_digits_that_make_its_comparison_true),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
