@@ -51,8 +51,9 @@ int64_t cw_period_local_midnight(int y, int m, int d, int offset_min);
 int64_t cw_deadline_days(int64_t start_ts, int days, int offset_min);
 int64_t cw_deadline_months(int64_t start_ts, int months, int offset_min);
 
-/* The wall clock in ms since the epoch, and a monotonic clock in
- * seconds for measuring durations. */
+/* The wall clock in ms since the epoch (tests may shift it: see
+ * CW_TEST_NOW_OFFSET_MS in cw_period.c), and a monotonic clock in seconds
+ * for measuring durations. */
 int64_t cw_wall_ms(void);
 double cw_mono_s(void);
 
