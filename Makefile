@@ -97,8 +97,8 @@ fuzz: check-deps
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 # Binaries, man pages, the systemd unit (ExecStart at PREFIX), sysusers and
-# tmpfiles entries, and the configuration (kept when one is there already:
-# the new default goes beside it as casewatch.conf.dist).
+# tmpfiles entries, and the configuration and feed's column map (each kept
+# when one is there already: the new default goes beside it as .dist).
 install: all
 	install -D -m 0755 $(BIN)/casewatchd $(DESTDIR)$(PREFIX)/bin/casewatchd
 	install -D -m 0755 $(BIN)/casewatch $(DESTDIR)$(PREFIX)/bin/casewatch
@@ -113,6 +113,9 @@ install: all
 	    install -m 0644 systemd/casewatch.conf $(DESTDIR)$(SYSCONFDIR)/casewatch/casewatch.conf.dist; \
 	    echo "install: kept $(DESTDIR)$(SYSCONFDIR)/casewatch/casewatch.conf; the new default is casewatch.conf.dist"; \
 	else install -m 0644 systemd/casewatch.conf $(DESTDIR)$(SYSCONFDIR)/casewatch/casewatch.conf; fi
+	if [ -e $(DESTDIR)$(SYSCONFDIR)/casewatch/feed-columns-cn.conf ]; then \
+	    install -m 0644 systemd/feed-columns-cn.conf $(DESTDIR)$(SYSCONFDIR)/casewatch/feed-columns-cn.conf.dist; \
+	else install -m 0644 systemd/feed-columns-cn.conf $(DESTDIR)$(SYSCONFDIR)/casewatch/feed-columns-cn.conf; fi
 	@echo "install: done. Then: systemd-sysusers; systemctl daemon-reload; systemctl enable --now casewatchd"
 
 clean:
