@@ -292,7 +292,10 @@ int cw_dead_refeed(redisContext *rc, const cw_config *cfg, cw_export *x, const c
     cw_event dec;
     if (!bad) bad = cw_event_decode(NULL, sb.data, sb.size, cw_wall_ms(), &dec, why, sizeof(why));
     if (bad) {
-        cw_errf(err, errlen, "dead letter %s is still bad: %s (event %s); correct it with --set key=value", id, why, text);
+        const char *k = strstr(why, "key '");
+        int klen = k ? (int)strcspn(k + 5, "'") : 0;
+        cw_errf(err, errlen, "dead letter %s is still bad: %s (event %s); correct it with --set %.*s%s=value", id, why,
+                text, klen, k ? k + 5 : "", k ? "" : "key");
         free(text);
         msgpack_sbuffer_destroy(&sb);
         return 1;
