@@ -303,8 +303,8 @@ static char *read_line(char *str, int num, void *stream) {
     char *r = fgets(str, num, lc->f);
     if (!r) return r;
     lc->line++;
+    /* at the start of the line only: an indented line may continue a value */
     const char *p = str;
-    while (*p == ' ' || *p == '\t') p++;
     if (*p == '[' && !lc->failed) {
         const char *close = strchr(p, ']');
         const char *comment = strpbrk(p, ";#");
