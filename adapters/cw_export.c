@@ -361,8 +361,8 @@ static int add_item(item *items, int *nitems, const char *key, const char *s, si
 
 /* Translates the value of one key in place: value words, unit names, times.
  * `where` names the cell for messages. */
-static int translate(cw_export *x, item *it, item *items, int *nitems, int lenient, const char *where, char *err,
-                     size_t errlen) {
+static int translate(cw_export *x, item *it, item *items, int *nitems, int lenient, int foreign, const char *where,
+                     char *err, size_t errlen) {
     const char *key = it->key;
     if (has_vals(x, key)) {
         const valmap *v = find_val(x, key, it->s, it->len);
@@ -372,7 +372,8 @@ static int translate(cw_export *x, item *it, item *items, int *nitems, int lenie
             for (int k = 0; k < v->nextra; k++)
                 if (add_item(items, nitems, v->extra_key[k], v->extra_val[k], strlen(v->extra_val[k]), -1) < 0)
                     return cw_errf(err, errlen, "%s: too many keys", where);
-        } else if (!lenient && !protocol_value(key, it->s, it->len)) {
+        } else if (!lenient && foreign && !protocol_value(key, it->s, it->len)) {
+            /* under the protocol's own key name, the decoder judges the value */
             int own = 0;
             for (size_t i = 0; i < x->nvals; i++) own |= strcmp(x->vals[i].key, key) == 0;
             return cw_errf(err, errlen, "%s: '%.*s' is not a word of [values %s] in %s, nor a value of '%s'", where,
@@ -481,9 +482,10 @@ int cw_export_row(cw_export *x, const char *const *cells, const size_t *lens, si
     }
     for (int i = 0; i < nitems; i++) {
         char where[300];
+        int foreign = items[i].col < 0 || strcmp(x->heads[items[i].col], items[i].key) != 0;
         if (items[i].col >= 0) snprintf(where, sizeof(where), "column %d (%s)", items[i].col + 1, x->heads[items[i].col]);
         else snprintf(where, sizeof(where), "key '%s'", items[i].key);
-        if (translate(x, &items[i], items, &nitems, lenient, where, err, errlen) < 0) return -1;
+        if (translate(x, &items[i], items, &nitems, lenient, foreign, where, err, errlen) < 0) return -1;
     }
     char id[19];
     if (x->derive_id) {
@@ -562,7 +564,9 @@ int cw_export_json(cw_export *x, const char *text, size_t len, int lenient, msgp
             if ((size_t)nitems == before) continue; /* a second name for one key */
             char where[300];
             snprintf(where, sizeof(where), "key '%s'", k);
-            if ((rc = translate(x, &items[nitems - 1], items, &nitems, lenient, where, err, errlen)) < 0) break;
+            if ((rc = translate(x, &items[nitems - 1], items, &nitems, lenient, strcmp(k, key) != 0, where, err,
+                                errlen)) < 0)
+                break;
         } else {
             int dup = 0;
             for (int i = 0; i < nother; i++) dup |= strcmp(other_key[i], key) == 0;
