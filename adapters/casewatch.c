@@ -13,7 +13,7 @@
 #include "../daemon/cw_log.h"
 #include "../daemon/cw_period.h"
 #include "cw_args.h"
-#include "cw_dead.h"
+#include "cw_letters.h"
 #include "cw_export.h"
 #include "cw_feed.h"
 #include "cw_gen.h"
@@ -469,10 +469,10 @@ static int cmd_dead(cw_config *cfg, int argc, char **argv) {
     int r;
     if (refeed) {
         cw_export *x = load_export(cfg, columns, "dead");
-        r = x ? cw_dead_refeed(rc, cfg, x, refeed, sets, nsets, force, stdout, err, sizeof(err)) : -2;
+        r = x ? cw_letters_refeed(rc, cfg, x, refeed, sets, nsets, force, stdout, err, sizeof(err)) : -2;
         cw_export_free(x);
     } else {
-        r = cw_dead_list(rc, cfg, last, reason, json, stdout, err, sizeof(err));
+        r = cw_letters_list(rc, cfg, last, reason, json, stdout, err, sizeof(err));
     }
     if (r == -1 || r == 1) fprintf(stderr, "casewatch dead: %s\n", err);
     redisFree(rc);

@@ -1,4 +1,4 @@
-#include "cw_dead.h"
+#include "cw_letters.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -169,7 +169,7 @@ static int redis_failed(redisContext *rc, redisReply *r, const char *what, char 
     return -1;
 }
 
-int cw_dead_list(redisContext *rc, const cw_config *cfg, int last, const char *reason, int json, FILE *out, char *err,
+int cw_letters_list(redisContext *rc, const cw_config *cfg, int last, const char *reason, int json, FILE *out, char *err,
                  size_t errlen) {
     char refed_key[512];
     snprintf(refed_key, sizeof(refed_key), "%s:refed", cfg->stream_dead_key);
@@ -233,7 +233,7 @@ static const char *refeed_script =
     "redis.call('HSET', KEYS[2], ARGV[2], id) "
     "return id";
 
-int cw_dead_refeed(redisContext *rc, const cw_config *cfg, cw_export *x, const char *id, char *const *sets, int nsets,
+int cw_letters_refeed(redisContext *rc, const cw_config *cfg, cw_export *x, const char *id, char *const *sets, int nsets,
                    int force, FILE *out, char *err, size_t errlen) {
     if (!cw_args_stream_id(id))
         return cw_errf(err, errlen, "'%s' is not a dead letter id (an entry id such as 1796219933692-0)", id), 1;
