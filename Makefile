@@ -2,7 +2,7 @@
 # `make test` runs every test; `make test SAN=1` does so under ASan+UBSan.
 
 CC ?= cc
-PKGS := libuv hiredis msgpack inih jansson libsystemd
+PKGS := $(shell sh tests/deps.sh pkg-config)
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 ifeq ($(SAN),1)
@@ -97,8 +97,10 @@ fuzz: check-deps
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 # Binaries, man pages, the systemd unit (ExecStart at PREFIX), sysusers and
-# tmpfiles entries, and the configuration and feed's column map (each kept
-# when one is there already: the new default goes beside it as .dist).
+# tmpfiles entries, the configuration (kept when one is there already:
+# the new default goes beside it as casewatch.conf.dist) and the holiday
+# file and feed's column map beside it (kept too when edited: the shipped
+# one goes beside it as .dist).
 install: all
 	install -D -m 0755 $(BIN)/casewatchd $(DESTDIR)$(PREFIX)/bin/casewatchd
 	install -D -m 0755 $(BIN)/casewatch $(DESTDIR)$(PREFIX)/bin/casewatch
@@ -113,8 +115,15 @@ install: all
 	    install -m 0644 systemd/casewatch.conf $(DESTDIR)$(SYSCONFDIR)/casewatch/casewatch.conf.dist; \
 	    echo "install: kept $(DESTDIR)$(SYSCONFDIR)/casewatch/casewatch.conf; the new default is casewatch.conf.dist"; \
 	else install -m 0644 systemd/casewatch.conf $(DESTDIR)$(SYSCONFDIR)/casewatch/casewatch.conf; fi
-	if [ -e $(DESTDIR)$(SYSCONFDIR)/casewatch/feed-columns-cn.conf ]; then \
+	if [ -e $(DESTDIR)$(SYSCONFDIR)/casewatch/holidays-cn.conf ] && \
+	   ! cmp -s systemd/holidays-cn.conf $(DESTDIR)$(SYSCONFDIR)/casewatch/holidays-cn.conf; then \
+	    install -m 0644 systemd/holidays-cn.conf $(DESTDIR)$(SYSCONFDIR)/casewatch/holidays-cn.conf.dist; \
+	    echo "install: kept $(DESTDIR)$(SYSCONFDIR)/casewatch/holidays-cn.conf; the shipped one is holidays-cn.conf.dist"; \
+	else install -m 0644 systemd/holidays-cn.conf $(DESTDIR)$(SYSCONFDIR)/casewatch/holidays-cn.conf; fi
+	if [ -e $(DESTDIR)$(SYSCONFDIR)/casewatch/feed-columns-cn.conf ] && \
+	   ! cmp -s systemd/feed-columns-cn.conf $(DESTDIR)$(SYSCONFDIR)/casewatch/feed-columns-cn.conf; then \
 	    install -m 0644 systemd/feed-columns-cn.conf $(DESTDIR)$(SYSCONFDIR)/casewatch/feed-columns-cn.conf.dist; \
+	    echo "install: kept $(DESTDIR)$(SYSCONFDIR)/casewatch/feed-columns-cn.conf; the shipped one is feed-columns-cn.conf.dist"; \
 	else install -m 0644 systemd/feed-columns-cn.conf $(DESTDIR)$(SYSCONFDIR)/casewatch/feed-columns-cn.conf; fi
 	@echo "install: done. Then: systemd-sysusers; systemctl daemon-reload; systemctl enable --now casewatchd"
 

@@ -247,6 +247,8 @@ static int cmd_gen(cw_config *cfg, int argc, char **argv) {
                                        {NULL, 0, NULL, 0}};
     cw_gen_opts go;
     cw_gen_defaults(&go);
+    go.offset_min = cfg->utc_offset_min;
+    go.start_ms = cw_period_local_midnight(2020, 1, 1, go.offset_min);
     const char *units[64];
     char codes[64][7];
     double v;
@@ -268,7 +270,7 @@ static int cmd_gen(cw_config *cfg, int argc, char **argv) {
                 fprintf(stderr, "casewatch gen: --start must be a date YYYY-MM-DD from 2000 on, not '%s'\n", optarg);
                 bad = 1;
             } else {
-                go.start_ms = cw_period_local_midnight(y, m, dd, cfg->utc_offset_min);
+                go.start_ms = cw_period_local_midnight(y, m, dd, go.offset_min);
             }
             break;
         case 'u': {

@@ -79,9 +79,9 @@ static int uniform(gen *g, int lo, int hi) {
 /* A working-hours moment (08:00-18:00 China time) `days` calendar days
  * after the day of ts. */
 static int64_t after_days(gen *g, int64_t ts, int days) {
-    int64_t day = cw_period_day(ts, 480);
-    /* local midnight is day * DAY_MS - 8 h in UTC; 08:00 local is day * DAY_MS */
-    return (day + days) * DAY_MS + (int64_t)uniform(g, 0, 10 * 3600) * 1000;
+    int off = g->o->offset_min;
+    int64_t day = cw_period_day(ts, off);
+    return cw_period_day_start(day + days, off) + (8 * 3600 + (int64_t)uniform(g, 0, 10 * 3600)) * 1000;
 }
 
 /* When the review's next step comes: an intermediate step within a week,
@@ -93,7 +93,7 @@ static void plan_review(gen *g, gcase *c, int64_t ts) {
         return;
     }
     int limit = c->fast ? 10 : 28 + (c->extended ? 15 : 0);
-    int64_t day0 = cw_period_day(c->review_start, 480), today = cw_period_day(ts, 480);
+    int64_t day0 = cw_period_day(c->review_start, g->o->offset_min), today = cw_period_day(ts, g->o->offset_min);
     int left = limit - (int)(today - day0);
     if (left < 1) left = 1;
     c->next = after_days(g, ts, chance(g) < g->o->overdue_rate ? left + uniform(g, 3, 6) : uniform(g, 1, left));
@@ -390,7 +390,7 @@ static gcase *new_case(gen *g) {
     c->pros = uniform(g, 1, 20);
     c->n = chance(g) < 0.8 ? 1 : uniform(g, 2, 4);
     char year[8], month[8], quarter[8];
-    cw_period_names(c->next, 480, month, quarter, year);
+    cw_period_names(c->next, g->o->offset_min, month, quarter, year);
     if (chance(g) < 0.05) {
         c->st = LETTER_RECEIVED;
         snprintf(c->case_id, sizeof(c->case_id), "信访[%s]%llu号", year, (unsigned long long)c->k);
@@ -419,7 +419,8 @@ void cw_gen_defaults(cw_gen_opts *o) {
     o->cases = 1000;
     o->units = default_units;
     o->nunits = sizeof(default_units) / sizeof(default_units[0]);
-    o->start_ms = 1577808000000LL; /* 2020-01-01 00:00 +08:00 */
+    o->offset_min = 480;
+    o->start_ms = cw_period_local_midnight(2020, 1, 1, o->offset_min);
     o->days = 365;
     o->dup_rate = 0.01;
     o->late_rate = 0.01;

@@ -19,6 +19,7 @@ typedef struct cw_gen_opts {
     uint64_t max_lines;  /* stop after this many lines; 0 = run every case to its end */
     const char *const *units;
     size_t nunits;
+    int offset_min;   /* local time ([indicators] utc_offset): days and working hours */
     int64_t start_ms; /* first arrival */
     int days;         /* arrivals spread over this many days */
     double dup_rate;  /* fraction of events delivered twice */
@@ -28,7 +29,7 @@ typedef struct cw_gen_opts {
 } cw_gen_opts;
 
 /* Fills o with defaults: seed 1, 1000 cases, units 410923 410922 410900,
- * from 2020-01-01 over 365 days, 1% duplicates, 1% late, no bad lines,
+ * China time, from 2020-01-01 over 365 days, 1% duplicates, 1% late, no bad lines,
  * 2% overdue. */
 void cw_gen_defaults(cw_gen_opts *o);
 

@@ -8,6 +8,7 @@
 
 #include "../daemon/cw_ind.h"
 #include "../daemon/cw_period.h"
+#include "../proto/cw_health.h"
 #include "../proto/cw_text.h"
 #include "cw_args.h"
 
@@ -83,8 +84,9 @@ int cw_show_status(redisContext *rc, const cw_config *cfg, int json, FILE *out, 
         freeReplyObject(r);
         return 1;
     }
-    int64_t now = cw_wall_ms(), beat = num(r, "heartbeat_at"), started = num(r, "started_at");
-    const char *st = field(r, "state");
+    int64_t now = cw_wall_ms(), beat = num(r, cw_health_names[CW_HEALTH_HEARTBEAT_AT]),
+            started = num(r, cw_health_names[CW_HEALTH_STARTED_AT]);
+    const char *st = field(r, cw_health_names[CW_HEALTH_STATE]);
     int stopped = st && strcmp(st, "stopped") == 0;
     int stale = !stopped && now - beat > STALE_MS;
     const char *state = stopped ? "stopped" : stale ? "stale" : "running";
@@ -94,7 +96,7 @@ int cw_show_status(redisContext *rc, const cw_config *cfg, int json, FILE *out, 
         json_object_set_new(o, "state", json_string(state));
         json_object_set_new(o, "heartbeat_age_ms", json_integer(now - beat));
         for (size_t i = 0; i + 1 < r->elements; i += 2)
-            if (strcmp(r->element[i]->str, "state") != 0)
+            if (strcmp(r->element[i]->str, cw_health_names[CW_HEALTH_STATE]) != 0)
                 json_object_set_new(o, r->element[i]->str, field_json(r->element[i + 1]->str));
         print_json(o, out);
         json_decref(o);
@@ -108,7 +110,7 @@ int cw_show_status(redisContext *rc, const cw_config *cfg, int json, FILE *out, 
     long long rss = num(r, "rss_bytes");
     const char *version = field(r, "version") ? field(r, "version") : "?";
     if (stopped) {
-        int64_t at = field(r, "stopped_at") ? num(r, "stopped_at") : beat;
+        int64_t at = field(r, cw_health_names[CW_HEALTH_STOPPED_AT]) ? num(r, cw_health_names[CW_HEALTH_STOPPED_AT]) : beat;
         char stop_when[32], stop_ago[32];
         local_time(at, cfg->utc_offset_min, stop_when, sizeof(stop_when));
         duration(now - at, stop_ago, sizeof(stop_ago));
@@ -128,7 +130,7 @@ int cw_show_status(redisContext *rc, const cw_config *cfg, int json, FILE *out, 
     fprintf(out, "  open cases     %lld\n", num(r, "open_cases"));
     fprintf(out, "  alerts firing  %lld\n", num(r, "alerts_firing"));
     if (!stopped) fprintf(out, "  memory         %.1f MiB\n", (double)rss / 1048576.0);
-    const char *progress = field(r, "progress");
+    const char *progress = field(r, cw_health_names[CW_HEALTH_PROGRESS]);
     if (progress && !stopped && !stale) fprintf(out, "  progress       %s\n", progress);
     freeReplyObject(r);
     return stopped ? 3 : stale ? 1 : 0;

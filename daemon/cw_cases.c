@@ -15,6 +15,8 @@ enum {
     F_DEAD = 8,             /* closed; freed once no light entry points here */
     F_LETTER_DUE_P = 16,    /* procedural reply clock ran out (counted) */
     F_LETTER_DUE_S = 32,
+    F_FAST = 64,            /* this review is 速裁 */
+    F_CUSTODY = 128,        /* the suspect is in custody for this review: no CPL art. 105 extension */
 };
 
 typedef struct open_case {
@@ -27,8 +29,10 @@ typedef struct open_case {
     uint32_t nids, capmore;
     int32_t due[CW_NCLOCKS]; /* local day at whose start each clock runs out; 0 = not running */
     int32_t scheduled;       /* day of the newest light entry for this case, 0 = none */
+    int32_t review_from;     /* the local day the prosecution-review clock (re)started */
+    uint32_t dept, pros;     /* who handles it: names interned in the table (index + 1), 0 = unknown */
     uint16_t refs;           /* light entries pointing here */
-    uint8_t lights[CW_NCLOCKS];
+    uint8_t lights[CW_NCLOCKS]; /* the light each clock shows: CW_LIGHT_* */
     uint8_t returns, flags;
     uint16_t klen;
     char key[]; /* "unit|case", the map's key (borrowed) */
@@ -89,6 +93,10 @@ struct cw_cases {
     /* light entries, a min-heap by day */
     light_entry *heap;
     size_t nheap, capheap;
+    /* department and prosecutor names, interned: a case holds indexes */
+    cw_map *names;
+    char **name_of;
+    uint32_t nnames, capnames;
 };
 
 static size_t case_key(const cw_event *ev, char *buf) {
@@ -127,12 +135,13 @@ cw_cases *cw_cases_new(size_t closed_window, int offset_min, const cw_clock_rule
     if (clocks) t->clocks = *clocks;
     if (listener) t->listener = *listener;
     t->open = cw_map_new();
+    t->names = cw_map_new();
     t->ring_cap = closed_window ? closed_window : 1;
     t->ring = calloc(t->ring_cap, sizeof(uint64_t));
     t->set_cap = 16;
     while (t->set_cap < t->ring_cap * 2) t->set_cap *= 2;
     t->set = calloc(t->set_cap, sizeof(uint64_t));
-    if (!t->open || !t->ring || !t->set) {
+    if (!t->open || !t->names || !t->ring || !t->set) {
         cw_cases_free(t);
         return NULL;
     }
@@ -162,10 +171,42 @@ void cw_cases_free(cw_cases *t) {
         while (cw_map_next(t->open, &pos, NULL, NULL, &v)) case_free(v);
         cw_map_free(t->open); /* keys were borrowed from the cases */
     }
+    for (uint32_t i = 0; i < t->nnames; i++) free(t->name_of[i]);
+    free(t->name_of);
+    cw_map_free(t->names);
     free(t->heap);
     free(t->ring);
     free(t->set);
     free(t);
+}
+
+/* The index + 1 of a department or prosecutor name, interned on first
+ * sight; 0 for "" (or when out of memory: the name is then unknown). */
+static uint32_t intern(cw_cases *t, const char *name) {
+    size_t len = strlen(name);
+    if (!len) return 0;
+    void *v = cw_map_get(t->names, name, len);
+    if (v) return (uint32_t)(uintptr_t)v;
+    if (t->nnames == t->capnames) {
+        uint32_t cap = t->capnames ? t->capnames * 2 : 256;
+        char **n = realloc(t->name_of, cap * sizeof(*n));
+        if (!n) return 0;
+        t->name_of = n;
+        t->capnames = cap;
+    }
+    char *copy = strdup(name);
+    if (!copy) return 0;
+    uint32_t ix = t->nnames + 1;
+    if (cw_map_put(t->names, name, len, (void *)(uintptr_t)ix) < 0) {
+        free(copy);
+        return 0;
+    }
+    t->name_of[t->nnames++] = copy;
+    return ix;
+}
+
+static const char *name_at(const cw_cases *t, uint32_t ix) {
+    return ix && ix <= t->nnames ? t->name_of[ix - 1] : "";
 }
 
 size_t cw_cases_open(const cw_cases *t) {
@@ -226,8 +267,6 @@ static void window_add(cw_cases *t, uint64_t h) {
 
 /* ---- statutory clocks and their lights ------------------------------- */
 
-static int64_t next_light(const cw_cases *t, const open_case *c);
-
 static int heap_push(cw_cases *t, int32_t day, open_case *c) {
     if (t->nheap == t->capheap) {
         size_t cap = t->capheap ? t->capheap * 2 : 1024;
@@ -263,44 +302,62 @@ static light_entry heap_pop(cw_cases *t) {
     return top;
 }
 
-/* The day a light of a clock comes on: 1 yellow, 2 orange, 3 red. */
+/* The day a light of a clock comes on (0: that light is off for it). */
 static int64_t light_day(const cw_cases *t, const open_case *c, int k, int light) {
-    if (light == 1) return t->clocks.warn_days[k] ? (int64_t)c->due[k] - t->clocks.warn_days[k] : 0;
-    if (light == 2) return t->clocks.urgent_days[k] ? (int64_t)c->due[k] - t->clocks.urgent_days[k] : 0;
+    const cw_clock_rule *r = &t->clocks.k[k];
+    if (light == CW_LIGHT_YELLOW) return r->warn_days ? (int64_t)c->due[k] - r->warn_days : 0;
+    if (light == CW_LIGHT_ORANGE) return r->urgent_days ? (int64_t)c->due[k] - r->urgent_days : 0;
     return c->due[k];
 }
 
-static void unit_and_case(const open_case *c, char unit[7], const char **case_id) {
+/* Tells the listener of a light of clock k of c coming on or going off. */
+static void tell(cw_cases *t, const open_case *c, int k, int light, int firing, int64_t today, int64_t ts) {
+    if (!t->listener.light) return;
+    char unit[7];
     memcpy(unit, c->key, 6);
     unit[6] = '\0';
-    *case_id = c->key + 7; /* the key ends in a NUL (see case_new) */
+    cw_light l = {.clock = k,
+                  .light = light,
+                  .firing = firing,
+                  .unit = unit,
+                  .case_id = c->key + 7, /* the key ends in a NUL (see case_new) */
+                  .dept = name_at(t, c->dept),
+                  .pros = name_at(t, c->pros),
+                  .due_day = c->due[k],
+                  .days_left = (int)(c->due[k] - today),
+                  .ts = ts};
+    t->listener.light(&l, t->listener.data);
 }
 
-/* Turns on the lights of c whose day has come; returns the next day a
- * light of c comes on, or 0. */
+/* Brings every running clock of c to the light it should show on local
+ * day `today`: one light at a time, the one before going off as the next
+ * comes on, and a clock already past several boundaries showing only the
+ * last. Returns the next day a light of c changes, or 0. */
 static int64_t light_up(cw_cases *t, open_case *c, int64_t today, int64_t ts) {
     int64_t next = 0;
     for (int k = 0; k < CW_NCLOCKS; k++) {
         if (!c->due[k]) continue;
-        for (int light = 1; light <= 3; light++) {
+        int target = CW_LIGHT_NONE;
+        for (int light = CW_LIGHT_YELLOW; light <= CW_LIGHT_RED; light++) {
             int64_t day = light_day(t, c, k, light);
-            if (!day || (c->lights[k] & (1 << light))) continue;
-            if (day <= today) {
-                c->lights[k] |= (uint8_t)(1 << light);
-                if (light == 3 && k == CW_CLOCK_LETTER_PROCEDURAL) c->flags |= F_LETTER_DUE_P;
-                if (light == 3 && k == CW_CLOCK_LETTER_SUBSTANTIVE) c->flags |= F_LETTER_DUE_S;
-                if (t->listener.light) {
-                    char unit[7];
-                    const char *cs;
-                    unit_and_case(c, unit, &cs);
-                    t->listener.light(k, light, 1, unit, cs, c->due[k], ts, t->listener.data);
-                }
-            } else if (!next || day < next) {
-                next = day;
-            }
+            if (!day) continue;
+            if (day <= today) target = light;
+            else if (light > c->lights[k] && (!next || day < next)) next = day;
         }
+        if (target <= c->lights[k]) continue;
+        if (c->lights[k]) tell(t, c, k, c->lights[k], 0, today, ts);
+        c->lights[k] = (uint8_t)target;
+        if (target == CW_LIGHT_RED && k == CW_CLOCK_LETTER_PROCEDURAL) c->flags |= F_LETTER_DUE_P;
+        if (target == CW_LIGHT_RED && k == CW_CLOCK_LETTER_SUBSTANTIVE) c->flags |= F_LETTER_DUE_S;
+        tell(t, c, k, target, 1, today, ts);
     }
     return next;
+}
+
+/* The next day a light of c comes on, or 0 (light_up before any day:
+ * nothing changes). */
+static int64_t next_change(cw_cases *t, open_case *c) {
+    return light_up(t, c, 0, 0);
 }
 
 /* Makes sure a light entry exists for c's next light. */
@@ -310,32 +367,39 @@ static void schedule(cw_cases *t, open_case *c, int64_t next) {
     if (heap_push(t, (int32_t)next, c) == 0) c->scheduled = (int32_t)next;
 }
 
-/* Stops clock k: the lights it had on go off. */
+/* Stops clock k: the light it shows goes off. */
 static void clock_stop(cw_cases *t, open_case *c, int k, int64_t ts) {
     if (!c->due[k]) return;
-    for (int light = 1; light <= 3; light++) {
-        if (!(c->lights[k] & (1 << light)) || !t->listener.light) continue;
-        char unit[7];
-        const char *cs;
-        unit_and_case(c, unit, &cs);
-        t->listener.light(k, light, 0, unit, cs, c->due[k], ts, t->listener.data);
-    }
+    if (c->lights[k]) tell(t, c, k, c->lights[k], 0, t->today, ts);
     c->due[k] = 0;
-    c->lights[k] = 0;
+    c->lights[k] = CW_LIGHT_NONE;
 }
 
-/* (Re)starts clock k to run out at the start of local day `due`. */
-static void clock_start(cw_cases *t, open_case *c, int k, int64_t due) {
-    clock_stop(t, c, k, 0);
-    if (t->clocks.enabled[k]) c->due[k] = (int32_t)due;
+/* (Re)starts clock k to run out at the start of local day `due`; a
+ * fresh start (not a move of a running clock) is told as a light
+ * CW_LIGHT_NONE coming on. */
+static void clock_start_as(cw_cases *t, open_case *c, int k, int64_t due, int64_t ts, int fresh) {
+    clock_stop(t, c, k, ts);
+    if (!t->clocks.k[k].enabled || due <= 0) return;
+    c->due[k] = (int32_t)due;
+    if (fresh && k != CW_CLOCK_STALE) tell(t, c, k, CW_LIGHT_NONE, 1, t->today, ts);
 }
 
-static int64_t days_due(const cw_cases *t, int64_t ts, int days) {
-    return cw_period_day(cw_deadline_days(ts, days, t->offset_min), t->offset_min);
+static void clock_start(cw_cases *t, open_case *c, int k, int64_t due, int64_t ts) {
+    clock_start_as(t, c, k, due, ts, 1);
 }
 
-static int64_t months_due(const cw_cases *t, int64_t ts, int months) {
-    return cw_period_day(cw_deadline_months(ts, months, t->offset_min), t->offset_min);
+/* The local day at whose start a period begun at ts runs out: `months`,
+ * else `days`, counted as the law counts them (INDICATORS.md §4). */
+static int64_t period_due(const cw_cases *t, int64_t ts, int days, int months) {
+    int64_t end = months ? cw_deadline_months(ts, months, t->offset_min) : cw_deadline_days(ts, days, t->offset_min);
+    return cw_period_day(end, t->offset_min);
+}
+
+/* The due day of clock k's own period (days, months or working days). */
+static int64_t clock_due(const cw_cases *t, int k, int64_t ts) {
+    const cw_clock_rule *r = &t->clocks.k[k];
+    return period_due(t, ts, r->days ? r->days : r->working_days, r->months);
 }
 
 void cw_cases_advance(cw_cases *t, int64_t today) {
@@ -348,9 +412,13 @@ void cw_cases_advance(cw_cases *t, int64_t today) {
             if (!c->refs) case_free(c);
             continue;
         }
-        int64_t ts = (t->today * 86400000LL) - (int64_t)t->offset_min * 60000; /* the day's start */
+        int64_t ts = cw_period_day_start(t->today, t->offset_min);
         schedule(t, c, light_up(t, c, t->today, ts));
     }
+}
+
+int64_t cw_cases_next_day(const cw_cases *t) {
+    return t->nheap ? t->heap[0].day : 0;
 }
 
 static int post_trial(cw_event_type type) {
@@ -387,70 +455,102 @@ static open_case *case_new(cw_map *open, const char *key, size_t klen) {
     return c;
 }
 
+/* The prosecution review's due day: from the day its clock (re)started,
+ * 1 month (速裁: 10 days), and once extended 15 days more (速裁: 15 days
+ * in all, CPL art. 172). */
+static int64_t review_due(const cw_cases *t, const open_case *c, int64_t from_ts) {
+    const cw_clock_rule *r = &t->clocks.k[CW_CLOCK_PROSECUTION_REVIEW];
+    int extended = (c->flags & F_EXTENDED) != 0;
+    if ((c->flags & F_FAST) && r->days_fast)
+        return period_due(t, from_ts, extended ? r->days_fast_extended : r->days_fast, 0);
+    int64_t due = period_due(t, from_ts, r->days, r->months);
+    return extended ? due + r->extension_days : due;
+}
+
+/* The clock a reconsideration or higher review starts (its .decided
+ * stops it), or -1. */
+static int review_clock(cw_event_type type, int *stops) {
+    *stops = 0;
+    switch (type) {
+    case CW_EV_ARREST_RECONSIDERATION_DECIDED: *stops = 1; /* fall through */
+    case CW_EV_ARREST_RECONSIDERATION: return CW_CLOCK_ARREST_RECONSIDERATION;
+    case CW_EV_ARREST_REVIEW_DECIDED: *stops = 1; /* fall through */
+    case CW_EV_ARREST_REVIEW: return CW_CLOCK_ARREST_HIGHER_REVIEW;
+    case CW_EV_NONPROSECUTION_RECONSIDERATION_DECIDED: *stops = 1; /* fall through */
+    case CW_EV_NONPROSECUTION_RECONSIDERATION: return CW_CLOCK_NONPROSECUTION_RECONSIDERATION;
+    case CW_EV_NONPROSECUTION_REVIEW_DECIDED: *stops = 1; /* fall through */
+    case CW_EV_NONPROSECUTION_REVIEW: return CW_CLOCK_NONPROSECUTION_HIGHER_REVIEW;
+    default: return -1;
+    }
+}
+
 /* The clocks an event starts, stops or moves (INDICATORS.md §4) and the
- * data checks it may fail (§5). */
+ * data checks it may fail (§5). A clock is judged the moment it changes:
+ * a light already due by the clock's day comes on now, alone. */
 static void clocks_and_checks(cw_cases *t, open_case *c, const cw_event *ev) {
     const cw_clock_rules *k = &t->clocks;
+    int64_t ts = ev->ts;
+    int stops, rc = review_clock(ev->type, &stops);
+    if (rc >= 0) {
+        if (stops) clock_stop(t, c, rc, ts);
+        else clock_start(t, c, rc, clock_due(t, rc, ts), ts);
+    }
     switch (ev->type) {
     case CW_EV_ARREST_ACCEPTED: {
         c->flags |= F_ARREST_SEEN;
-        int days = cw_event_flag(ev, CW_F_DETAINED) ? k->arrest_days_detained
-                   : cw_event_flag(ev, CW_F_COMPLEX) ? k->arrest_days_complex
-                                                      : k->arrest_days;
-        if (days) clock_start(t, c, CW_CLOCK_ARREST_REVIEW, days_due(t, ev->ts, days));
+        const cw_clock_rule *r = &k->k[CW_CLOCK_ARREST_REVIEW];
+        int days = cw_event_flag(ev, CW_F_DETAINED) ? r->days_detained
+                   : cw_event_flag(ev, CW_F_COMPLEX) ? r->days_complex
+                                                      : r->days;
+        if (days) clock_start(t, c, CW_CLOCK_ARREST_REVIEW, period_due(t, ts, days, 0), ts);
         break;
     }
     case CW_EV_ARREST_DECIDED:
         if (!(c->flags & F_ARREST_SEEN)) check(t, CW_CHECK_DECIDED_UNACCEPTED, ev);
-        clock_stop(t, c, CW_CLOCK_ARREST_REVIEW, ev->ts);
+        clock_stop(t, c, CW_CLOCK_ARREST_REVIEW, ts);
         break;
     case CW_EV_PROSECUTION_ACCEPTED:
     case CW_EV_PROSECUTION_RESUBMITTED:
         if (ev->type == CW_EV_PROSECUTION_ACCEPTED) c->flags |= F_PROSECUTION_SEEN;
-        c->flags &= (uint8_t)~F_EXTENDED;
-        clock_stop(t, c, CW_CLOCK_SUPPLEMENTARY, ev->ts);
-        if (cw_event_flag(ev, CW_F_FAST) && k->review_days_fast)
-            clock_start(t, c, CW_CLOCK_PROSECUTION_REVIEW, days_due(t, ev->ts, k->review_days_fast));
-        else if (k->review_months)
-            clock_start(t, c, CW_CLOCK_PROSECUTION_REVIEW, months_due(t, ev->ts, k->review_months));
+        c->flags &= (uint8_t) ~(F_EXTENDED | F_FAST | F_CUSTODY);
+        if (cw_event_flag(ev, CW_F_FAST)) c->flags |= F_FAST;
+        if (cw_event_flag(ev, CW_F_ARRESTED)) c->flags |= F_CUSTODY;
+        clock_stop(t, c, CW_CLOCK_SUPPLEMENTARY, ts);
+        c->review_from = (int32_t)cw_period_day(ts, t->offset_min);
+        clock_start(t, c, CW_CLOCK_PROSECUTION_REVIEW, review_due(t, c, ts), ts);
         break;
     case CW_EV_PROSECUTION_RETURNED:
         if (c->returns < 255) c->returns++;
         if (c->returns == 3) check(t, CW_CHECK_THIRD_RETURN, ev);
-        clock_stop(t, c, CW_CLOCK_PROSECUTION_REVIEW, ev->ts);
-        if (k->supplementary_months)
-            clock_start(t, c, CW_CLOCK_SUPPLEMENTARY, months_due(t, ev->ts, k->supplementary_months));
+        clock_stop(t, c, CW_CLOCK_PROSECUTION_REVIEW, ts);
+        clock_start(t, c, CW_CLOCK_SUPPLEMENTARY, clock_due(t, CW_CLOCK_SUPPLEMENTARY, ts), ts);
         break;
     case CW_EV_PROSECUTION_EXTENDED:
         if (c->flags & F_EXTENDED) check(t, CW_CHECK_SECOND_EXTENSION, ev);
         c->flags |= F_EXTENDED;
-        if (c->due[CW_CLOCK_PROSECUTION_REVIEW] && k->review_extension_days) {
-            int64_t due = c->due[CW_CLOCK_PROSECUTION_REVIEW] + k->review_extension_days;
-            clock_stop(t, c, CW_CLOCK_PROSECUTION_REVIEW, ev->ts); /* lights of the old deadline go off */
-            clock_start(t, c, CW_CLOCK_PROSECUTION_REVIEW, due);
-        }
+        if (c->due[CW_CLOCK_PROSECUTION_REVIEW]) /* moved: the light of the old deadline goes off */
+            clock_start_as(t, c, CW_CLOCK_PROSECUTION_REVIEW,
+                           review_due(t, c, cw_period_day_start(c->review_from, t->offset_min) + 12 * 3600000LL), ts,
+                           0);
         break;
     case CW_EV_PROSECUTION_DECIDED:
         if (!(c->flags & F_PROSECUTION_SEEN)) check(t, CW_CHECK_DECIDED_UNACCEPTED, ev);
-        clock_stop(t, c, CW_CLOCK_PROSECUTION_REVIEW, ev->ts);
-        clock_stop(t, c, CW_CLOCK_SUPPLEMENTARY, ev->ts);
+        clock_stop(t, c, CW_CLOCK_PROSECUTION_REVIEW, ts);
+        clock_stop(t, c, CW_CLOCK_SUPPLEMENTARY, ts);
         break;
     case CW_EV_LETTER_RECEIVED:
-        if (k->letter_procedural_days)
-            clock_start(t, c, CW_CLOCK_LETTER_PROCEDURAL, days_due(t, ev->ts, k->letter_procedural_days));
-        if (k->letter_substantive_months)
-            clock_start(t, c, CW_CLOCK_LETTER_SUBSTANTIVE, months_due(t, ev->ts, k->letter_substantive_months));
+        clock_start(t, c, CW_CLOCK_LETTER_PROCEDURAL, clock_due(t, CW_CLOCK_LETTER_PROCEDURAL, ts), ts);
+        clock_start(t, c, CW_CLOCK_LETTER_SUBSTANTIVE, clock_due(t, CW_CLOCK_LETTER_SUBSTANTIVE, ts), ts);
         break;
     case CW_EV_LETTER_REPLIED:
-        clock_stop(t, c, CW_CLOCK_LETTER_PROCEDURAL, ev->ts);
-        if (ev->reply == CW_REPLY_SUBSTANTIVE) clock_stop(t, c, CW_CLOCK_LETTER_SUBSTANTIVE, ev->ts);
+        clock_stop(t, c, CW_CLOCK_LETTER_PROCEDURAL, ts);
+        if (ev->reply == CW_REPLY_SUBSTANTIVE) clock_stop(t, c, CW_CLOCK_LETTER_SUBSTANTIVE, ts);
         break;
     default: break;
     }
     /* 挂案: any event restarts the stale clock */
-    if (k->stale_days) clock_start(t, c, CW_CLOCK_STALE, days_due(t, ev->ts, k->stale_days));
-    /* lights already due (a late start) come on at the next advance */
-    schedule(t, c, next_light(t, c));
+    clock_start(t, c, CW_CLOCK_STALE, clock_due(t, CW_CLOCK_STALE, ts), ts);
+    schedule(t, c, light_up(t, c, t->today, ts));
 }
 
 /* Removes a closed case: its lights go off, its ids move to the window. */
@@ -512,6 +612,8 @@ int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *f) {
     }
     if (!c && !(c = case_new(t->open, key, klen))) return -1;
     if (case_add_id(c, h) < 0) return -1;
+    if (ev->dept[0]) c->dept = intern(t, ev->dept);
+    if (ev->pros[0]) c->pros = intern(t, ev->pros);
     if (c->nids > t->most_ids) t->most_ids = c->nids;
 
     switch (ev->type) {
@@ -541,9 +643,14 @@ int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *f) {
     case CW_EV_LETTER_REPLIED:
         if (c->received_at) {
             f->letter_replied = ev->reply == CW_REPLY_PROCEDURAL ? 1 : 2;
-            int64_t due = f->letter_replied == 1 ? cw_deadline_days(c->received_at, 7, t->offset_min)
-                                                 : cw_deadline_months(c->received_at, 3, t->offset_min);
-            f->letter_ontime = ev->ts < due;
+            /* on time by the configured clock (its due day, as running);
+             * with that clock off, by the law's 7 days or 3 months */
+            int k = f->letter_replied == 1 ? CW_CLOCK_LETTER_PROCEDURAL : CW_CLOCK_LETTER_SUBSTANTIVE;
+            int64_t due = c->due[k]                 ? c->due[k]
+                          : t->clocks.k[k].enabled ? clock_due(t, k, c->received_at)
+                          : k == CW_CLOCK_LETTER_PROCEDURAL ? period_due(t, c->received_at, 7, 0)
+                                                             : period_due(t, c->received_at, 0, 3);
+            f->letter_ontime = ev->ts < cw_period_day_start(due, t->offset_min);
             f->letter_counted = (c->flags & (f->letter_replied == 1 ? F_LETTER_DUE_P : F_LETTER_DUE_S)) != 0;
         }
         break;
@@ -574,6 +681,9 @@ void cw_cases_save(const cw_cases *t, cw_snap_writer *w) {
             cw_snap_put_u32(w, (uint32_t)c->due[k]);
             cw_snap_put_u8(w, c->lights[k]);
         }
+        cw_snap_put_u32(w, (uint32_t)c->review_from);
+        cw_snap_put_str(w, name_at(t, c->dept));
+        cw_snap_put_str(w, name_at(t, c->pros));
         cw_snap_put_u32(w, c->nids);
         for (uint32_t i = 0; i < c->nids; i++) cw_snap_put_u64(w, case_id(c, i));
     }
@@ -582,20 +692,13 @@ void cw_cases_save(const cw_cases *t, cw_snap_writer *w) {
     for (size_t i = 0; i < t->ring_len; i++) cw_snap_put_u64(w, t->ring[(t->ring_head + i) % t->ring_cap]);
 }
 
-/* The first day a light of c not yet on comes on, or 0. */
-static int64_t next_light(const cw_cases *t, const open_case *c) {
-    int64_t next = 0;
-    for (int i = 0; i < CW_NCLOCKS; i++) {
-        for (int light = 1; c->due[i] && light <= 3; light++) {
-            int64_t day = light_day(t, c, i, light);
-            if (day && !(c->lights[i] & (1 << light)) && (!next || day < next)) next = day;
-        }
-    }
-    return next;
-}
-
+/* Version 1 wrote CW_NCLOCKS_V1 clocks (stale last) as bits of the
+ * lights that were on; version 2 writes every clock, the light it shows,
+ * the review's start day and who handles the case. */
 int cw_cases_load(cw_cases *t, cw_snap_reader *r) {
-    if (cw_snap_get_u32(r) != CW_NCLOCKS) r->bad = 1;
+    int v1 = r->version < 2;
+    uint32_t nclocks = cw_snap_get_u32(r);
+    if (nclocks != (v1 ? CW_NCLOCKS_V1 : CW_NCLOCKS)) r->bad = 1;
     t->today = cw_snap_get_i64(r);
     if (t->today < 0 || t->today > 3000000) r->bad = 1; /* a local day from 1970 to about 10000 */
     uint64_t n = cw_snap_get_u64(r);
@@ -614,10 +717,23 @@ int cw_cases_load(cw_cases *t, cw_snap_reader *r) {
         c->received_at = cw_snap_get_i64(r);
         c->returns = cw_snap_get_u8(r);
         c->flags = cw_snap_get_u8(r) & (uint8_t)~F_DEAD;
-        for (int i = 0; i < CW_NCLOCKS; i++) {
+        for (uint32_t f = 0; f < nclocks && !r->bad; f++) {
+            int i = v1 && f == CW_NCLOCKS_V1 - 1 ? CW_CLOCK_STALE : (int)f;
             c->due[i] = (int32_t)cw_snap_get_u32(r);
-            c->lights[i] = cw_snap_get_u8(r);
-            if (c->due[i] < 0 || c->due[i] > 3000000) r->bad = 1;
+            uint8_t lights = cw_snap_get_u8(r);
+            if (v1) /* the bits of the lights on: the highest is the one shown */
+                lights = lights & 8 ? CW_LIGHT_RED : lights & 4 ? CW_LIGHT_ORANGE : lights & 2 ? CW_LIGHT_YELLOW : 0;
+            c->lights[i] = lights;
+            if (c->due[i] < 0 || c->due[i] > 3000000 || lights > CW_LIGHT_RED) r->bad = 1;
+        }
+        if (!v1) {
+            char name[CW_NAME_MAX + 1];
+            c->review_from = (int32_t)cw_snap_get_u32(r);
+            if (cw_snap_get_str(r, name, sizeof(name)) == 0) c->dept = intern(t, name);
+            if (cw_snap_get_str(r, name, sizeof(name)) == 0) c->pros = intern(t, name);
+            if (c->review_from < 0 || c->review_from > 3000000) r->bad = 1;
+        } else if (c->review_start) {
+            c->review_from = (int32_t)cw_period_day(c->review_start, t->offset_min);
         }
         uint32_t nids = cw_snap_get_u32(r);
         if (r->bad || nids > (uint32_t)((r->end - r->p) / 8)) {
@@ -627,7 +743,8 @@ int cw_cases_load(cw_cases *t, cw_snap_reader *r) {
         for (uint32_t i = 0; i < nids; i++)
             if (case_add_id(c, cw_snap_get_u64(r)) < 0) return -1;
         if (nids > t->most_ids) t->most_ids = nids;
-        schedule(t, c, next_light(t, c));
+        /* lights due by then change at the next advance */
+        schedule(t, c, next_change(t, c));
     }
     uint64_t ring = cw_snap_get_u64(r);
     if (ring > (uint64_t)((r->end - r->p) / 8)) r->bad = 1;

@@ -1,5 +1,5 @@
 /* cw_cases: the open-case table, keyed by (unit, case), with what the
- * indicators (and later the deadline clocks) need, and the memory that
+ * indicators and the statutory deadline clocks need, and the memory that
  * keeps a redelivered event id from counting twice.
  *
  * Dedupe bound: every id of an open case is remembered with the case (8
@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "../proto/cw_event.h"
-#include "cw_rules.h"
+#include "cw_clock.h"
 
 typedef struct cw_cases cw_cases;
 
@@ -29,14 +29,12 @@ typedef struct cw_case_facts {
     int letter_counted; /* its clock ran out before: already counted as due */
 } cw_case_facts;
 
-/* Where the statutory clocks report: a light (1 yellow, 2 orange, 3 red)
- * of a clock of a case coming on (firing 1) or going off because the
- * clock stopped, paused or moved (firing 0); and data checks. Called from
- * inside cw_cases_apply and cw_cases_advance; the strings live for the
- * call. */
+/* Where the statutory clocks report: a light of a clock of a case
+ * changing (cw_light: one light at a time per clock), and data checks.
+ * Called from inside cw_cases_apply and cw_cases_advance; the strings
+ * live for the call. */
 typedef struct cw_case_listener {
-    void (*light)(int clock, int light, int firing, const char *unit, const char *case_id, int64_t due_day,
-                  int64_t ts, void *data);
+    void (*light)(const cw_light *l, void *data);
     void (*check)(int check, const char *unit, const char *case_id, const cw_event *ev, void *data);
     void *data;
 } cw_case_listener;
@@ -49,10 +47,14 @@ cw_cases *cw_cases_new(size_t closed_window, int offset_min, const cw_clock_rule
  * days, new ones use the new periods. */
 void cw_cases_set_clocks(cw_cases *t, const cw_clock_rules *clocks);
 
-/* Lights every light whose day has come by local day `today` (clock
- * time: the wall clock live, event time in replays). Cheap when nothing
- * is due. */
+/* Brings every clock whose next light is due by local day `today` to
+ * the light it should show (clock time: the wall clock live, event time
+ * in replays). Cheap when nothing is due: a heap of the next change of
+ * each case. A clock started or changed by cw_cases_apply is judged
+ * against the last `today` at once. */
 void cw_cases_advance(cw_cases *t, int64_t today);
+/* The next local day a light changes on (0: none): when to advance next. */
+int64_t cw_cases_next_day(const cw_cases *t);
 void cw_cases_free(cw_cases *t);
 
 /* Applies ev to its case. Returns 1 when ev is a duplicate (nothing

@@ -49,6 +49,8 @@ static const opt opts[] = {
     {"stream", "key", OPT_STR, F(stream_key), "casewatch:events", 1, 0, NULL, "the event stream"},
     {"stream", "dead_key", OPT_STR, F(stream_dead_key), "casewatch:events:dead", 1, 0, NULL,
      "where unusable entries are copied with a reason"},
+    {"stream", "dead_maxlen", OPT_INT, F(stream_dead_maxlen), "100000", 100, 100000000, NULL,
+     "dead letters kept in the dead-letter stream (XADD MAXLEN ~)"},
     {"stream", "batch", OPT_INT, F(stream_batch), "1000", 1, 100000, NULL, "entries read per request"},
     {"stream", "block_ms", OPT_INT, F(stream_block_ms), "1000", 1, 60000, NULL,
      "how long a read waits for new entries when caught up"},
@@ -81,12 +83,16 @@ static const opt opts[] = {
      "distinct scopes (prosecutors, departments, units, regions) held at most"},
     {"limits", "max_ids_per_case", OPT_INT, F(max_ids_per_case), "10000", 10, 2000000000, NULL,
      "event ids remembered for one open case at most"},
+    {"limits", "dead_letter_bytes", OPT_INT, F(dead_letter_bytes), "65536", 1024, 16777216, NULL,
+     "bytes of an unusable entry's names and values copied into its dead letter at most (the rest is cut, and said)"},
     {"alerts", "channel", OPT_STR, F(alerts_channel), "casewatch:alerts", 1, 0, NULL,
      "alerts are published here and on <channel>:<unit>"},
     {"alerts", "log_key", OPT_STR, F(alerts_log_key), "casewatch:alerts:log", 1, 0, NULL,
      "the durable alert log stream subscribers catch up from"},
     {"alerts", "log_maxlen", OPT_INT, F(alerts_log_maxlen), "100000", 100, 100000000, NULL,
      "entries kept in the alert log (XADD MAXLEN ~)"},
+    {"calendar", "file", OPT_STR, F(calendar_file), "/etc/casewatch/holidays-cn.conf", 0, 0, NULL,
+     "the holiday file deadlines are counted on (CPL art. 105); empty: weekends only"},
     {"feed", "columns", OPT_STR, F(feed_columns), "", 0, 0, NULL,
      "casewatch feed: file mapping an export's column names and values to the protocol's keys (relative to the "
      "configuration file's directory; empty: the protocol's own keys only)"},
@@ -104,7 +110,7 @@ static const opt *find_opt(const char *section, const char *key) {
 static int section_known(const char *section) {
     for (size_t i = 0; i < NOPTS; i++)
         if (strcmp(opts[i].section, section) == 0) return 1;
-    return strcmp(section, "units") == 0;
+    return strcmp(section, "units") == 0 || strcmp(section, "prosecutors") == 0;
 }
 
 static void choices_text(const char *const *ch, char *out, size_t outlen) {
@@ -184,6 +190,50 @@ static int set_unit(cw_config *c, const char *code, const char *name, char *err,
     return 0;
 }
 
+static int by_key(const void *a, const void *b) {
+    return strcmp(((const cw_pros_name *)a)->key, ((const cw_pros_name *)b)->key);
+}
+
+/* [prosecutors]: "410923/P017 = 张三" (a unit's prosecutor) or "P017 = 张三"
+ * (that id in any unit). Kept sorted by key: every deadline alert looks
+ * its prosecutor's name up. */
+static int set_pros(cw_config *c, const char *key, const char *name, char *err, size_t errlen) {
+    const char *slash = strchr(key, '/');
+    if (!key[0] || (slash && (slash - key != 6 || strspn(key, "0123456789") != 6 || !slash[1])))
+        return cw_errf(err, errlen, "expected a prosecutor id, or UNIT/ID with a 6-digit unit code, as the key");
+    if (!name[0] || !cw_utf8_valid(name, strlen(name))) return cw_errf(err, errlen, "expected the prosecutor's name in UTF-8");
+    for (size_t i = 0; i < c->npros; i++) {
+        if (strcmp(c->pros[i].key, key) == 0) {
+            char *dup = strdup(name);
+            if (!dup) return cw_errf(err, errlen, "out of memory");
+            free(c->pros[i].name);
+            c->pros[i].name = dup;
+            return 0;
+        }
+    }
+    cw_pros_name *np = realloc(c->pros, (c->npros + 1) * sizeof(*np));
+    if (!np) return cw_errf(err, errlen, "out of memory");
+    c->pros = np;
+    np[c->npros].key = strdup(key);
+    np[c->npros].name = strdup(name);
+    c->npros++;
+    if (!np[c->npros - 1].key || !np[c->npros - 1].name) return cw_errf(err, errlen, "out of memory");
+    qsort(c->pros, c->npros, sizeof(*c->pros), by_key);
+    return 0;
+}
+
+const char *cw_config_pros_name(const cw_config *c, const char *unit, const char *id) {
+    char key[8 + 256];
+    cw_pros_name want = {key, NULL};
+    for (int pass = 0; pass < 2 && c->npros; pass++) {
+        if (pass == 0) snprintf(key, sizeof(key), "%.6s/%s", unit, id);
+        else snprintf(key, sizeof(key), "%s", id);
+        const cw_pros_name *p = bsearch(&want, c->pros, c->npros, sizeof(*c->pros), by_key);
+        if (p) return p->name;
+    }
+    return NULL;
+}
+
 /* Every name of one kind of field of the indicator hashes, for messages:
  * "case_item_ratio, plea_rate, ..." in full. */
 static void ind_names(int counters, char *out, size_t outlen) {
@@ -240,6 +290,7 @@ static int set_value(cw_config *c, const char *section, const char *key, const c
                      char *err, size_t errlen) {
     if (strncmp(section, "rule ", 5) == 0) return add_rule_kv(c, section + 5, key, value, where, err, errlen);
     if (strcmp(section, "units") == 0) return set_unit(c, key, value, err, errlen);
+    if (strcmp(section, "prosecutors") == 0) return set_pros(c, key, value, err, errlen);
     const opt *o = find_opt(section, key);
     if (!o) {
         if (!section_known(section)) return cw_errf(err, errlen, "unknown section");
@@ -269,6 +320,8 @@ void cw_config_free(cw_config *c) {
         if (opts[i].type == OPT_STR) free(*(char **)((char *)c + opts[i].offset));
     for (size_t i = 0; i < c->nunits; i++) free(c->units[i].name);
     free(c->units);
+    for (size_t i = 0; i < c->npros; i++) free(c->pros[i].key), free(c->pros[i].name);
+    free(c->pros);
     for (size_t i = 0; i < c->nrule_kvs; i++) {
         free(c->rule_kvs[i].rule);
         free(c->rule_kvs[i].key);
@@ -440,5 +493,9 @@ void cw_config_print(const cw_config *c, FILE *out) {
     if (c->nunits) {
         fprintf(out, "\n[units]\n");
         for (size_t i = 0; i < c->nunits; i++) fprintf(out, "%s = %s\n", c->units[i].code, c->units[i].name);
+    }
+    if (c->npros) {
+        fprintf(out, "\n[prosecutors]\n");
+        for (size_t i = 0; i < c->npros; i++) fprintf(out, "%s = %s\n", c->pros[i].key, c->pros[i].name);
     }
 }

@@ -16,6 +16,11 @@ typedef struct cw_rule_kv {
     char *rule, *key, *value, *where;
 } cw_rule_kv;
 
+typedef struct cw_pros_name {
+    char *key; /* "410923/P017", or "P017" for any unit */
+    char *name;
+} cw_pros_name;
+
 typedef struct cw_unit_name {
     char code[7];
     char *name;
@@ -35,6 +40,7 @@ typedef struct cw_config {
     /* [stream] */
     char *stream_key;
     char *stream_dead_key;
+    int stream_dead_maxlen;
     int stream_batch;
     int stream_block_ms;
     /* [daemon] */
@@ -57,10 +63,13 @@ typedef struct cw_config {
     int max_open_cases;
     int max_scopes;
     int max_ids_per_case;
+    int dead_letter_bytes;
     /* [alerts] */
     char *alerts_channel;
     char *alerts_log_key;
     int alerts_log_maxlen;
+    /* [calendar] */
+    char *calendar_file;
     /* [feed] (casewatch feed) */
     char *feed_columns;
     /* [rule NAME] sections, in file order */
@@ -69,6 +78,9 @@ typedef struct cw_config {
     /* [units]: code = name */
     cw_unit_name *units;
     size_t nunits;
+    /* [prosecutors]: UNIT/ID or ID = name */
+    cw_pros_name *pros;
+    size_t npros;
     /* read from redis_password_file by cw_config_finish; never printed */
     char *redis_password;
 } cw_config;
@@ -94,6 +106,9 @@ int cw_config_finish(cw_config *c, char *err, size_t errlen);
 
 /* The configured name of a 院 (from [units]), or NULL. */
 const char *cw_config_unit_name(const cw_config *c, const char *code);
+/* The configured name of a unit's prosecutor (from [prosecutors]:
+ * "UNIT/ID", else "ID"), or NULL. */
+const char *cw_config_pros_name(const cw_config *c, const char *unit, const char *id);
 
 /* Writes the effective configuration as INI (secrets masked). */
 void cw_config_print(const cw_config *c, FILE *out);

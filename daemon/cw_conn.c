@@ -199,11 +199,6 @@ static void go_backoff(cw_conn *c, const char *why);
 static void request_free(cw_conn *c, request *rq);
 static void on_timer(uv_timer_t *t);
 
-const char *cw_conn_state_name(cw_conn_state s) {
-    static const char *const names[] = {"idle", "connecting", "authenticating", "ready", "backoff", "closing", "closed"};
-    return (unsigned)s <= CW_CONN_CLOSED ? names[s] : "?";
-}
-
 cw_conn *cw_conn_new(uv_loop_t *loop, const cw_config *cfg, const char *name, cw_conn_state_cb cb, void *data) {
     cw_conn *c = calloc(1, sizeof(*c));
     if (!c) return NULL;
@@ -222,10 +217,6 @@ cw_conn *cw_conn_new(uv_loop_t *loop, const cw_config *cfg, const char *name, cw
 
 int cw_conn_is_ready(const cw_conn *c) {
     return c && c->state == CW_CONN_READY;
-}
-
-cw_conn_state cw_conn_get_state(const cw_conn *c) {
-    return c->state;
 }
 
 size_t cw_conn_in_flight(const cw_conn *c) {

@@ -52,8 +52,6 @@ cw_conn *cw_conn_new(uv_loop_t *loop, const cw_config *cfg, const char *name, cw
 void cw_conn_start(cw_conn *c);
 
 int cw_conn_is_ready(const cw_conn *c);
-cw_conn_state cw_conn_get_state(const cw_conn *c);
-const char *cw_conn_state_name(cw_conn_state s);
 
 /* Sends a command. extra_ms is added to the configured timeout (for
  * blocking reads). Returns 0, or -1 when the connection is not READY (the

@@ -1,345 +1,178 @@
+/* casewatchd's I/O shell around the engine. Read top to bottom, this file
+ * is the data path:
+ *
+ *   read      XREAD from the last entry applied (reader connection)
+ *   decode    each reply copied into a batch and decoded on libuv's
+ *             thread pool, up to AHEAD batches ahead (cw_batch)
+ *   engine    entries applied in stream order (cw_engine): the unusable
+ *             and the refused become dead letters (cw_dead)
+ *   write     at flush points the engine judges its rules on what
+ *             changed, and hands out the hash rows written here; alerts
+ *             go out through the sink (cw_sink), dead letters through
+ *             cw_dead (writer connection)
+ *
+ * and around it: the stream's size and trims, the health hash, snapshots,
+ * reading back after a crash, signals, reload, and the orderly shutdown.
+ *
+ * Read strategy: plain XREAD from the last applied entry id, which the
+ * daemon keeps itself (and the snapshot persists with the state it
+ * produced). A consumer group's acknowledgement lives in Redis, apart
+ * from the state, so it could never be committed atomically with it;
+ * XREAD has no server-side bookkeeping to keep in step and is the
+ * fastest read Redis offers. */
 #include "cw_daemon.h"
 
 #include <errno.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <uv.h>
 
-#include "../proto/cw_event.h"
+#include "../proto/cw_health.h"
 #include "cw_batch.h"
-#include "cw_period.h"
-#include "cw_rules.h"
-#include "cw_sink.h"
-#include "cw_snap.h"
-#include "cw_cases.h"
 #include "cw_conn.h"
-#include "cw_ind.h"
+#include "cw_dead.h"
+#include "cw_engine.h"
 #include "cw_log.h"
 #include "cw_notify.h"
-
-/* Read strategy: plain XREAD from the last applied entry id, which the
- * daemon keeps itself (and the snapshot will persist with the state it
- * produced). A consumer group's acknowledgement lives in Redis, apart
- * from the state, so it could never be committed atomically with it;
- * XREAD has no server-side bookkeeping to keep in step and is the
- * fastest read Redis offers. */
-
-#define MAX_FIELDS 16
-
-/* A dead letter waiting for the writer: the XADD argv, owned. */
-typedef struct dead_letter {
-    int argc;
-    char **argv;
-    size_t *argvlen;
-    struct dead_letter *next;
-} dead_letter;
+#include "cw_period.h"
+#include "cw_sink.h"
+#include "cw_snap.h"
 
 typedef struct daemon_ctx {
     uv_loop_t loop;
     const cw_config *cfg;
     cw_conn *reader; /* blocking stream reads hold this one */
-    cw_conn *writer; /* hashes, dead letters, health */
+    cw_conn *writer; /* hashes, alerts, dead letters, health */
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t flush_timer, watchdog_timer, stall_timer;
     uv_timer_t flush_more; /* the rest of a flush that did not fit one slice */
     uv_idle_t apply_more;  /* the rest of a batch: applied in slices, between which replies are read */
-    uint64_t stall_last_ns; /* when the stall probe last ran */
-    double max_stall_ms;    /* the longest the loop was kept from a 10 ms timer */
     int watchdog_on;
-    int ready_sent;
     cw_config_reload_fn reload;
     void *reload_data;
-    cw_config *rules_cfg; /* the configuration of rules and units after a reload (owned) */
-    uint64_t status_events; /* events at the last STATUS= */
-    uint64_t status_at;
-    int stopping;
-    int reading;
-    /* data path */
+    /* the domain, and where what it produces goes */
+    cw_engine *engine;
+    cw_dead *dead;
+    cw_sink *sink;
+    cw_resp cmd; /* hash writes are formatted here */
+    /* reading */
     struct read_batch *ahead, *ahead_tail; /* read, not yet applied, oldest first */
     struct read_batch *spare_batches;
     int nahead;
+    int reading;
     uint64_t read_ahead; /* entries received (read_total: applied) */
-    int reads_held;      /* --replay: no read past a flush point until its flush is out */
-    int read_all;        /* --replay: the batch reaching the tip was received */
-    cw_cases *cases;
-    cw_ind *ind;
-    cw_rules *rules;
-    cw_sink *sink;
-    int64_t event_now; /* the newest event time seen: the clock of replays */
-    cw_resp cmd;           /* hash writes are formatted here */
-    int64_t clock_day;    /* local day the deadline/rank clock has reached */
-    char open_periods[3][8]; /* the month, quarter and year it is in */
+    uint64_t read_total;
     char last_id[48];  /* the last entry applied: the position the state is at */
-    char read_pos[48]; /* where the next XREAD starts: the last entry received (ahead of last_id while batches wait) */
+    char read_pos[48]; /* where the next XREAD starts: the last entry received */
     int caught_up;
-    /* --replay: the flush of a flush point is out while holding */
-    uint64_t flush_at; /* read_ahead at which the next such flush begins */
-    int holding;
-    dead_letter *dl_head, *dl_tail; /* not yet acknowledged */
-    int dl_sending;
-    int writer_was_ready; /* a later READY means writes may have been lost */
-    /* stats for the health hash */
-    int64_t started_at;
-    uint64_t events, duplicates, dead_lettered, read_total;
-    uint64_t after_close; /* events on cases already closed */
-    uint64_t trimmed;     /* entries trimmed from the stream before we read them */
-    char trim_reported[48]; /* the highest deleted id already reported */
-    int stream_checked;     /* the stream was looked at (XINFO) before the first read */
-    /* --replay: up to the tip as it was at start, then exit */
+    int ready_sent;
+    /* --replay: up to the tip as it was at start, then exit; flush points
+     * fixed by the stream (see flush) */
     int replay;
     char replay_until[48];
     double replay_started;
     uint64_t replay_events0;
-    /* progress while catching up */
-    uint64_t progress_at, progress_read;
-    char progress[160];
-    int64_t lag;
+    int reads_held; /* no read past a flush point until its flush is out */
+    int read_all;   /* the batch reaching the tip was received */
+    uint64_t flush_at; /* read_ahead at which the next such flush begins */
+    int holding;
+    /* the stream's size: lag and trims */
+    int stream_checked; /* looked at (XINFO) before the first read */
     int64_t stream_base; /* entries added before what we first read */
     int base_known;
-    size_t hashes_written;
-    uint64_t last_health; /* uv_now() of the last health write */
-    uint64_t stop_started; /* uv_now() when shutdown began */
+    int64_t lag;
+    uint64_t trimmed;
+    char trim_reported[48]; /* the highest deleted id already reported */
+    /* the writer */
+    int writer_was_ready; /* a later READY means writes may have been lost */
+    int rows_dropped;     /* rows judged while the writer was down: write all again */
+    /* health, progress, status */
+    int64_t started_at;
+    uint64_t last_health;
+    uint64_t progress_at, progress_read;
+    char progress[160];
+    uint64_t status_events, status_at;
+    uint64_t stall_last_ns;
+    double max_stall_ms;
     /* snapshots */
     char snap_path[512];
     pid_t snap_child;       /* a forked writer at work, or 0 */
     uint64_t snap_started;  /* uv_now() when it was forked */
     double snap_fork_ms;    /* how long fork() held the loop */
     uint64_t last_snapshot; /* uv_now() of the last one started */
-    int64_t snapshot_at;    /* wall ms of the last one written */
-    int reconciling;        /* reading back alerts published after the snapshot; the stream waits */
-    char reconcile_from[48];
     int snap_failing;
+    /* after a crash: alerts the lost process published are read back
+     * before the stream */
+    int reconciling;
+    char reconcile_from[48];
+    /* shutdown */
+    int stopping;
+    uint64_t stop_started;
+    int final_health; /* 0, 1: the clean-stop health write sent, 2: acknowledged */
+    uint64_t final_sent; /* uv_now() when it was sent */
 } daemon_ctx;
 
 static void read_more(daemon_ctx *d);
 static void flush(daemon_ctx *d);
 static void replay_done(daemon_ctx *d);
-static int id_cmp(const char *a, const char *b);
-static void send_dead_letters(daemon_ctx *d);
-static void snapshot_tick(daemon_ctx *d);
 static void send_alerts(daemon_ctx *d);
 
-/* ---- Dead letters ------------------------------------------------------ */
-
-static void dead_letter_free(dead_letter *dl) {
-    for (int i = 0; i < dl->argc; i++) free(dl->argv[i]);
-    free(dl->argv);
-    free(dl->argvlen);
-    free(dl);
+/* Compares stream entry ids "ms-seq". */
+static int id_cmp(const char *a, const char *b) {
+    unsigned long long am = 0, as = 0, bm = 0, bs = 0;
+    sscanf(a, "%llu-%llu", &am, &as);
+    sscanf(b, "%llu-%llu", &bm, &bs);
+    return am != bm ? (am < bm ? -1 : 1) : as != bs ? (as < bs ? -1 : 1) : 0;
 }
 
-/* Copies an unusable entry (its original fields, reason, source_id) into
- * the queue for the dead-letter stream; it stays queued until Redis has
- * acknowledged it, across reconnects. */
-static void dead_letter_queue(daemon_ctx *d, const char *id, const cw_entry_field *fields, size_t nfields,
-                              const char *reason) {
-    dead_letter *dl = calloc(1, sizeof(*dl));
-    int argc = 3 + 2 * (int)nfields + 4;
-    dl->argv = calloc((size_t)argc, sizeof(char *));
-    dl->argvlen = calloc((size_t)argc, sizeof(size_t));
-    int n = 0;
-#define PUSH(s, l)                          \
-    do {                                    \
-        dl->argv[n] = malloc((l) + 1);      \
-        memcpy(dl->argv[n], (s), (l));      \
-        dl->argv[n][(l)] = '\0';            \
-        dl->argvlen[n++] = (l);             \
-    } while (0)
-    PUSH("XADD", 4);
-    PUSH(d->cfg->stream_dead_key, strlen(d->cfg->stream_dead_key));
-    PUSH("*", 1);
-    for (size_t i = 0; i < nfields; i++) {
-        /* a field named like ours would be shadowed; keep it under orig_ */
-        const cw_entry_field *f = &fields[i];
-        if ((f->name_len == 6 && memcmp(f->name, "reason", 6) == 0) ||
-            (f->name_len == 9 && memcmp(f->name, "source_id", 9) == 0)) {
-            char buf[16];
-            snprintf(buf, sizeof(buf), "orig_%.9s", f->name);
-            PUSH(buf, strlen(buf));
-        } else {
-            PUSH(f->name, f->name_len);
-        }
-        PUSH(f->value, f->value_len);
-    }
-    PUSH("reason", 6);
-    PUSH(reason, strlen(reason));
-    PUSH("source_id", 9);
-    PUSH(id, strlen(id));
-#undef PUSH
-    dl->argc = n;
-    if (d->dl_tail) d->dl_tail->next = dl;
-    else d->dl_head = dl;
-    d->dl_tail = dl;
-    d->dead_lettered++;
-    CW_LOG(CW_LOG_NOTICE, "stream", "entry %s dead-lettered: %s", id, reason);
-}
-
-static void on_dead_letter_reply(cw_conn *c, redisReply *r, void *privdata) {
-    (void)c;
-    daemon_ctx *d = privdata;
-    d->dl_sending = 0;
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        if (r) CW_LOG(CW_LOG_ERR, "stream", "dead-letter XADD refused: %s", r->str);
-        return; /* stays queued; retried on the next flush or reconnect */
-    }
-    dead_letter *dl = d->dl_head;
-    d->dl_head = dl->next;
-    if (!d->dl_head) d->dl_tail = NULL;
-    dead_letter_free(dl);
-    send_dead_letters(d);
-}
-
-/* One dead letter in flight at a time keeps the queue simple: it is
- * removed only once acknowledged. Dead letters are rare. */
-static void send_dead_letters(daemon_ctx *d) {
-    if (d->dl_sending || !d->dl_head || !cw_conn_is_ready(d->writer)) return;
-    dead_letter *dl = d->dl_head;
-    if (cw_conn_command(d->writer, dl->argc, (const char **)dl->argv, dl->argvlen, 0, on_dead_letter_reply, d) == 0)
-        d->dl_sending = 1;
-}
-
-/* ---- Alerts: rules -> sink ---------------------------------------------- */
-
+/* What the engine raises goes to the sink, queued until Redis has it. */
 static void on_alert(const cw_alert *a, void *data) {
     daemon_ctx *d = data;
     if (cw_sink_put(d->sink, a, cw_wall_ms()) < 0)
         CW_LOG(CW_LOG_ERR, "alert", "out of memory queueing alert %s", a->id);
 }
 
-/* A light of a case's statutory clock (from cw_cases). */
-static void on_light(int clock, int light, int firing, const char *unit, const char *case_id, int64_t due_day,
-                     int64_t ts, void *data) {
-    daemon_ctx *d = data;
-    if (firing && light == 3 && (clock == CW_CLOCK_LETTER_PROCEDURAL || clock == CW_CLOCK_LETTER_SUBSTANTIVE)) {
-        int64_t due_ms = due_day * 86400000LL - (int64_t)d->cfg->utc_offset_min * 60000;
-        if (cw_ind_letter_overdue(d->ind, unit, clock == CW_CLOCK_LETTER_SUBSTANTIVE, due_ms) < 0)
-            CW_LOG(CW_LOG_ERR, "daemon", "out of memory counting an overdue letter");
-    }
-    cw_rules_light(d->rules, clock, light, firing, unit, case_id, due_day, ts, on_alert, d);
-}
+/* ---- read -> decode -> engine ------------------------------------------- */
 
-static void on_check(int check, const char *unit, const char *case_id, const cw_event *ev, void *data) {
-    daemon_ctx *d = data;
-    cw_rules_check(d->rules, check, unit, case_id, cw_event_type_name(ev->type), ev->ts, on_alert, d);
-}
-
-/* The clock reached `now`: deadline lights whose day has come, and the
- * rank rules of every month, quarter or year it moved past. */
-static void clock_moved(daemon_ctx *d, int64_t now) {
-    int64_t day = cw_period_day(now, d->cfg->utc_offset_min);
-    if (day <= d->clock_day) return;
-    d->clock_day = day;
-    cw_cases_advance(d->cases, day);
-    char names[3][8];
-    cw_period_names(now, d->cfg->utc_offset_min, names[0], names[1], names[2]);
-    for (int k = 0; k < 3; k++) {
-        if (d->open_periods[k][0] && strcmp(d->open_periods[k], names[k]) != 0)
-            cw_rules_close_period(d->rules, d->ind, d->open_periods[k], now, on_alert, d);
-        memcpy(d->open_periods[k], names[k], 8);
-    }
-}
-
-/* The clock deadlines and rankings run by: event time while replaying or
- * catching up (and always with clock = event), the wall clock once caught
- * up live (see flush). */
-static void advance_clocks(daemon_ctx *d, int64_t event_ts) {
-    if (event_ts > d->event_now) d->event_now = event_ts;
-    if (d->cfg->clock == CW_CLOCK_LIVE && d->caught_up && !d->replay) return;
-    clock_moved(d, d->event_now);
-}
-
-/* ---- Caps ---------------------------------------------------------------- */
-
-/* Raises 容量预警 for one cap (once) and says what happens to the excess. */
-static void capacity_alert(daemon_ctx *d, const char *cap, long value, int firing, int64_t ts) {
-    char msg[400];
-    if (firing)
-        snprintf(msg, sizeof(msg), "casewatchd %s 已达容量上限 [limits] %s = %ld，超出的事件转入 %s，已计入的数据不受影响",
-                 d->cfg->instance, cap, value, d->cfg->stream_dead_key);
-    else
-        snprintf(msg, sizeof(msg), "casewatchd %s 容量已回落到 [limits] %s = %ld 的九成以下，容量预警解除",
-                 d->cfg->instance, cap, value);
-    cw_rules_system(d->rules, "system.capacity", cap, firing, "red", "容量预警", msg, ts, on_alert, d);
-}
-
-/* An event past a cap is dead-lettered with the cap's name; what is
- * already counted stays. Returns 1 when ev was refused. */
-static int over_capacity(daemon_ctx *d, const cw_batch_entry *e) {
-    const cw_event *ev = &e->ev;
-    const cw_config *cfg = d->cfg;
-    const char *cap = NULL;
-    long value = 0;
-    int adm = cw_cases_admit(d->cases, ev, (size_t)cfg->max_open_cases, (size_t)cfg->max_ids_per_case);
-    if (adm == 1) cap = "max_open_cases", value = cfg->max_open_cases;
-    else if (adm == 2) cap = "max_ids_per_case", value = cfg->max_ids_per_case;
-    else if (cw_ind_scopes(d->ind) + 6 > (size_t)cfg->max_scopes &&
-             cw_ind_scopes(d->ind) + cw_ind_new_scopes(d->ind, ev) > (size_t)cfg->max_scopes)
-        cap = "max_scopes", value = cfg->max_scopes;
-    if (!cap) return 0;
-    char why[200];
-    snprintf(why, sizeof(why), "capacity: [limits] %s = %ld reached", cap, value);
-    dead_letter_queue(d, e->id, e->fields, e->nfields, why);
-    capacity_alert(d, cap, value, 1, ev->ts);
-    return 1;
-}
-
-/* Caps that can fall back (cases close, old periods go) resolve their
- * alert below 90%. */
-static void capacity_check(daemon_ctx *d) {
-    const cw_config *cfg = d->cfg;
-    if (cw_rules_system_firing(d->rules, "system.capacity", "max_open_cases") &&
-        cw_cases_open(d->cases) < (size_t)cfg->max_open_cases / 10 * 9)
-        capacity_alert(d, "max_open_cases", cfg->max_open_cases, 0, d->event_now);
-    if (cw_rules_system_firing(d->rules, "system.capacity", "max_scopes") &&
-        cw_ind_scopes(d->ind) < (size_t)cfg->max_scopes / 10 * 9)
-        capacity_alert(d, "max_scopes", cfg->max_scopes, 0, d->event_now);
-}
-
-/* ---- The data path: stream -> decode -> cases -> counters -------------- */
-
+/* One entry, in stream order: the position moves, and the entry is
+ * applied or becomes a dead letter. */
 static void apply_entry(daemon_ctx *d, const cw_batch_entry *e) {
     d->read_total++;
-    /* the position, once per entry: a copy, not a format */
-    size_t idl = strlen(e->id);
+    size_t idl = strlen(e->id); /* the position, once per entry: a copy, not a format */
     if (idl >= sizeof(d->last_id)) idl = sizeof(d->last_id) - 1;
     memcpy(d->last_id, e->id, idl);
     d->last_id[idl] = '\0';
     if (!e->ok) {
-        dead_letter_queue(d, e->id, e->fields, e->nfields, e->why);
+        cw_dead_queue(d->dead, e->id, e->fields, e->nfields, e->why, cw_wall_ms());
         return;
     }
-    const cw_event *ev = &e->ev;
-    if (over_capacity(d, e)) return;
-    advance_clocks(d, ev->ts);
-    cw_case_facts facts;
-    int rc = cw_cases_apply(d->cases, ev, &facts);
-    if (rc == 1) {
-        d->duplicates++;
-        return;
-    }
-    if (rc == 2) d->after_close++;
-    if (rc < 0 || cw_ind_apply(d->ind, ev, &facts) < 0) {
+    char why[200];
+    switch (cw_engine_apply(d->engine, &e->ev, why, sizeof(why))) {
+    case CW_REFUSED:
+        cw_dead_queue(d->dead, e->id, e->fields, e->nfields, why, cw_wall_ms());
+        break;
+    case CW_NOMEM:
         CW_LOG(CW_LOG_ERR, "daemon", "out of memory applying entry %s", e->id);
-        return;
+        break;
+    default:
+        break;
     }
-    d->events++;
 }
 
-/* ---- Reading ahead: batches decoded on libuv's thread pool --------------
- *
- * A reply is copied into a batch (cw_batch) and decoded on a worker while
- * the loop applies the batches before it; batches are applied in stream
- * order, and at most AHEAD of them are read and not yet applied. */
-
+/* Reading ahead: a reply is copied into a batch (cw_batch) and decoded on
+ * a worker while the loop applies the batches before it; batches are
+ * applied in stream order, and at most AHEAD of them are read and not
+ * yet applied. */
 #define AHEAD 3
+#define APPLY_SLICE 250 /* entries applied before the loop looks at the sockets again */
 
 typedef struct read_batch {
     uv_work_t work;
@@ -387,16 +220,20 @@ static read_batch *batch_take(daemon_ctx *d) {
     return rb;
 }
 
-/* After a batch is applied: what the reads, alerts and flush points do
- * next. The order is that of the stream, whatever order workers finish. */
+/* After a batch is applied: what the clock, reads, alerts and flush
+ * points do next, in stream order whatever order workers finish in. */
 static void batch_applied(daemon_ctx *d, const read_batch *rb) {
     d->caught_up = rb->n < (size_t)d->cfg->stream_batch;
+    /* live once caught up: the wall clock, not the newest event, moves
+     * deadlines (an event may be up to a day ahead) */
+    cw_engine_follow_events(d->engine, d->cfg->clock == CW_CLOCK_EVENT || !d->caught_up || d->replay);
     if (d->replay && (d->caught_up || id_cmp(d->last_id, d->replay_until) >= 0)) {
         replay_done(d);
         return;
     }
     if (d->caught_up && !d->ready_sent) {
         d->ready_sent = 1;
+        snprintf(d->progress, sizeof(d->progress), "following");
         CW_LOG(CW_LOG_INFO, "stream", "caught up with %s after %llu entries; following", d->cfg->stream_key,
                (unsigned long long)d->read_total);
         cw_notify_ready();
@@ -404,15 +241,13 @@ static void batch_applied(daemon_ctx *d, const read_batch *rb) {
     /* alerts raised by these events (deadlines, data checks) go out now,
      * not at the next flush */
     send_alerts(d);
-    send_dead_letters(d);
+    cw_dead_send(d->dead, d->writer);
     if (rb->hold) {
         d->holding = 1;
         flush(d); /* reads again once it is out */
     }
     read_more(d);
 }
-
-#define APPLY_SLICE 250 /* entries applied before the loop looks at the sockets again */
 
 static void on_apply_more(uv_idle_t *h);
 
@@ -515,7 +350,7 @@ static void read_more(daemon_ctx *d) {
         d->reading = 1;
 }
 
-/* ---- Writing indicator hashes and the health hash ---------------------- */
+/* ---- engine -> write: hash rows, alerts, dead letters -------------------- */
 
 static void on_write_reply(cw_conn *c, redisReply *r, void *privdata) {
     (void)c;
@@ -523,59 +358,99 @@ static void on_write_reply(cw_conn *c, redisReply *r, void *privdata) {
     if (r && r->type == REDIS_REPLY_ERROR) CW_LOG(CW_LOG_ERR, "write", "redis refused a write: %s", r->str);
 }
 
-static void emit_hash(const char *scope, const char *period, const uint64_t *counters, int64_t event_ts,
-                      const char *const *fields, const char *const *values, size_t n, void *data) {
+/* One judged (scope, period) as HDEL of its undefined indicators and
+ * HSET of the rest (a row; see cw_engine_judge). */
+static void write_row(const cw_row *row, void *data) {
     daemon_ctx *d = data;
-    cw_rules_eval(d->rules, scope, period, counters, event_ts, on_alert, d);
     char key[512];
-    int kl = snprintf(key, sizeof(key), "%s:%s:%s", d->cfg->ind_prefix, scope, period);
+    int kl = snprintf(key, sizeof(key), "%s:%s:%s", d->cfg->ind_prefix, row->scope, row->period);
     if (kl < 0 || (size_t)kl >= sizeof(key)) return; /* cannot happen: names are capped */
     cw_resp *cmd = &d->cmd;
-    /* an indicator whose denominator fell to 0 (a rolling window moving
-     * on) is undefined: its field goes, rather than keep an old value */
-    const char *gone[16];
-    int ngone = 0;
-    cw_ind_field f;
-    for (size_t i = 0; cw_ind_fields(i, &f) && f.kind != CW_IND_COUNTER && ngone < 16; i++) {
-        double v;
-        if (cw_ind_value(counters, (int)i, &v) < 0) gone[ngone++] = f.name;
-    }
-    if (ngone) {
-        cw_resp_begin(cmd, 2 + ngone);
+    if (row->ngone) {
+        cw_resp_begin(cmd, 2 + (int)row->ngone);
         cw_resp_arg(cmd, "HDEL", 4);
         cw_resp_arg(cmd, key, (size_t)kl);
-        for (int i = 0; i < ngone; i++) cw_resp_str(cmd, gone[i]);
+        for (size_t i = 0; i < row->ngone; i++) cw_resp_str(cmd, row->gone[i]);
         cw_conn_send(d->writer, cmd, 0, on_write_reply, d);
     }
-    if (n > 40) n = 40;
-    cw_resp_begin(cmd, 2 + 2 * (int)n);
+    cw_resp_begin(cmd, 2 + 2 * (int)row->n);
     cw_resp_arg(cmd, "HSET", 4);
     cw_resp_arg(cmd, key, (size_t)kl);
-    for (size_t i = 0; i < n; i++) {
-        cw_resp_str(cmd, fields[i]);
-        cw_resp_str(cmd, values[i]);
+    for (size_t i = 0; i < row->n; i++) {
+        cw_resp_str(cmd, row->fields[i]);
+        cw_resp_str(cmd, row->values[i]);
     }
     cw_conn_send(d->writer, cmd, 0, on_write_reply, d);
-    d->hashes_written++;
 }
 
-static long rss_bytes(void) {
-    long pages = 0, rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
-        fclose(f);
+/* Rows judged per turn of the loop: judging and writing every rolling
+ * window of a country's scopes when the day moves does not hold the loop
+ * (a slice takes a few milliseconds; the rest follows after the loop has
+ * run). */
+#define FLUSH_SLICE 250
+/* What the writer may hold before more is written: requests waiting for
+ * replies, and bytes the socket has not taken (see cw_conn_unsent_bytes).
+ * A country's windows, or the alerts queued during an outage, are thus
+ * written in steps between which the loop runs, never all at once. */
+#define WRITE_WINDOW 8000
+#define WRITE_BYTES (512 * 1024)
+
+static void on_flush_more(uv_timer_t *t);
+
+/* Whether the writer can take more now. */
+static int writer_has_room(daemon_ctx *d) {
+    return cw_conn_in_flight(d->writer) < WRITE_WINDOW && cw_conn_unsent_bytes(d->writer) < WRITE_BYTES;
+}
+
+/* The rest of the writing (hash slices, alerts) after ms, once the loop
+ * has run; one pending continuation at a time. */
+static void write_more_later(daemon_ctx *d, uint64_t ms) {
+    uv_handle_t *h = (uv_handle_t *)&d->flush_more;
+    if (!uv_is_active(h) && !uv_is_closing(h)) uv_timer_start(&d->flush_more, on_flush_more, ms, 0);
+}
+
+/* Sends queued alerts while the writer has room; the rest follows. */
+static void send_alerts(daemon_ctx *d) {
+    if (d->reconciling) return; /* subscribers' last word is being read back */
+    if (cw_sink_send(d->sink, d->writer, WRITE_BYTES) && cw_conn_is_ready(d->writer)) write_more_later(d, 2);
+}
+
+/* A flush point: the engine judges what changed, and the rows are
+ * written, with what alerts and dead letters wait. On the timer: within
+ * flush_ms of a change. In --replay, at points fixed by the stream
+ * instead: every flush_entries entries read, with reading held (on_read)
+ * until the whole flush is out, so that a replay of the same stream judges
+ * the same counters, however fast it runs (the threshold rules'
+ * hysteresis makes what fires depend on the states judged, not only on
+ * the last). With the writer down, rows are judged all the same (a
+ * verdict never waits for Redis) and all written again once it is back. */
+static void flush(daemon_ctx *d) {
+    if (d->reconciling) return; /* rules wait for the states subscribers saw */
+    int judge = !d->replay || d->holding || d->stopping;
+    if (d->cfg->clock == CW_CLOCK_LIVE && d->caught_up && !d->replay) cw_engine_advance(d->engine, cw_wall_ms());
+    int up = cw_conn_is_ready(d->writer);
+    /* backpressure: a slice only while Redis keeps up with the last ones */
+    int room = !up || writer_has_room(d);
+    if (judge && room) {
+        if (!up && cw_engine_judge_pending(d->engine)) d->rows_dropped = 1;
+        cw_engine_judge(d->engine, up ? write_row : NULL, d, FLUSH_SLICE);
     }
-    return rss * sysconf(_SC_PAGESIZE);
+    int pending = cw_engine_judge_pending(d->engine);
+    if (judge && pending) write_more_later(d, room ? 0 : 2);
+    send_alerts(d);
+    cw_dead_send(d->dead, d->writer);
+    if (d->holding && !pending) {
+        d->holding = d->reads_held = 0;
+        d->flush_at = d->read_ahead + (uint64_t)d->cfg->flush_entries;
+        read_more(d);
+    }
 }
 
-/* Compares stream entry ids "ms-seq". */
-static int id_cmp(const char *a, const char *b) {
-    unsigned long long am = 0, as = 0, bm = 0, bs = 0;
-    sscanf(a, "%llu-%llu", &am, &as);
-    sscanf(b, "%llu-%llu", &bm, &bs);
-    return am != bm ? (am < bm ? -1 : 1) : as != bs ? (as < bs ? -1 : 1) : 0;
+static void on_flush_more(uv_timer_t *t) {
+    flush(t->data);
 }
+
+/* ---- The stream's size: lag, and entries trimmed before we read them ---- */
 
 /* Entries after our position deleted before we read them (XTRIM, MAXLEN,
  * XDEL). When the stream's first entry is past our position, every entry
@@ -601,8 +476,7 @@ static void check_trimmed(daemon_ctx *d, const char *max_deleted, const char *fi
     snprintf(n, sizeof(n), lost > 0 ? "%lld" : "some", lost);
     CW_LOG(CW_LOG_ERR, "stream", "%s was trimmed past our position: %s entries after %s were never read",
            d->cfg->stream_key, n, d->last_id);
-    cw_rules_system(d->rules, "system.stream_trimmed", "stream", 1, "red", "数据丢失预警", msg, cw_wall_ms(), on_alert,
-                    d);
+    cw_engine_system_alert(d->engine, "system.stream_trimmed", "stream", 1, "red", "数据丢失预警", msg, cw_wall_ms());
     if (lost > 0) {
         d->stream_base += lost; /* they will never be read: not lag */
         d->trimmed += (uint64_t)lost;
@@ -652,15 +526,13 @@ static void on_xinfo(cw_conn *c, redisReply *r, void *privdata) {
             CW_LOG(CW_LOG_NOTICE, "stream", "replaying %s from %s up to %s", d->cfg->stream_key, d->last_id,
                    d->replay_until);
             d->replay_started = cw_mono_s();
-            d->replay_events0 = d->events;
+            d->replay_events0 = cw_engine_counts_of(d->engine)->events;
         }
         read_more(d);
     }
     int64_t lag = added - d->stream_base - (int64_t)d->read_total;
     d->lag = d->caught_up || lag < 0 ? 0 : lag;
 }
-
-static void capacity_check(daemon_ctx *d);
 
 /* XINFO STREAM: the lag, and entries trimmed before we read them. */
 static void ask_stream_size(daemon_ctx *d) {
@@ -669,98 +541,70 @@ static void ask_stream_size(daemon_ctx *d) {
     cw_conn_command(d->writer, 3, xi, xl, 0, on_xinfo, d);
 }
 
-static void write_health(daemon_ctx *d) {
-    capacity_check(d);
-    char key[256];
+/* ---- Health, progress, STATUS= ------------------------------------------ */
+
+static long rss_bytes(void) {
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
+        fclose(f);
+    }
+    return rss * sysconf(_SC_PAGESIZE);
+}
+
+static void on_final_health(cw_conn *c, redisReply *r, void *privdata) {
+    (void)c;
+    (void)r;
+    ((daemon_ctx *)privdata)->final_health = 2;
+}
+
+/* The health hash (PROTOCOL.md §5). `stopped`: the clean stop's last
+ * word, whose reply on_final_health waits for. */
+static void write_health(daemon_ctx *d, int stopped) {
+    if (!stopped) cw_engine_check_capacity(d->engine);
+    const cw_engine_counts *n = cw_engine_counts_of(d->engine);
+    char key[256], host[256] = "";
     snprintf(key, sizeof(key), "%s:%s", d->cfg->health_prefix, d->cfg->instance);
-    char v[11][32];
-    snprintf(v[0], 32, "%lld", (long long)d->started_at);
-    snprintf(v[1], 32, "%lld", (long long)cw_wall_ms());
-    snprintf(v[2], 32, "%lld", (long long)d->lag);
-    snprintf(v[3], 32, "%llu", (unsigned long long)d->events);
-    snprintf(v[4], 32, "%llu", (unsigned long long)d->duplicates);
-    snprintf(v[5], 32, "%llu", (unsigned long long)d->dead_lettered);
-    snprintf(v[6], 32, "%zu", cw_cases_open(d->cases));
-    snprintf(v[7], 32, "%llu", (unsigned long long)cw_rules_firing(d->rules));
-    snprintf(v[8], 32, "%ld", rss_bytes());
-    snprintf(v[9], 32, "%llu", (unsigned long long)d->read_total);
-    snprintf(v[10], 32, "%.0f", d->max_stall_ms);
-    const char *argv[] = {"HSET",        key,  "started_at", v[0], "heartbeat_at", v[1], "last_id",
-                          d->last_id,    "lag", v[2],        "events", v[3],         "duplicates", v[4],
-                          "dead_lettered", v[5], "open_cases", v[6], "alerts_firing", v[7], "rss_bytes", v[8],
-                          "entries_read", v[9], "version",    CW_VERSION, "progress", d->progress[0] ? d->progress : "starting",
-                          "max_stall_ms", v[10]};
-    size_t argc = sizeof(argv) / sizeof(argv[0]), lens[sizeof(argv) / sizeof(argv[0])];
-    for (size_t i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-    cw_conn_command(d->writer, (int)argc, argv, lens, 0, on_write_reply, d);
+    gethostname(host, sizeof(host) - 1);
+    char v[CW_HEALTH_NFIELDS][40];
+    const char *val[CW_HEALTH_NFIELDS];
+    for (int i = 0; i < CW_HEALTH_NFIELDS; i++) val[i] = v[i];
+    int64_t now = cw_wall_ms();
+    val[CW_HEALTH_STATE] = stopped ? "stopped" : "running";
+    snprintf(v[CW_HEALTH_PID], 40, "%ld", (long)getpid());
+    val[CW_HEALTH_HOST] = host;
+    snprintf(v[CW_HEALTH_STARTED_AT], 40, "%lld", (long long)d->started_at);
+    snprintf(v[CW_HEALTH_HEARTBEAT_AT], 40, "%lld", (long long)now);
+    snprintf(v[CW_HEALTH_STOPPED_AT], 40, "%lld", stopped ? (long long)now : 0LL);
+    val[CW_HEALTH_LAST_ID] = d->last_id;
+    snprintf(v[CW_HEALTH_LAG], 40, "%lld", (long long)d->lag);
+    snprintf(v[CW_HEALTH_EVENTS], 40, "%llu", (unsigned long long)n->events);
+    snprintf(v[CW_HEALTH_DUPLICATES], 40, "%llu", (unsigned long long)n->duplicates);
+    snprintf(v[CW_HEALTH_DEAD_LETTERED], 40, "%llu", (unsigned long long)cw_dead_total(d->dead));
+    snprintf(v[CW_HEALTH_OPEN_CASES], 40, "%zu", cw_engine_open_cases(d->engine));
+    snprintf(v[CW_HEALTH_ALERTS_FIRING], 40, "%llu", (unsigned long long)cw_engine_firing(d->engine));
+    snprintf(v[CW_HEALTH_RSS_BYTES], 40, "%ld", rss_bytes());
+    snprintf(v[CW_HEALTH_ENTRIES_READ], 40, "%llu", (unsigned long long)d->read_total);
+    val[CW_HEALTH_VERSION] = CW_VERSION;
+    val[CW_HEALTH_PROGRESS] = stopped ? "stopped" : d->progress[0] ? d->progress : "starting";
+    snprintf(v[CW_HEALTH_MAX_STALL_MS], 40, "%.0f", d->max_stall_ms);
+    const char *argv[2 + 2 * CW_HEALTH_NFIELDS];
+    size_t lens[2 + 2 * CW_HEALTH_NFIELDS];
+    int argc = 0;
+    argv[argc++] = "HSET";
+    argv[argc++] = key;
+    for (int i = 0; i < CW_HEALTH_NFIELDS; i++) {
+        argv[argc++] = cw_health_names[i];
+        argv[argc++] = val[i];
+    }
+    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+    if (stopped) {
+        if (cw_conn_command(d->writer, argc, argv, lens, 0, on_final_health, d) < 0) d->final_health = 2;
+        return;
+    }
+    cw_conn_command(d->writer, argc, argv, lens, 0, on_write_reply, d);
     ask_stream_size(d);
-}
-
-/* Hashes written per turn of the loop: writing every rolling window of a
- * country's scopes when the day moves does not hold the loop (a slice
- * takes a few milliseconds; the rest follows after the loop has run). */
-#define FLUSH_SLICE 250
-/* What the writer may hold before more is written: requests waiting for
- * replies, and bytes the socket has not taken (see cw_conn_unsent_bytes).
- * A country's windows, or the alerts queued during an outage, are thus
- * written in steps between which the loop runs, never all at once. */
-#define WRITE_WINDOW 8000
-#define WRITE_BYTES (512 * 1024)
-
-static void on_flush_more(uv_timer_t *t);
-
-/* Whether the writer can take more now. */
-static int writer_has_room(daemon_ctx *d) {
-    return cw_conn_in_flight(d->writer) < WRITE_WINDOW && cw_conn_unsent_bytes(d->writer) < WRITE_BYTES;
-}
-
-/* The rest of the writing (hash slices, alerts) after ms, once the loop
- * has run; one pending continuation at a time. */
-static void write_more_later(daemon_ctx *d, uint64_t ms) {
-    uv_handle_t *h = (uv_handle_t *)&d->flush_more;
-    if (!uv_is_active(h) && !uv_is_closing(h)) uv_timer_start(&d->flush_more, on_flush_more, ms, 0);
-}
-
-/* Sends queued alerts while the writer has room; the rest follows. */
-static void send_alerts(daemon_ctx *d) {
-    if (d->reconciling) return; /* subscribers' last word is being read back */
-    if (cw_sink_send(d->sink, d->writer, WRITE_BYTES) && cw_conn_is_ready(d->writer)) write_more_later(d, 2);
-}
-
-/* Writes the touched indicator hashes, judging the indicator rules on
- * each (emit_hash), and what alerts and dead letters wait. On the timer:
- * within flush_ms of a change. In --replay, at points fixed by the stream
- * instead: every flush_entries entries read, with reading held (on_read)
- * until the whole flush is out, so that a replay of the same stream judges
- * the same counters, however fast it runs (the threshold rules'
- * hysteresis makes what fires depend on the states judged, not only on
- * the last). */
-static void flush(daemon_ctx *d) {
-    if (!cw_conn_is_ready(d->writer)) return; /* touched hashes wait for the writer */
-    if (d->reconciling) return;                /* rules wait for the states subscribers saw */
-    int judge = !d->replay || d->holding || d->stopping;
-    if (d->cfg->clock == CW_CLOCK_LIVE && d->caught_up && !d->replay) {
-        int64_t now = cw_wall_ms();
-        clock_moved(d, now);
-        if (cw_ind_set_today(d->ind, cw_period_day(now, d->cfg->utc_offset_min)) < 0)
-            CW_LOG(CW_LOG_ERR, "daemon", "out of memory");
-    }
-    /* backpressure: a slice only while Redis keeps up with the last ones */
-    int room = writer_has_room(d);
-    if (judge && room) cw_ind_flush(d->ind, emit_hash, d, FLUSH_SLICE);
-    int pending = cw_ind_flush_pending(d->ind);
-    if (judge && pending) write_more_later(d, room ? 0 : 2);
-    send_alerts(d);
-    send_dead_letters(d);
-    if (d->holding && !pending) {
-        d->holding = d->reads_held = 0;
-        d->flush_at = d->read_ahead + (uint64_t)d->cfg->flush_entries;
-        read_more(d);
-    }
-}
-
-static void on_flush_more(uv_timer_t *t) {
-    flush(t->data);
 }
 
 /* While catching up: every 5 s a line with the rate, the lag and an ETA
@@ -782,88 +626,56 @@ static void progress_tick(daemon_ctx *d) {
     CW_LOG(CW_LOG_INFO, "stream", "%s", d->progress);
 }
 
+static void snapshot_tick(daemon_ctx *d);
+
 static void on_flush_timer(uv_timer_t *t) {
     daemon_ctx *d = t->data;
     flush(d);
     snapshot_tick(d);
     progress_tick(d);
+    cw_dead_tick(d->dead, cw_wall_ms());
     uint64_t now = uv_now(&d->loop);
     if (now - d->last_health >= 1000 && cw_conn_is_ready(d->writer)) {
         d->last_health = now;
-        write_health(d);
+        write_health(d, 0);
     }
     if (now - d->status_at >= 2000) {
-        double rate = d->status_at ? (double)(d->events - d->status_events) * 1000.0 / (double)(now - d->status_at) : 0;
+        uint64_t events = cw_engine_counts_of(d->engine)->events;
+        double rate = d->status_at ? (double)(events - d->status_events) * 1000.0 / (double)(now - d->status_at) : 0;
         d->status_at = now;
-        d->status_events = d->events;
-        cw_notify_status("%s %s: lag %lld, %.0f events/s, %llu open cases, %llu alerts firing",
+        d->status_events = events;
+        cw_notify_status("%s %s: lag %lld, %.0f events/s, %zu open cases, %llu alerts firing",
                          d->caught_up ? "following" : "catching up on", d->cfg->stream_key, (long long)d->lag, rate,
-                         (unsigned long long)cw_cases_open(d->cases), (unsigned long long)cw_rules_firing(d->rules));
+                         cw_engine_open_cases(d->engine), (unsigned long long)cw_engine_firing(d->engine));
     }
 }
 
 /* ---- Snapshots ---------------------------------------------------------- */
 
 /* Writes the whole state at this instant: the daemon's own position and
- * counts, then each module's section. Runs in the forked child (periodic)
- * or in the process at shutdown; touches no loop or Redis handle. */
+ * counts, then each module's section (the order is the file format's).
+ * Runs in the forked child (periodic) or in the process at shutdown;
+ * touches no loop or Redis handle. */
 static int snapshot_write(daemon_ctx *d, size_t *size, char *err, size_t errlen) {
     cw_snap_writer *w = cw_snap_writer_open(d->snap_path, err, errlen);
     if (!w) return -1;
+    const cw_engine_counts *n = cw_engine_counts_of(d->engine);
     cw_snap_put_i64(w, d->cfg->utc_offset_min);
     cw_snap_put_u32(w, (uint32_t)d->cfg->rolling_days);
     cw_snap_put_str(w, d->cfg->stream_key);
     cw_snap_put_str(w, d->last_id);
-    cw_snap_put_i64(w, d->event_now);
-    cw_snap_put_i64(w, d->clock_day);
-    for (int k = 0; k < 3; k++) cw_snap_put_str(w, d->open_periods[k]);
-    cw_snap_put_u64(w, d->events);
-    cw_snap_put_u64(w, d->duplicates);
-    cw_snap_put_u64(w, d->dead_lettered);
+    cw_engine_save_clock(d->engine, w);
+    cw_snap_put_u64(w, n->events);
+    cw_snap_put_u64(w, n->duplicates);
+    cw_snap_put_u64(w, cw_dead_total(d->dead));
     cw_snap_put_u64(w, d->read_total);
-    cw_snap_put_u64(w, d->after_close);
+    cw_snap_put_u64(w, n->after_close);
     cw_snap_put_i64(w, d->stream_base);
     cw_snap_put_u8(w, (uint8_t)d->base_known);
-    size_t ndl = 0;
-    for (dead_letter *dl = d->dl_head; dl; dl = dl->next) ndl++;
-    cw_snap_put_u64(w, ndl);
-    for (dead_letter *dl = d->dl_head; dl; dl = dl->next) {
-        cw_snap_put_u32(w, (uint32_t)dl->argc);
-        for (int i = 0; i < dl->argc; i++) cw_snap_put_bytes(w, dl->argv[i], dl->argvlen[i]);
-    }
-    cw_cases_save(d->cases, w);
-    cw_ind_save(d->ind, w);
-    cw_rules_save(d->rules, w);
+    cw_dead_save(d->dead, w);
+    cw_engine_save_state(d->engine, w);
     cw_sink_save(d->sink, w);
     return cw_snap_writer_commit(w, size, err, errlen);
-}
-
-static int load_dead_letters(daemon_ctx *d, cw_snap_reader *r) {
-    uint64_t n = cw_snap_get_u64(r);
-    for (uint64_t k = 0; k < n && !r->bad; k++) {
-        uint32_t argc = cw_snap_get_u32(r);
-        if (argc < 3 || argc > 3 + 2 * MAX_FIELDS + 8) return r->bad = 1, -1;
-        dead_letter *dl = calloc(1, sizeof(*dl));
-        if (!dl) return -1;
-        dl->argv = calloc(argc, sizeof(char *));
-        dl->argvlen = calloc(argc, sizeof(size_t));
-        if (d->dl_tail) d->dl_tail->next = dl;
-        else d->dl_head = dl;
-        d->dl_tail = dl;
-        if (!dl->argv || !dl->argvlen) return -1;
-        for (uint32_t i = 0; i < argc; i++) {
-            size_t len;
-            const char *p = cw_snap_get_bytes(r, 1 << 20, &len);
-            if (!p) return -1;
-            dl->argv[i] = malloc(len + 1);
-            if (!dl->argv[i]) return -1;
-            memcpy(dl->argv[i], p, len);
-            dl->argv[i][len] = '\0';
-            dl->argvlen[i] = len;
-            dl->argc = (int)i + 1;
-        }
-    }
-    return r->bad ? -1 : 0;
 }
 
 /* Loads the snapshot if there is one. Returns 0 (loaded, or none: a
@@ -901,19 +713,18 @@ static int snapshot_load(daemon_ctx *d) {
         }
     }
     if (ok) {
+        cw_engine_counts *n = cw_engine_counts_of(d->engine);
         cw_snap_get_str(&r, d->last_id, sizeof(d->last_id));
-        d->event_now = cw_snap_get_i64(&r);
-        d->clock_day = cw_snap_get_i64(&r);
-        for (int k = 0; k < 3; k++) cw_snap_get_str(&r, d->open_periods[k], sizeof(d->open_periods[k]));
-        d->events = cw_snap_get_u64(&r);
-        d->duplicates = cw_snap_get_u64(&r);
-        d->dead_lettered = cw_snap_get_u64(&r);
+        cw_engine_load_clock(d->engine, &r);
+        n->events = cw_snap_get_u64(&r);
+        n->duplicates = cw_snap_get_u64(&r);
+        cw_dead_set_total(d->dead, cw_snap_get_u64(&r));
         d->read_total = cw_snap_get_u64(&r);
-        d->after_close = cw_snap_get_u64(&r);
+        n->after_close = cw_snap_get_u64(&r);
         d->stream_base = cw_snap_get_i64(&r);
         d->base_known = cw_snap_get_u8(&r);
-        ok = load_dead_letters(d, &r) == 0 && cw_cases_load(d->cases, &r) == 0 && cw_ind_load(d->ind, &r) == 0 &&
-             cw_rules_load(d->rules, &r) == 0 && cw_sink_load(d->sink, &r) == 0 && !r.bad && r.p == r.end;
+        ok = cw_dead_load(d->dead, &r) == 0 && cw_engine_load_state(d->engine, &r) == 0 &&
+             cw_sink_load(d->sink, &r) == 0 && !r.bad && r.p == r.end;
         if (!ok && !err[0]) snprintf(err, sizeof(err), "its contents do not parse (corrupt, or out of memory)");
     }
     free(buf);
@@ -929,7 +740,7 @@ static int snapshot_load(daemon_ctx *d) {
     d->reconciling = 1;
     snprintf(d->reconcile_from, sizeof(d->reconcile_from), "%s", pos[0] ? pos : "0-0");
     CW_LOG(CW_LOG_NOTICE, "snapshot", "loaded %s (%zu bytes) in %.0f ms: %zu open cases, resuming after %s",
-           d->snap_path, len, (cw_mono_s() - t0) * 1000, cw_cases_open(d->cases), d->last_id);
+           d->snap_path, len, (cw_mono_s() - t0) * 1000, cw_engine_open_cases(d->engine), d->last_id);
     return 0;
 }
 
@@ -963,24 +774,22 @@ static void snapshot_reap(daemon_ctx *d, int block) {
     if (r == 0) return;
     d->snap_child = 0;
     int ok = r > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    char msg[700];
     if (ok) {
-        d->snapshot_at = cw_wall_ms();
         if (d->snap_failing) {
             CW_LOG(CW_LOG_NOTICE, "snapshot", "snapshots are written again");
-            char msg[700];
             snprintf(msg, sizeof(msg), "casewatchd %s 状态快照 %s 已恢复写入，快照失败预警解除", d->cfg->instance,
                      d->snap_path);
-            cw_rules_system(d->rules, "system.snapshot", "write", 0, "red", "快照失败", msg, cw_wall_ms(), on_alert, d);
+            cw_engine_system_alert(d->engine, "system.snapshot", "write", 0, "red", "快照失败", msg, cw_wall_ms());
         }
         d->snap_failing = 0;
         CW_LOG(CW_LOG_DEBUG, "snapshot", "written in %llu ms (fork held the loop %.1f ms)",
                (unsigned long long)(uv_now(&d->loop) - d->snap_started), d->snap_fork_ms);
     } else if (!d->snap_failing++) {
         CW_LOG(CW_LOG_ERR, "snapshot", "writing %s failed; the last good snapshot stays; retrying", d->snap_path);
-        char msg[700];
         snprintf(msg, sizeof(msg), "casewatchd %s 无法写入状态快照 %s（磁盘已满或目录不可写），崩溃后将从上一个快照恢复；正在重试",
                  d->cfg->instance, d->snap_path);
-        cw_rules_system(d->rules, "system.snapshot", "write", 1, "red", "快照失败", msg, cw_wall_ms(), on_alert, d);
+        cw_engine_system_alert(d->engine, "system.snapshot", "write", 1, "red", "快照失败", msg, cw_wall_ms());
     }
 }
 
@@ -997,13 +806,15 @@ static void snapshot_tick(daemon_ctx *d) {
 
 static void reconcile_more(daemon_ctx *d);
 
-/* One alert state subscribers saw (or will see) becomes the known state. */
+/* One alert state subscribers saw (or will see) becomes the known state;
+ * entries of other states (an acknowledgement) change nothing. */
 static void reconcile_json(const char *json, void *data) {
     daemon_ctx *d = data;
     json_t *a = json_loads(json, 0, NULL);
     const char *id = json_string_value(json_object_get(a, "id"));
     const char *st = json_string_value(json_object_get(a, "state"));
-    if (id && st) cw_rules_reconcile(d->rules, id, strcmp(st, "firing") == 0);
+    if (id && st && (strcmp(st, "firing") == 0 || strcmp(st, "resolved") == 0))
+        cw_engine_reconcile(d->engine, id, strcmp(st, "firing") == 0);
     json_decref(a);
 }
 
@@ -1031,7 +842,7 @@ static void on_reconcile(cw_conn *c, redisReply *r, void *privdata) {
     /* what is still queued will be published after all: it is the latest word */
     cw_sink_each(d->sink, reconcile_json, d);
     /* judge every held period against what subscribers last saw */
-    if (cw_ind_touch_all(d->ind) < 0) CW_LOG(CW_LOG_ERR, "daemon", "out of memory marking hashes for re-evaluation");
+    cw_engine_touch_all(d->engine);
     CW_LOG(CW_LOG_INFO, "alert", "alert log read back up to %s; reading the stream", d->reconcile_from);
     read_more(d);
 }
@@ -1055,45 +866,23 @@ static void on_conn_state(cw_conn *c, int ready, void *data) {
         /* from the last entry received: the batches read ahead are still applied */
         CW_LOG(CW_LOG_INFO, "stream", "reading %s after %s", d->cfg->stream_key, d->read_pos[0] ? d->read_pos : d->last_id);
         read_more(d);
-    } else {
-        /* hash writes handed out before the writer dropped may be lost;
-         * write everything again (idempotent HSETs) */
-        if (d->writer_was_ready && cw_ind_touch_all(d->ind) < 0)
-            CW_LOG(CW_LOG_ERR, "daemon", "out of memory marking indicator hashes for rewrite");
-        d->writer_was_ready = 1;
-        if (!d->stream_checked) ask_stream_size(d);
-        reconcile_more(d);
-        send_alerts(d);
-        send_dead_letters(d);
+        return;
     }
+    /* hash writes handed out before the writer dropped may be lost, and
+     * rows judged while it was down were not written: write everything
+     * again (idempotent HSETs) */
+    if (d->writer_was_ready || d->rows_dropped) cw_engine_touch_all(d->engine);
+    d->writer_was_ready = 1;
+    d->rows_dropped = 0;
+    if (!d->stream_checked) ask_stream_size(d);
+    reconcile_more(d);
+    send_alerts(d);
+    cw_dead_send(d->dead, d->writer);
 }
 
 #define DRAIN_MS 4000 /* how long shutdown waits for Redis to acknowledge */
 
-/* Shutdown, second half: once every write is acknowledged (or the writer
- * is gone, or DRAIN_MS passed), close the writer and every handle. */
-static void on_drain_timer(uv_timer_t *t) {
-    daemon_ctx *d = t->data;
-    flush(d);
-    int ready = cw_conn_is_ready(d->writer);
-    int idle = !cw_conn_in_flight(d->writer) && !cw_sink_pending(d->sink) && !d->dl_head &&
-               !cw_ind_flush_pending(d->ind);
-    if (ready && !idle && uv_now(&d->loop) - d->stop_started < DRAIN_MS) return;
-    if (!idle)
-        CW_LOG(CW_LOG_WARNING, "daemon", "stopping with %zu alerts and %s dead letters not acknowledged",
-               cw_sink_pending(d->sink), d->dl_head ? "some" : "no");
-    /* the final snapshot, in this process: nothing changes any more */
-    if (d->snap_child) {
-        kill(d->snap_child, SIGKILL);
-        snapshot_reap(d, 1);
-    }
-    char err[512];
-    size_t size = 0;
-    double t0 = cw_mono_s();
-    if (snapshot_write(d, &size, err, sizeof(err)) < 0) CW_LOG(CW_LOG_ERR, "snapshot", "final snapshot: %s", err);
-    else
-        CW_LOG(CW_LOG_INFO, "snapshot", "final snapshot %s: %zu bytes in %.0f ms, after %s", d->snap_path, size,
-               (cw_mono_s() - t0) * 1000, d->last_id);
+static void close_handles(daemon_ctx *d) {
     cw_conn_close(d->writer, NULL, NULL);
     d->writer = NULL;
     uv_close((uv_handle_t *)&d->sigterm, NULL);
@@ -1106,6 +895,45 @@ static void on_drain_timer(uv_timer_t *t) {
     if (d->watchdog_on) uv_close((uv_handle_t *)&d->watchdog_timer, NULL);
 }
 
+/* Shutdown, second half: once every write is acknowledged (or the writer
+ * is gone, or DRAIN_MS passed), the final snapshot, the health hash's
+ * clean stop, then every handle closed. */
+static void on_drain_timer(uv_timer_t *t) {
+    daemon_ctx *d = t->data;
+    uint64_t now = uv_now(&d->loop);
+    int late = now - d->stop_started >= DRAIN_MS;
+    if (d->final_health == 1 && now - d->final_sent < 1000 && cw_conn_is_ready(d->writer))
+        return; /* its reply is on the way */
+    if (d->final_health) {
+        close_handles(d);
+        return;
+    }
+    flush(d);
+    int ready = cw_conn_is_ready(d->writer);
+    int idle = !cw_conn_in_flight(d->writer) && !cw_sink_pending(d->sink) && !cw_dead_pending(d->dead) &&
+               !cw_engine_judge_pending(d->engine);
+    if (ready && !idle && !late) return;
+    if (!idle)
+        CW_LOG(CW_LOG_WARNING, "daemon", "stopping with %zu alerts and %zu dead letters not acknowledged",
+               cw_sink_pending(d->sink), cw_dead_pending(d->dead));
+    /* the final snapshot, in this process: nothing changes any more */
+    if (d->snap_child) {
+        kill(d->snap_child, SIGKILL);
+        snapshot_reap(d, 1);
+    }
+    char err[512];
+    size_t size = 0;
+    double t0 = cw_mono_s();
+    if (snapshot_write(d, &size, err, sizeof(err)) < 0) CW_LOG(CW_LOG_ERR, "snapshot", "final snapshot: %s", err);
+    else
+        CW_LOG(CW_LOG_INFO, "snapshot", "final snapshot %s: %zu bytes in %.0f ms, after %s", d->snap_path, size,
+               (cw_mono_s() - t0) * 1000, d->last_id);
+    d->final_health = 1;
+    d->final_sent = now;
+    if (ready) write_health(d, 1);
+    else close_handles(d);
+}
+
 /* Shutdown, first half: stop reading, write what is pending. */
 static void begin_shutdown(daemon_ctx *d) {
     if (d->stopping) return;
@@ -1114,7 +942,7 @@ static void begin_shutdown(daemon_ctx *d) {
     cw_conn_close(d->reader, NULL, NULL);
     d->reader = NULL;
     flush(d);
-    if (cw_conn_is_ready(d->writer)) write_health(d);
+    if (cw_conn_is_ready(d->writer)) write_health(d, 0);
     d->stop_started = uv_now(&d->loop);
     uv_timer_stop(&d->flush_timer);
     uv_timer_start(&d->flush_timer, on_drain_timer, 10, 10);
@@ -1132,7 +960,7 @@ static void on_signal(uv_signal_t *s, int signum) {
 static void replay_done(daemon_ctx *d) {
     d->lag = 0; /* at the tip it was asked to reach */
     double secs = cw_mono_s() - d->replay_started;
-    uint64_t n = d->events - d->replay_events0;
+    uint64_t n = cw_engine_counts_of(d->engine)->events - d->replay_events0;
     printf("replayed %llu events (%llu entries read) in %.2f s: %.0f events/s; longest loop stall %.0f ms\n",
            (unsigned long long)n, (unsigned long long)d->read_total, secs, secs > 0 ? (double)n / secs : 0.0,
            d->max_stall_ms);
@@ -1170,8 +998,7 @@ static void on_sighup(uv_signal_t *s, int signum) {
     cw_notify_reloading();
     char err[512];
     cw_config *nc = d->reload(d->reload_data, err, sizeof(err));
-    cw_rules *nr = nc ? cw_rules_new(nc, err, sizeof(err)) : NULL;
-    if (!nr) {
+    if (!nc || cw_engine_reload(d->engine, nc, cw_wall_ms(), err, sizeof(err)) < 0) {
         CW_LOG(CW_LOG_ERR, "config", "SIGHUP: new configuration rejected, keeping the running one: %s", err);
         cw_config_free(nc);
         cw_notify_ready();
@@ -1182,34 +1009,17 @@ static void on_sighup(uv_signal_t *s, int signum) {
         strcmp(nc->stream_key, oc->stream_key) || nc->utc_offset_min != oc->utc_offset_min ||
         strcmp(nc->ind_prefix, oc->ind_prefix) || strcmp(nc->alerts_channel, oc->alerts_channel))
         CW_LOG(CW_LOG_WARNING, "config", "SIGHUP: Redis, stream, prefix and time settings change only on restart");
-    cw_rules_adopt(nr, d->rules, cw_wall_ms(), on_alert, d);
-    cw_rules_free(d->rules);
-    d->rules = nr;
-    cw_clock_rules clocks;
-    cw_rules_clocks(nr, &clocks);
-    cw_cases_set_clocks(d->cases, &clocks);
     cw_log_level = nc->log_level;
-    cw_config_free(d->rules_cfg);
-    d->rules_cfg = nc; /* the rules point into it */
-    /* judge every held period by the new rules at the next flush */
-    if (cw_ind_touch_all(d->ind) < 0) CW_LOG(CW_LOG_ERR, "daemon", "out of memory marking hashes for re-evaluation");
-    CW_LOG(CW_LOG_NOTICE, "config", "SIGHUP: configuration reloaded, %zu rules", cw_rules_count(nr));
+    CW_LOG(CW_LOG_NOTICE, "config", "SIGHUP: configuration reloaded, %zu rules", cw_engine_rules(d->engine));
     cw_notify_ready();
 }
 
 /* Frees the state (not the connections or handles). */
 static void free_state(daemon_ctx *d) {
     cw_resp_destroy(&d->cmd);
-    while (d->dl_head) {
-        dead_letter *n = d->dl_head->next;
-        dead_letter_free(d->dl_head);
-        d->dl_head = n;
-    }
+    cw_dead_free(d->dead);
     cw_sink_free(d->sink);
-    cw_ind_free(d->ind);
-    cw_cases_free(d->cases);
-    cw_rules_free(d->rules);
-    cw_config_free(d->rules_cfg);
+    cw_engine_free(d->engine);
     for (int spare = 0; spare < 2; spare++) {
         read_batch *rb = spare ? d->spare_batches : d->ahead;
         while (rb) {
@@ -1244,19 +1054,18 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
         return 1;
     }
     char err[512];
-    d.rules = cw_rules_new(cfg, err, sizeof(err));
-    if (!d.rules) {
+    cw_engine_out out = {on_alert, &d};
+    d.engine = cw_engine_new(cfg, &out, err, sizeof(err));
+    if (!d.engine) {
         CW_LOG(CW_LOG_ERR, "config", "%s", err);
         return fail_early(&d, 1);
     }
-    if (!cw_rules_count(d.rules)) CW_LOG(CW_LOG_WARNING, "config", "no [rule ...] sections: indicators only, no alerts");
-    cw_clock_rules clocks;
-    cw_rules_clocks(d.rules, &clocks);
-    cw_case_listener listener = {on_light, on_check, &d};
+    if (!cw_engine_rules(d.engine))
+        CW_LOG(CW_LOG_WARNING, "config", "no [rule ...] sections: indicators only, no alerts will be raised");
     d.sink = cw_sink_new(cfg);
-    d.cases = cw_cases_new((size_t)cfg->closed_window, cfg->utc_offset_min, &clocks, &listener);
-    d.ind = cw_ind_new(cfg->utc_offset_min, cfg->rolling_days, cfg->keep_quarters);
-    if (!d.cases || !d.ind || !d.sink) {
+    d.dead = cw_dead_new(cfg);
+    cw_resp_init(&d.cmd);
+    if (!d.sink || !d.dead) {
         CW_LOG(CW_LOG_ERR, "daemon", "out of memory");
         return fail_early(&d, 1);
     }
@@ -1303,11 +1112,13 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     cw_conn_start(d.writer);
     uv_run(&d.loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(&d.loop);
-    if (rc != 0) CW_LOG(CW_LOG_WARNING, "daemon", "event loop closed with handles still open: %s", uv_strerror(rc));
+    if (rc != 0) CW_LOG(CW_LOG_ERR, "daemon", "event loop closed with handles still open: %s", uv_strerror(rc));
     if (cw_sink_pending(d.sink))
         CW_LOG(CW_LOG_WARNING, "alert", "%zu alerts not acknowledged by Redis at exit", cw_sink_pending(d.sink));
-    free_state(&d);
+    const cw_engine_counts *n = cw_engine_counts_of(d.engine);
     CW_LOG(CW_LOG_INFO, "daemon", "stopped after %llu events, %llu duplicates, %llu dead-lettered",
-           (unsigned long long)d.events, (unsigned long long)d.duplicates, (unsigned long long)d.dead_lettered);
-    return 0;
+           (unsigned long long)n->events, (unsigned long long)n->duplicates,
+           (unsigned long long)cw_dead_total(d.dead));
+    free_state(&d);
+    return rc != 0 ? 1 : 0;
 }

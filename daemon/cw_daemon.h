@@ -20,9 +20,11 @@ typedef struct cw_daemon_opts {
     int replay;  /* read up to the stream's tip as it is at start, write everything, exit */
 } cw_daemon_opts;
 
-/* Runs until SIGTERM or SIGINT. cfg must outlive the call. Returns the
- * process exit code: 0 after an orderly stop, 1 on a fatal error, 2 when
- * the snapshot is refused (corrupt or incompatible: see --rebuild). */
+/* Runs until SIGTERM or SIGINT (with opts->replay: until the stream's tip
+ * as it was at start is applied and written). cfg must outlive the call.
+ * Returns the process exit code: 0 after an orderly stop, 1 on a fatal
+ * error (or a handle left open on the loop), 2 when the snapshot is
+ * refused (corrupt or incompatible: see --rebuild). */
 int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts);
 
 #endif

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "../proto/cw_text.h"
+#include "cw_cases.h"
+#include "cw_clock.h"
 #include "cw_map.h"
 #include "cw_period.h"
 #include "cw_snap.h"
@@ -22,7 +24,20 @@
     X(review_decided, "审查起诉审结件数") X(review_ms, "审查起诉用时(毫秒)")                                \
     X(letters_procedural_due, "应程序性回复来信") X(letters_procedural_ontime, "按期程序性回复")           \
     X(letters_substantive_due, "应实体性答复来信") X(letters_substantive_ontime, "按期实体性答复")          \
-    X(hearings, "公开听证")
+    X(hearings, "公开听证")                                                                                \
+    /* the statutory clocks, in the order of cw_clock.h: started (by the day  \
+     * they started) and gone overdue (by the day they did) */                 \
+    X(arrest_review_started, "审查逮捕期限起算") X(arrest_review_overdue, "审查逮捕超期")                  \
+    X(prosecution_review_started, "审查起诉期限起算") X(prosecution_review_overdue, "审查起诉超期")        \
+    X(supplementary_started, "补充侦查期限起算") X(supplementary_overdue, "补充侦查超期")                  \
+    X(letter_procedural_started, "来信程序性回复期限起算") X(letter_procedural_overdue, "来信程序性回复超期") \
+    X(letter_substantive_started, "来信实体性答复期限起算") X(letter_substantive_overdue, "来信实体性答复超期") \
+    X(arrest_reconsideration_started, "不批捕复议期限起算") X(arrest_reconsideration_overdue, "不批捕复议超期") \
+    X(arrest_higher_review_started, "不批捕复核期限起算") X(arrest_higher_review_overdue, "不批捕复核超期")  \
+    X(nonprosecution_reconsideration_started, "不起诉复议期限起算")                                         \
+    X(nonprosecution_reconsideration_overdue, "不起诉复议超期")                                             \
+    X(nonprosecution_higher_review_started, "不起诉复核期限起算")                                           \
+    X(nonprosecution_higher_review_overdue, "不起诉复核超期")
 
 enum {
 #define X(name, zh) C_##name,
@@ -530,25 +545,31 @@ static int deltas(const cw_event *ev, const cw_case_facts *f, delta *out) {
     return out->n > 0;
 }
 
+/* Adds d at ts to the scopes of a case: its prosecutor and department
+ * (when known), its unit and the unit's regions. */
+static int add_to_case_scopes(cw_ind *x, const char *unit, const char *dept, const char *pros, int64_t ts,
+                              const delta *d) {
+    scope *p = pros && pros[0] ? named_scope(x, 'p', unit, pros) : NULL;
+    scope *dp = dept && dept[0] ? named_scope(x, 'd', unit, dept) : NULL;
+    scope *u = unit_scope(x, unit);
+    if ((pros && pros[0] && !p) || (dept && dept[0] && !dp) || !u) return -1;
+    day_codes(x, ts);
+    if (p && add_to_scope(x, p, ts, d) < 0) return -1;
+    if (dp && add_to_scope(x, dp, ts, d) < 0) return -1;
+    return add_to_unit(x, u, ts, d);
+}
+
 int cw_ind_apply(cw_ind *x, const cw_event *ev, const cw_case_facts *facts) {
     delta d;
     if (!deltas(ev, facts, &d)) return 0;
     /* the scopes of INDICATORS.md §1 */
-    scope *pros = ev->pros[0] ? named_scope(x, 'p', ev->unit, ev->pros) : NULL;
-    scope *dept = ev->dept[0] ? named_scope(x, 'd', ev->unit, ev->dept) : NULL;
-    scope *unit = unit_scope(x, ev->unit);
-    if ((ev->pros[0] && !pros) || (ev->dept[0] && !dept) || !unit) return -1;
-    day_codes(x, ev->ts);
-    if (pros && add_to_scope(x, pros, ev->ts, &d) < 0) return -1;
-    if (dept && add_to_scope(x, dept, ev->ts, &d) < 0) return -1;
-    return add_to_unit(x, unit, ev->ts, &d);
+    return add_to_case_scopes(x, ev->unit, ev->dept, ev->pros, ev->ts, &d);
 }
 
-int cw_ind_set_today(cw_ind *x, int64_t today) {
-    if (today <= x->newest_day) return 0;
+void cw_ind_set_today(cw_ind *x, int64_t today) {
+    if (today <= x->newest_day) return;
     x->newest_day = today;
     x->day_moved = 1;
-    return 0;
 }
 
 size_t cw_ind_scopes(const cw_ind *x) {
@@ -569,12 +590,15 @@ size_t cw_ind_new_scopes(const cw_ind *x, const cw_event *ev) {
     return fresh;
 }
 
-int cw_ind_letter_overdue(cw_ind *x, const char *unit, int substantive, int64_t ts) {
+int cw_ind_letter_overdue(cw_ind *x, const char *unit, const char *dept, const char *pros, int substantive, int64_t ts) {
     delta d = {1, {substantive ? C_letters_substantive_due : C_letters_procedural_due}, {1}};
-    scope *u = unit_scope(x, unit);
-    if (!u) return -1;
-    day_codes(x, ts);
-    return add_to_unit(x, u, ts, &d);
+    return add_to_case_scopes(x, unit, dept, pros, ts, &d);
+}
+
+int cw_ind_clock(cw_ind *x, const char *unit, const char *dept, const char *pros, int clock, int overdue, int64_t ts) {
+    if (clock < 0 || clock >= CW_CLOCK_STALE) return 0;
+    delta d = {1, {C_arrest_review_started + 2 * clock + (overdue ? 1 : 0)}, {1}};
+    return add_to_case_scopes(x, unit, dept, pros, ts, &d);
 }
 
 /* ---- Flushing ----------------------------------------------------------- */
@@ -683,12 +707,11 @@ int cw_ind_flush_pending(const cw_ind *x) {
     return x->dirty || x->rolling || x->day_moved;
 }
 
-int cw_ind_touch_all(cw_ind *x) {
+void cw_ind_touch_all(cw_ind *x) {
     for (scope *sc = x->first; sc; sc = sc->next) {
         for (size_t i = 0; i < sc->n; i++) mark_dirty(x, sc->entries[i]);
         mark_rolling(x, sc);
     }
-    return 0;
 }
 
 void cw_ind_each(const cw_ind *x, const char *period, void (*fn)(const char *scope, const uint64_t *counters, void *data),
@@ -732,8 +755,11 @@ void cw_ind_save(const cw_ind *x, cw_snap_writer *w) {
     }
 }
 
+/* Counters were appended over versions: a snapshot of fewer counters
+ * loads, the newer ones 0. */
 int cw_ind_load(cw_ind *x, cw_snap_reader *r) {
-    if (cw_snap_get_u32(r) != NCOUNTERS) r->bad = 1;
+    uint32_t ncounters = cw_snap_get_u32(r);
+    if (ncounters > NCOUNTERS || ncounters < C_hearings + 1) r->bad = 1;
     x->newest_quarter = (int)cw_snap_get_u32(r);
     x->newest_day = cw_snap_get_i64(r);
     x->newest_ts = cw_snap_get_i64(r);
@@ -760,8 +786,9 @@ int cw_ind_load(cw_ind *x, cw_snap_reader *r) {
         entry *e = scope_entry(x, sc, code);
         if (!e) return -1;
         e->event_ts = ts;
-        for (int i = 0; i < NCOUNTERS; i++) e->c[i] = cw_snap_get_u64(r);
+        for (int i = 0; i < (int)ncounters; i++) e->c[i] = cw_snap_get_u64(r);
     }
     if (r->bad) return -1;
-    return cw_ind_touch_all(x);
+    cw_ind_touch_all(x);
+    return 0;
 }

@@ -12,9 +12,9 @@
 #include <stdint.h>
 
 #include "../proto/cw_event.h"
-#include "cw_cases.h"
 
 typedef struct cw_ind cw_ind;
+struct cw_case_facts; /* cw_cases.h: what an applied event means for its case */
 
 /* What a field of an indicator hash is, for people: its Chinese label
  * and how to show it (案件比 as 1:x, rates as fractions, days). */
@@ -32,17 +32,23 @@ cw_ind *cw_ind_new(int offset_min, int rolling_days, int keep_quarters);
 void cw_ind_free(cw_ind *x);
 
 /* Counts an applied (not duplicate) event. Returns 0 or -1 (memory). */
-int cw_ind_apply(cw_ind *x, const cw_event *ev, const cw_case_facts *facts);
+int cw_ind_apply(cw_ind *x, const cw_event *ev, const struct cw_case_facts *facts);
 
 /* Live mode: the rolling window ends at local day `today` (the wall
  * clock's), not only at the newest event's day; a new day re-emits the
- * windows. Returns 0 or -1 (memory). */
-int cw_ind_set_today(cw_ind *x, int64_t today);
+ * windows. */
+void cw_ind_set_today(cw_ind *x, int64_t today);
 
 /* A letter whose reply clock (substantive or procedural) ran out
- * unreplied at ts counts as due in its unit's scopes (INDICATORS.md §2);
- * its reply will not count it again. Returns 0 or -1 (memory). */
-int cw_ind_letter_overdue(cw_ind *x, const char *unit, int substantive, int64_t ts);
+ * unreplied at ts counts as due in its case's scopes (INDICATORS.md §2:
+ * its prosecutor and department when known, its unit and above); its
+ * reply will not count it again. Returns 0 or -1 (memory). */
+int cw_ind_letter_overdue(cw_ind *x, const char *unit, const char *dept, const char *pros, int substantive, int64_t ts);
+
+/* A statutory clock (cw_clock.h, stale excluded) of a case started
+ * (overdue 0) or went overdue (1) at ts: `<clock>_started` or
+ * `<clock>_overdue` in the case's scopes. Returns 0 or -1 (memory). */
+int cw_ind_clock(cw_ind *x, const char *unit, const char *dept, const char *pros, int clock, int overdue, int64_t ts);
 
 /* One hash to write: scope "unit:410923", period "2020-Q3", and n
  * field/value pairs (counters and indicators, values as decimal text);
@@ -71,8 +77,8 @@ int cw_ind_flush_pending(const cw_ind *x);
 
 /* Marks every held (scope, period) touched, so that the next flush
  * writes them all: for when hash writes may have been lost (the writer
- * connection dropped after a flush handed them out). Returns 0 or -1. */
-int cw_ind_touch_all(cw_ind *x);
+ * connection dropped after a flush handed them out). */
+void cw_ind_touch_all(cw_ind *x);
 
 /* Calls fn for every scope held in `period` ("2020-Q3"), with its
  * counters: for ranking peers when a period closes. A full scan. */

@@ -24,12 +24,6 @@ void cw_log_init(const char *program) {
                  (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
-int cw_log_level_from_name(const char *name) {
-    for (int i = 0; i < 8; i++)
-        if (strcmp(name, names[i]) == 0) return i;
-    return -1;
-}
-
 const char *cw_log_level_name(int level) {
     return level >= 0 && level < 8 ? names[level] : "?";
 }

@@ -13,8 +13,6 @@ extern int cw_log_level;
 
 /* Reads JOURNAL_STREAM once; call before the first log line. */
 void cw_log_init(const char *program);
-/* "err" "warning" "notice" "info" "debug" -> level, or -1. */
-int cw_log_level_from_name(const char *name);
 const char *cw_log_level_name(int level);
 
 void cw_log_write(int level, const char *ctx, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

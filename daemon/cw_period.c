@@ -109,8 +109,12 @@ double cw_mono_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+int64_t cw_period_day_start(int64_t day, int offset_min) {
+    return day * DAY_MS - (int64_t)offset_min * 60000;
+}
+
 int64_t cw_period_local_midnight(int y, int m, int d, int offset_min) {
-    return days_from_civil(y, m, d) * DAY_MS - (int64_t)offset_min * 60000;
+    return cw_period_day_start(days_from_civil(y, m, d), offset_min);
 }
 
 cw_period_kind cw_period_kind_of(const char *name) {

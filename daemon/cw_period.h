@@ -39,6 +39,8 @@ void cw_period_label_zh(const char *name, char *out, size_t len);
 /* "2020-08-04" for a local day number. */
 void cw_period_day_date(int64_t day, char out[11]);
 
+/* The instant (ms) a local day number begins: its local midnight. */
+int64_t cw_period_day_start(int64_t day, int offset_min);
 /* The instant local midnight begins the date y-m-d. */
 int64_t cw_period_local_midnight(int y, int m, int d, int offset_min);
 

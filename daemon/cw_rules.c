@@ -23,10 +23,28 @@ static const struct {
 } scope_names[] = {{"pros", S_PROS}, {"dept", S_DEPT},         {"unit", S_UNIT},
                    {"city", S_CITY}, {"province", S_PROVINCE}, {"nation", S_NATION}};
 
-static const char *const clock_names[CW_NCLOCKS] = {"arrest_review",      "prosecution_review",  "supplementary",
-                                                    "letter_procedural", "letter_substantive", "stale"};
-static const char *const clock_zh[CW_NCLOCKS] = {"审查逮捕期限", "审查起诉期限", "补充侦查期限",
-                                                 "来信7日程序性回复期限", "来信3个月实体性答复期限", "挂案期限"};
+static const char *const clock_names[CW_NCLOCKS] = {
+    [CW_CLOCK_ARREST_REVIEW] = "arrest_review",
+    [CW_CLOCK_PROSECUTION_REVIEW] = "prosecution_review",
+    [CW_CLOCK_SUPPLEMENTARY] = "supplementary",
+    [CW_CLOCK_LETTER_PROCEDURAL] = "letter_procedural",
+    [CW_CLOCK_LETTER_SUBSTANTIVE] = "letter_substantive",
+    [CW_CLOCK_ARREST_RECONSIDERATION] = "arrest_reconsideration",
+    [CW_CLOCK_ARREST_HIGHER_REVIEW] = "arrest_higher_review",
+    [CW_CLOCK_NONPROSECUTION_RECONSIDERATION] = "nonprosecution_reconsideration",
+    [CW_CLOCK_NONPROSECUTION_HIGHER_REVIEW] = "nonprosecution_higher_review",
+    [CW_CLOCK_STALE] = "stale"};
+static const char *const clock_zh[CW_NCLOCKS] = {
+    [CW_CLOCK_ARREST_REVIEW] = "审查逮捕期限",
+    [CW_CLOCK_PROSECUTION_REVIEW] = "审查起诉期限",
+    [CW_CLOCK_SUPPLEMENTARY] = "补充侦查期限",
+    [CW_CLOCK_LETTER_PROCEDURAL] = "来信程序性回复期限",
+    [CW_CLOCK_LETTER_SUBSTANTIVE] = "来信实体性答复期限",
+    [CW_CLOCK_ARREST_RECONSIDERATION] = "不批捕复议期限",
+    [CW_CLOCK_ARREST_HIGHER_REVIEW] = "不批捕复核期限",
+    [CW_CLOCK_NONPROSECUTION_RECONSIDERATION] = "不起诉复议期限",
+    [CW_CLOCK_NONPROSECUTION_HIGHER_REVIEW] = "不起诉复核期限",
+    [CW_CLOCK_STALE] = "挂案期限"};
 static const char *const check_names[CW_NCHECKS] = {"third_return", "second_extension", "decided_unaccepted",
                                                     "after_closed"};
 static const char *const check_zh[CW_NCHECKS] = {"第三次退回补充侦查", "同一审查期间第二次延长审查起诉期限",
@@ -50,7 +68,8 @@ typedef struct rule {
     int periods;
     int clock, check;
     int warn_days, urgent_days;
-    int days, days_detained, days_complex, months, days_fast, extension_days;
+    int days, days_detained, days_complex, months, days_fast, days_fast_extended, extension_days, working_days;
+    int holidays_ignore; /* holidays = ignore: a last day on a rest day does not move */
     int peers_province; /* rank: peers are a province's units (else a unit's departments) */
     int bottom, bottom_city;
     double bottom_county_fraction;
@@ -188,11 +207,16 @@ static int set_key(rule *r, const char *key, const char *v, char *why, size_t wl
     } else if (strcmp(key, "periods") == 0) {
         if (parse_int(v, 1, 12, &r->periods) < 0) return cw_errf(why, wl, "expected 1 to 12 periods, got '%s'", v);
     } else if (strcmp(key, "clock") == 0) {
-        if ((r->clock = lookup(clock_names, CW_NCLOCKS - 1, v)) < 0)
-            return cw_errf(why, wl,
-                        "expected arrest_review, prosecution_review, supplementary, letter_procedural or "
-                        "letter_substantive, got '%s'",
-                        v);
+        if ((r->clock = lookup(clock_names, CW_NCLOCKS - 1, v)) < 0) {
+            char list[400] = "";
+            for (int i = 0; i < CW_NCLOCKS - 1; i++)
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", clock_names[i]);
+            return cw_errf(why, wl, "expected one of %s; got '%s'", list, v);
+        }
+    } else if (strcmp(key, "holidays") == 0) {
+        if (strcmp(v, "extend") && strcmp(v, "ignore"))
+            return cw_errf(why, wl, "expected extend (CPL art. 105: a last day on a rest day moves to the next working day) or ignore, got '%s'", v);
+        r->holidays_ignore = strcmp(v, "ignore") == 0;
     } else if (strcmp(key, "check") == 0) {
         if ((r->check = lookup(check_names, CW_NCHECKS, v)) < 0)
             return cw_errf(why, wl, "expected third_return, second_extension, decided_unaccepted or after_closed, got '%s'",
@@ -207,6 +231,8 @@ static int set_key(rule *r, const char *key, const char *v, char *why, size_t wl
             {"days", offsetof(rule, days), 3650},             {"days_detained", offsetof(rule, days_detained), 3650},
             {"days_complex", offsetof(rule, days_complex), 3650}, {"months", offsetof(rule, months), 120},
             {"days_fast", offsetof(rule, days_fast), 3650},   {"extension_days", offsetof(rule, extension_days), 3650},
+            {"days_fast_extended", offsetof(rule, days_fast_extended), 3650},
+            {"working_days", offsetof(rule, working_days), 3650},
             {"bottom", offsetof(rule, bottom), 1000},         {"bottom_city", offsetof(rule, bottom_city), 1000},
         };
         for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
@@ -252,7 +278,8 @@ static int finish_rule(cw_rules *rs, rule *r, char *why, size_t wl) {
     case K_DEADLINE:
         if (r->clock < 0 && strncmp(r->name, "deadline.", 9) == 0) r->clock = lookup(clock_names, CW_NCLOCKS - 1, r->name + 9);
         if (r->clock < 0) return cw_errf(why, wl, "a deadline rule needs clock = (arrest_review, prosecution_review, ...)");
-        if (!r->days && !r->months) return cw_errf(why, wl, "a deadline rule needs days = or months =");
+        if (!r->days && !r->months && !r->working_days)
+            return cw_errf(why, wl, "a deadline rule needs days =, months = or working_days =");
         return 0;
     case K_STALE:
         r->clock = CW_CLOCK_STALE;
@@ -395,12 +422,28 @@ static void scope_words(const cw_rules *rs, const char *scope, char *words, size
     }
 }
 
-static void show_value(int indicator, double v, char *out, size_t len) {
+/* An indicator as people read it, with `extra` more digits than usual. */
+static void show_digits(int indicator, double v, int extra, char *out, size_t len) {
     cw_ind_field f;
     cw_ind_fields((size_t)indicator, &f);
-    if (f.kind == CW_IND_RATIO) snprintf(out, len, "1:%.2f", v);
-    else if (f.kind == CW_IND_RATE) snprintf(out, len, "%.1f%%", v * 100);
-    else snprintf(out, len, "%.1f天", v);
+    if (f.kind == CW_IND_RATIO) snprintf(out, len, "1:%.*f", 2 + extra, v);
+    else if (f.kind == CW_IND_RATE) snprintf(out, len, "%.*f%%", 1 + extra, v * 100);
+    else snprintf(out, len, "%.*f天", 1 + extra, v);
+}
+
+static void show_value(int indicator, double v, char *out, size_t len) {
+    show_digits(indicator, v, 0, out, len);
+}
+
+/* A value beside the threshold it is compared with, with the digits that
+ * make the comparison read true: 1.1515 against 1.15 is "1:1.152", never
+ * "1:1.15，高于 1:1.15". */
+static void show_against(int indicator, double v, double t, char *sv, char *st, size_t len) {
+    for (int extra = 0; extra <= 4; extra++) {
+        show_digits(indicator, v, extra, sv, len);
+        show_digits(indicator, t, extra, st, len);
+        if (v == t || strcmp(sv, st) != 0) return;
+    }
 }
 
 /* ---- Indicator rules ---------------------------------------------------- */
@@ -428,9 +471,10 @@ static void indicator_alert(cw_rules *rs, const rule *r, const rule *base, const
     cw_period_label_zh(period, plabel, sizeof(plabel));
     cw_ind_field f;
     cw_ind_fields((size_t)base->indicator, &f);
-    if (defined) show_value(base->indicator, v, shown, sizeof(shown));
+    double against = firing ? base->threshold : base->resolve;
+    show_value(base->indicator, against, thr, sizeof(thr));
+    if (defined) show_against(base->indicator, v, against, shown, thr, sizeof(shown));
     else snprintf(shown, sizeof(shown), "无");
-    show_value(base->indicator, firing ? base->threshold : base->resolve, thr, sizeof(thr));
     const char *side = base->cmp[0] == '>' ? "高于" : "低于";
     if (r->kind == K_PERSISTENCE && firing)
         snprintf(msg, sizeof(msg), "%s 截至%s %s 连续%d个周期%s %s，%s", words, plabel, f.zh, r->periods, side, thr,
@@ -568,32 +612,20 @@ void cw_rules_clocks(const cw_rules *rs, cw_clock_rules *o) {
     for (int c = 0; c < CW_NCLOCKS; c++) {
         const rule *r = rs->clock_rule[c];
         if (!r) continue;
-        o->enabled[c] = 1;
-        o->warn_days[c] = r->warn_days;
-        o->urgent_days[c] = r->urgent_days;
-        switch (c) {
-        case CW_CLOCK_ARREST_REVIEW:
-            o->arrest_days = r->days;
-            o->arrest_days_detained = r->days_detained ? r->days_detained : r->days;
-            o->arrest_days_complex = r->days_complex ? r->days_complex : r->days;
-            break;
-        case CW_CLOCK_PROSECUTION_REVIEW:
-            o->review_months = r->months;
-            o->review_days_fast = r->days_fast;
-            o->review_extension_days = r->extension_days;
-            if (!r->months) o->enabled[c] = 0;
-            break;
-        case CW_CLOCK_SUPPLEMENTARY:
-            o->supplementary_months = r->months;
-            if (!r->months) o->enabled[c] = 0;
-            break;
-        case CW_CLOCK_LETTER_PROCEDURAL: o->letter_procedural_days = r->days; break;
-        case CW_CLOCK_LETTER_SUBSTANTIVE:
-            o->letter_substantive_months = r->months;
-            if (!r->months) o->enabled[c] = 0;
-            break;
-        case CW_CLOCK_STALE: o->stale_days = r->days; break;
-        }
+        cw_clock_rule *k = &o->k[c];
+        k->enabled = 1;
+        k->warn_days = r->warn_days;
+        k->urgent_days = r->urgent_days;
+        k->days = r->days;
+        k->months = r->months;
+        k->working_days = r->working_days;
+        k->days_detained = r->days_detained ? r->days_detained : r->days;
+        k->days_complex = r->days_complex ? r->days_complex : r->days;
+        k->days_fast = r->days_fast;
+        /* CPL art. 172: 速裁 10 days, 15 in all once extended */
+        k->days_fast_extended = r->days_fast_extended ? r->days_fast_extended : r->days_fast ? 15 : 0;
+        k->extension_days = r->extension_days;
+        k->holidays_extend = !r->holidays_ignore;
     }
 }
 
@@ -606,45 +638,64 @@ static void case_scope(const char *unit, const char *case_id, char *out, size_t 
     put_s(&t, "case:"), put_s(&t, unit), put_s(&t, ":"), put_s(&t, esc);
 }
 
-void cw_rules_light(cw_rules *rs, int clock, int light, int firing, const char *unit, const char *case_id,
-                    int64_t due_day, int64_t event_ts, cw_alert_fn fn, void *data) {
-    const rule *r = (unsigned)clock < CW_NCLOCKS ? rs->clock_rule[clock] : NULL;
-    if (!r) return;
-    static const char *const light_names[] = {"", "yellow", "orange", "red"};
-    char scope[500], id[700], date[11], nb[64], msg[800];
+/* "第一检察部 检察官张三" (who must act), or "" when the case has neither. */
+static void who_words(const cw_rules *rs, const cw_light *l, char *out, size_t len) {
+    const char *pn = l->pros[0] ? cw_config_pros_name(rs->cfg, l->unit, l->pros) : NULL;
     text t;
-    case_scope(unit, case_id, scope, sizeof(scope));
-    cw_period_day_date(due_day - 1, date); /* the last day of the period */
+    text_init(&t, out, len);
+    if (l->dept[0]) put_s(&t, " "), put_s(&t, l->dept);
+    if (l->pros[0]) put_s(&t, " 检察官"), put_s(&t, pn ? pn : l->pros);
+    if (l->dept[0] || l->pros[0]) put_s(&t, " 承办的");
+}
+
+void cw_rules_light(cw_rules *rs, const cw_light *l, cw_alert_fn fn, void *data) {
+    int clock = l->clock, light = l->light;
+    const rule *r = (unsigned)clock < CW_NCLOCKS ? rs->clock_rule[clock] : NULL;
+    if (!r || light == CW_LIGHT_NONE) return;
+    static const char *const light_names[] = {"", "yellow", "orange", "red"};
+    char scope[500], id[700], date[11], nb[64], who[300], msg[1000];
+    text t;
+    case_scope(l->unit, l->case_id, scope, sizeof(scope));
+    cw_period_day_date(l->due_day - 1, date); /* the last day of the period */
     text_init(&t, id, sizeof(id));
     put_s(&t, r->name), put_s(&t, "/"), put_s(&t, scope), put_s(&t, "/"), put_s(&t, date), put_s(&t, "/");
     put_s(&t, light_names[light & 3]);
-    const char *level = light == 3 ? r->overdue_level : light == 2 ? "orange" : r->level;
-    const char *label = light == 3 ? r->overdue_label : r->label;
-    /* "南乐县人民检察院 案件<case> 审查逮捕期限将于 2020-08-04 24时届满，剩余3天，期限预警" */
+    /* a stale rule's only light is its own (挂案预警), not 超期预警 */
+    int overdue = light == CW_LIGHT_RED && r->kind != K_STALE;
+    const char *level = overdue ? r->overdue_level : light == CW_LIGHT_ORANGE ? "orange" : r->level;
+    const char *label = overdue ? r->overdue_label : r->label;
+    /* "南乐县人民检察院 第一检察部 检察官张三 承办的案件<case> 审查逮捕期限将于
+     * 2020-08-04 24时届满，剩余2天，期限预警" */
+    who_words(rs, l, who, sizeof(who));
     text_init(&t, msg, sizeof(msg));
-    put_s(&t, unit_name(rs, unit, nb, sizeof(nb))), put_s(&t, " 案件"), put_s(&t, case_id), put_s(&t, " ");
+    put_s(&t, unit_name(rs, l->unit, nb, sizeof(nb))), put_s(&t, who), put_s(&t, " 案件"), put_s(&t, l->case_id);
+    put_s(&t, " ");
     put_s(&t, clock_zh[clock]);
-    if (!firing) {
-        put_s(&t, "（"), put_s(&t, date), put_s(&t, " 24时届满）已停止计时，"), put_s(&t, label), put_s(&t, "解除");
-    } else if (light == 3) {
-        put_s(&t, "已于 "), put_s(&t, date), put_s(&t, " 24时届满，已超期，"), put_s(&t, label);
+    if (!l->firing) {
+        put_s(&t, "（"), put_s(&t, date), put_s(&t, " 24时届满）"), put_s(&t, label), put_s(&t, "解除");
+    } else if (light == CW_LIGHT_RED) {
+        put_s(&t, "已于 "), put_s(&t, date), put_s(&t, " 24时届满");
+        if (l->days_left < 0) put_s(&t, "，已超期"), put_u(&t, (unsigned)-l->days_left), put_s(&t, "天");
+        put_s(&t, "，"), put_s(&t, label);
     } else {
         put_s(&t, "将于 "), put_s(&t, date), put_s(&t, " 24时届满，剩余");
-        put_u(&t, (unsigned)(light == 2 ? r->urgent_days : r->warn_days));
+        put_u(&t, (unsigned)(l->days_left > 0 ? l->days_left : 0));
         put_s(&t, "天，"), put_s(&t, label);
     }
     int off = rs->cfg->utc_offset_min;
     cw_alert a = {.id = id,
-                  .firing = firing,
+                  .firing = l->firing,
                   .level = level,
                   .label = label,
                   .rule = r->name,
                   .scope = scope,
-                  .unit = unit,
-                  .deadline_ms = due_day * 86400000LL - (int64_t)off * 60000,
-                  .event_ts = event_ts,
+                  .unit = l->unit,
+                  .dept = l->dept,
+                  .pros = l->pros,
+                  .deadline_ms = cw_period_day_start(l->due_day, off),
+                  .event_ts = l->ts,
                   .message = msg};
-    if (firing) rs->lights_on++;
+    if (l->firing) rs->lights_on++;
     else if (rs->lights_on) rs->lights_on--;
     fn(&a, data);
 }
@@ -678,6 +729,7 @@ typedef struct peer {
     char scope[200];
     char group[8]; /* the unit (departments) or province + level (院) */
     double value;
+    int rank, peers; /* its position in its group (1 = best) and the group's size */
 } peer;
 
 typedef struct peers {
@@ -690,6 +742,8 @@ static void collect_peer(const char *scope, const uint64_t *c, void *data) {
     peers *ps = data;
     const rule *r = ps->r;
     if (!(scope_level(scope) & r->scopes)) return;
+    /* a province's own 院 (xx0000) has no peers among its cities or counties */
+    if (r->scopes == S_UNIT && strcmp(scope + 7, "0000") == 0) return;
     double v;
     if (cw_ind_value(c, r->indicator, &v) < 0 || (double)c[r->sample] < r->min_sample) return;
     if (strlen(scope) >= sizeof(ps->p[0].scope)) return;
@@ -732,16 +786,21 @@ static void rank_alert(cw_rules *rs, const rule *r, const peer *p, const char *p
     cw_ind_field f;
     cw_ind_fields((size_t)r->indicator, &f);
     show_value(r->indicator, p->value, shown, sizeof(shown));
-    const char *among = r->scopes == S_DEPT ? "本院各部门中排名末位" : p->group[2] == 'c' ? "本省市级院中排名靠后" : p->group[2] == 'x' ? "本省县级院中排名靠后" : "本省各院中排名靠后";
+    const char *among = r->scopes == S_DEPT ? "本院各部门" : p->group[2] == 'c' ? "本省市级院" : p->group[2] == 'x' ? "本省县级院" : "本省各院";
+    char place[80];
+    snprintf(place, sizeof(place), "在%s中排名第%d（共%d个）%s", among, p->rank, p->peers,
+             p->rank == p->peers ? "，末位" : "");
     if (firing && r->periods > 1)
-        snprintf(msg, sizeof(msg), "%s %s %s %s，连续%d个周期在%s，%s", words, plabel, f.zh, shown, r->periods, among, r->label);
+        snprintf(msg, sizeof(msg), "%s %s %s %s，%s，连续%d个周期排名靠后，%s", words, plabel, f.zh, shown, place,
+                 r->periods, r->label);
     else if (firing)
-        snprintf(msg, sizeof(msg), "%s %s %s %s，在%s，%s", words, plabel, f.zh, shown, among, r->label);
+        snprintf(msg, sizeof(msg), "%s %s %s %s，%s，%s", words, plabel, f.zh, shown, place, r->label);
     else
         snprintf(msg, sizeof(msg), "%s %s %s 排名预警解除（新一期排名已不在末位）", words, plabel, f.zh);
     cw_alert a = {.id = id, .firing = firing, .level = r->level, .label = r->label, .rule = r->name,
                   .scope = p->scope, .unit = unit, .indicator = f.name, .has_value = firing, .value = p->value,
-                  .threshold = 0, .period = period, .event_ts = ts, .message = msg};
+                  .threshold = 0, .period = period, .event_ts = ts, .message = msg,
+                  .rank = firing ? p->rank : 0, .peers = firing ? p->peers : 0};
     fn(&a, data);
 }
 
@@ -781,6 +840,10 @@ void cw_rules_close_period(cw_rules *rs, const struct cw_ind *ind, const char *p
             else worst = (size_t)r->bottom;
             if (count < 2) worst = 0; /* no peers, no rank */
             if (worst > count) worst = count;
+            for (size_t k = g; k < end; k++) { /* worst first: the last is ranked 1 */
+                ps.p[k].rank = (int)(count - (k - g));
+                ps.p[k].peers = (int)count;
+            }
             for (size_t k = g; k < g + worst; k++) {
                 const peer *p = &ps.p[k];
                 char key[600], pid[600];

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cw_clock.h"
 #include "cw_config.h"
 
 typedef struct cw_alert {
@@ -39,6 +40,8 @@ typedef struct cw_alert {
     double value, threshold;
     const char *period;  /* NULL unless an indicator rule */
     int64_t deadline_ms; /* 0 unless a deadline rule */
+    const char *dept, *pros; /* case scopes: who handles the case (NULL or "": unknown) */
+    int rank, peers;         /* rank rules: the position (1 = best) and how many were compared; 0 otherwise */
     int64_t event_ts;
     const char *message;
 } cw_alert;
@@ -69,9 +72,10 @@ int cw_rules_load(cw_rules *r, struct cw_snap_reader *rd);
 
 /* After a crash: an alert state a lost process published after the last
  * snapshot (read back from the alert log) becomes the known state of
- * indicator and rank alerts, so that what subscribers last saw is what
- * later changes are judged against. Clock and data alerts are derived
- * from events again and need no help. */
+ * threshold and persistence alerts, so that what subscribers last saw is
+ * what later changes are judged against. Other ids are ignored: clock and
+ * data alerts are derived from events again, and rank alerts are judged
+ * only when a period closes. */
 void cw_rules_reconcile(cw_rules *r, const char *id, int firing);
 
 /* Evaluates the indicator rules (threshold, then persistence) for one
@@ -95,40 +99,16 @@ void cw_rules_system(cw_rules *r, const char *name, const char *what, int firing
                      const char *message, int64_t ts, cw_alert_fn fn, void *data);
 int cw_rules_system_firing(const cw_rules *r, const char *name, const char *what);
 
-/* ---- Case clocks (cw_cases drives them; the rules name and word them) */
 
-enum {
-    CW_CLOCK_ARREST_REVIEW,
-    CW_CLOCK_PROSECUTION_REVIEW,
-    CW_CLOCK_SUPPLEMENTARY,
-    CW_CLOCK_LETTER_PROCEDURAL,
-    CW_CLOCK_LETTER_SUBSTANTIVE,
-    CW_CLOCK_STALE,
-    CW_NCLOCKS
-};
-
-/* The configured periods of the clocks; a clock without a rule is off. */
-typedef struct cw_clock_rules {
-    int enabled[CW_NCLOCKS];
-    int warn_days[CW_NCLOCKS];   /* yellow at this many days left (0: none) */
-    int urgent_days[CW_NCLOCKS]; /* orange (0: none) */
-    /* periods: days, or months when months > 0 */
-    int arrest_days, arrest_days_detained, arrest_days_complex;
-    int review_months, review_days_fast, review_extension_days;
-    int supplementary_months;
-    int letter_procedural_days, letter_substantive_months;
-    int stale_days;
-} cw_clock_rules;
 
 void cw_rules_clocks(const cw_rules *r, cw_clock_rules *out);
 
-/* A light of a case's clock: 1 yellow, 2 orange, 3 red (overdue).
- * `due_day` is the local day at whose start the period has run out. */
-void cw_rules_light(cw_rules *r, int clock, int light, int firing, const char *unit, const char *case_id,
-                    int64_t due_day, int64_t event_ts, cw_alert_fn fn, void *data);
+/* A light of a case's clock changed (cw_clock.h): worded with who must
+ * act (dept, prosecutor by their [prosecutors] name) and the true days
+ * left. */
+void cw_rules_light(cw_rules *r, const cw_light *l, cw_alert_fn fn, void *data);
 
-/* Data checks of INDICATORS.md §5. */
-enum { CW_CHECK_THIRD_RETURN, CW_CHECK_SECOND_EXTENSION, CW_CHECK_DECIDED_UNACCEPTED, CW_CHECK_AFTER_CLOSED, CW_NCHECKS };
+/* Data checks of INDICATORS.md §5 (CW_CHECK_*). */
 void cw_rules_check(cw_rules *r, int check, const char *unit, const char *case_id, const char *event_type,
                     int64_t event_ts, cw_alert_fn fn, void *data);
 

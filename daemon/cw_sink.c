@@ -61,9 +61,8 @@ void cw_sink_free(cw_sink *s) {
 
 /* "2020-08-04T00:00:00+08:00" in the configured local time. */
 static void iso_local(const cw_config *cfg, int64_t ms, char *out, size_t len) {
-    int64_t local = ms + (int64_t)cfg->utc_offset_min * 60000;
     int64_t day = cw_period_day(ms, cfg->utc_offset_min);
-    int64_t sec = (local - day * 86400000LL) / 1000;
+    int64_t sec = (ms - cw_period_day_start(day, cfg->utc_offset_min)) / 1000;
     const char *off = cfg->utc_offset_min == 0 ? "+00:00" : cfg->utc_offset;
     size_t ol = strlen(off);
     if (len < 20 + ol) {
@@ -99,6 +98,12 @@ static const char *alert_json(cw_json *j, const cw_config *cfg, const cw_alert *
         char iso[40];
         iso_local(cfg, a->deadline_ms, iso, sizeof(iso));
         cw_json_str(j, "deadline", iso);
+    }
+    if (a->dept && a->dept[0]) cw_json_str(j, "dept", a->dept);
+    if (a->pros && a->pros[0]) cw_json_str(j, "pros", a->pros);
+    if (a->rank) {
+        cw_json_int(j, "rank", a->rank);
+        cw_json_int(j, "peers", a->peers);
     }
     cw_json_int(j, "event_ts", a->event_ts);
     cw_json_int(j, "emitted_at", emitted_at);

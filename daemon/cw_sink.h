@@ -1,5 +1,6 @@
 /* cw_sink: where alerts go (PROTOCOL.md §3). Each alert state change
- * becomes one JSON object (built with jansson), appended to the durable
+ * becomes one JSON object (written by cw_json, byte for byte what jansson
+ * would write), appended to the durable
  * alert log stream (XADD <log_key> MAXLEN ~ N * a <json>) and published on
  * <channel> and <channel>:<unit>. An alert stays queued until Redis has
  * acknowledged its XADD; after a reconnect, what was not acknowledged is

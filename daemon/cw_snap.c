@@ -166,8 +166,8 @@ int cw_snap_reader_init(cw_snap_reader *r, const void *buf, size_t len, char *er
     }
     uint32_t version;
     memcpy(&version, b + sizeof(MAGIC), 4);
-    if (version != CW_SNAP_VERSION) {
-        snprintf(err, errlen, "snapshot format version %u, this casewatchd reads version %u", version,
+    if (version < 1 || version > CW_SNAP_VERSION) {
+        snprintf(err, errlen, "snapshot format version %u, this casewatchd reads versions 1 to %u", version,
                  CW_SNAP_VERSION);
         return -1;
     }
@@ -181,6 +181,7 @@ int cw_snap_reader_init(cw_snap_reader *r, const void *buf, size_t len, char *er
     r->p = b + sizeof(MAGIC) + 4;
     r->end = b + len - 8;
     r->bad = 0;
+    r->version = version;
     return 0;
 }
 

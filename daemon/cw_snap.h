@@ -12,7 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CW_SNAP_VERSION 1
+/* 2: the reconsideration clocks, who handles each case (dept, pros), the
+ * clocks' started/overdue counters. A version-1 file still loads. */
+#define CW_SNAP_VERSION 2
 
 typedef struct cw_snap_writer cw_snap_writer;
 
@@ -34,9 +36,11 @@ void cw_snap_writer_abort(cw_snap_writer *w);
 typedef struct cw_snap_reader {
     const uint8_t *p, *end;
     int bad; /* a get ran past the end or read nonsense */
+    uint32_t version; /* of the file: sections read what that version wrote */
 } cw_snap_reader;
 
-/* Checks a whole file in memory (magic, version, checksum) and positions r
+/* Checks a whole file in memory (magic, a version from 1 to
+ * CW_SNAP_VERSION, checksum) and positions r
  * after the header. Returns 0, or -1 with a message naming the problem. */
 int cw_snap_reader_init(cw_snap_reader *r, const void *buf, size_t len, char *err, size_t errlen);
 uint8_t cw_snap_get_u8(cw_snap_reader *r);

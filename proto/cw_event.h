@@ -51,6 +51,10 @@
     X(TRIAL_POSTPONED, "trial.postponed", "建议延期审理", 1, NULL)                          \
     X(TRIAL_PETITION, "trial.petition", "刑事申诉", 1, NULL)                                \
     X(COMPENSATION_FILED, "compensation.filed", "国家赔偿", 1, NULL)                        \
+    X(ARREST_RECONSIDERATION_DECIDED, "arrest.reconsideration.decided", "不批捕复议决定", 0, NULL) \
+    X(ARREST_REVIEW_DECIDED, "arrest.review.decided", "不批捕复核决定", 0, NULL)            \
+    X(NONPROSECUTION_RECONSIDERATION_DECIDED, "nonprosecution.reconsideration.decided", "不起诉复议决定", 0, NULL) \
+    X(NONPROSECUTION_REVIEW_DECIDED, "nonprosecution.review.decided", "不起诉复核决定", 0, NULL) \
     X(CASE_CLOSED, "case.closed", "办结/归档", 0, NULL)                                     \
     X(LETTER_RECEIVED, "letter.received", "收到群众来信", 0, NULL)                          \
     X(LETTER_REPLIED, "letter.replied", "答复来信", 0, "reply")                             \

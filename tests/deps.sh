@@ -1,10 +1,15 @@
 #!/bin/sh
-# deps.sh check|install|bench — the Debian packages casewatch builds and
-# tests with (and, with bench, what `make bench` needs besides).
+# deps.sh check|install|bench|packages [ci]|pkg-config — the one list of
+# what casewatch builds and tests with: the Makefile, .ci/run and
+# tests/fuzz/run.sh read it from here.
 set -e
 PKGS="gcc make pkg-config libuv1-dev libhiredis-dev libmsgpack-dev libcmocka-dev libinih-dev libjansson-dev libcsv-dev libsystemd-dev redis-server redis-tools"
+# what CI runs besides: the fuzzers (clang, its sanitizer runtime) and valgrind
+CI_PKGS="clang libclang-rt-dev valgrind"
+# the libraries as pkg-config names them (cmocka: the tests only)
+PKG_CONFIG_NAMES="libuv hiredis msgpack inih jansson libsystemd"
 have() {
-    for p in libuv hiredis msgpack inih jansson cmocka libsystemd; do
+    for p in $PKG_CONFIG_NAMES cmocka; do
         pkg-config --exists "$p" 2>/dev/null || return 1
     done
     [ -e /usr/include/csv.h ] || return 1
@@ -20,6 +25,8 @@ bench_have() {
 }
 case "$1" in
 check) have ;;
+packages) if [ "${2:-}" = ci ]; then echo "$PKGS $CI_PKGS"; else echo "$PKGS"; fi ;;
+pkg-config) echo "$PKG_CONFIG_NAMES" ;;
 bench)
     bench_have && exit 0
     SUDO=""
@@ -36,5 +43,5 @@ install)
     $SUDO apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $PKGS >&2
     ;;
-*) echo "usage: deps.sh check|install|bench" >&2; exit 2 ;;
+*) echo "usage: deps.sh check|install|bench|packages [ci]|pkg-config" >&2; exit 2 ;;
 esac

@@ -47,11 +47,15 @@ int main(int argc, char **argv) {
      * reviews their own */
     cw_clock_rules clocks;
     memset(&clocks, 0, sizeof(clocks));
-    for (int k = 0; k < CW_NCLOCKS; k++) clocks.enabled[k] = 1, clocks.warn_days[k] = 3, clocks.urgent_days[k] = 1;
-    clocks.arrest_days = 15, clocks.arrest_days_detained = 7, clocks.arrest_days_complex = 20;
-    clocks.review_months = 1, clocks.review_days_fast = 10, clocks.review_extension_days = 15;
-    clocks.supplementary_months = 1, clocks.letter_procedural_days = 7, clocks.letter_substantive_months = 3;
-    clocks.stale_days = 180;
+    for (int k = 0; k < CW_NCLOCKS; k++)
+        clocks.k[k].enabled = 1, clocks.k[k].warn_days = 3, clocks.k[k].urgent_days = 1, clocks.k[k].days = 30;
+    cw_clock_rule *ar = &clocks.k[CW_CLOCK_ARREST_REVIEW], *pr = &clocks.k[CW_CLOCK_PROSECUTION_REVIEW];
+    ar->days = 15, ar->days_detained = 7, ar->days_complex = 20;
+    pr->days = 0, pr->months = 1, pr->days_fast = 10, pr->days_fast_extended = 15, pr->extension_days = 15;
+    clocks.k[CW_CLOCK_SUPPLEMENTARY].days = 0, clocks.k[CW_CLOCK_SUPPLEMENTARY].months = 1;
+    clocks.k[CW_CLOCK_LETTER_PROCEDURAL].days = 7;
+    clocks.k[CW_CLOCK_LETTER_SUBSTANTIVE].days = 0, clocks.k[CW_CLOCK_LETTER_SUBSTANTIVE].months = 3;
+    clocks.k[CW_CLOCK_STALE].days = 180, clocks.k[CW_CLOCK_STALE].warn_days = clocks.k[CW_CLOCK_STALE].urgent_days = 0;
     cw_cases *cases = cw_cases_new(1000000, 480, &clocks, NULL);
     cw_ind *ind = cw_ind_new(480, 30, 8);
     if (!cases || !ind) return 1;

@@ -7,7 +7,7 @@ secs=${1:-60}
 cd "$(dirname "$0")/../.."
 command -v clang >/dev/null || { echo "fuzz: clang is needed (apt-get install clang)" >&2; exit 2; }
 mkdir -p build/fuzz/obj
-PKGS="libuv hiredis msgpack inih jansson libsystemd"
+PKGS=$(sh tests/deps.sh pkg-config)
 CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -DCW_VERSION=\"fuzz\" $(pkg-config --cflags $PKGS)"
 objs=""
 for src in proto/*.c daemon/*.c; do

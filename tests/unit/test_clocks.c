@@ -19,15 +19,20 @@
 typedef struct seen {
     char log[64][64];
     int n;
+    int starts;    /* record clock starts too */
+    int days_left; /* of the last change */
 } seen;
 
-static void on_light(int clock, int light, int firing, const char *unit, const char *case_id, int64_t due_day,
-                     int64_t ts, void *data) {
-    (void)unit, (void)case_id, (void)ts;
+/* "clock/light/on|off/last day" of each light change; clock starts
+ * ("clock/0/on/...") only when s->starts is set. */
+static void on_light(const cw_light *l, void *data) {
     seen *s = data;
+    if (l->light == CW_LIGHT_NONE && !s->starts) return;
     char date[11];
-    cw_period_day_date(due_day - 1, date);
-    if (s->n < 64) snprintf(s->log[s->n++], 64, "%d/%d/%s/%s", clock, light, firing ? "on" : "off", date);
+    cw_period_day_date(l->due_day - 1, date);
+    if (s->n < 64)
+        snprintf(s->log[s->n++], 64, "%d/%d/%s/%s", l->clock, l->light, l->firing ? "on" : "off", date);
+    s->days_left = l->days_left;
 }
 
 static void on_check(int check, const char *unit, const char *case_id, const cw_event *ev, void *data) {
@@ -36,18 +41,27 @@ static void on_check(int check, const char *unit, const char *case_id, const cw_
     if (s->n < 64) snprintf(s->log[s->n++], 64, "check %d", check);
 }
 
+/* The shipped rules' periods (systemd/casewatch.conf). */
 static cw_clock_rules defaults(void) {
     cw_clock_rules k;
     memset(&k, 0, sizeof(k));
     for (int i = 0; i < CW_NCLOCKS - 1; i++) {
-        k.enabled[i] = 1;
-        k.warn_days[i] = 3;
-        k.urgent_days[i] = 1;
+        k.k[i].enabled = 1;
+        k.k[i].warn_days = 3;
+        k.k[i].urgent_days = 1;
+        k.k[i].holidays_extend = 1;
     }
-    k.arrest_days = 15, k.arrest_days_detained = 7, k.arrest_days_complex = 20;
-    k.review_months = 1, k.review_days_fast = 10, k.review_extension_days = 15;
-    k.supplementary_months = 1;
-    k.letter_procedural_days = 7, k.letter_substantive_months = 3;
+    cw_clock_rule *r = &k.k[CW_CLOCK_ARREST_REVIEW];
+    r->days = 15, r->days_detained = 7, r->days_complex = 20;
+    r = &k.k[CW_CLOCK_PROSECUTION_REVIEW];
+    r->months = 1, r->days_fast = 10, r->days_fast_extended = 15, r->extension_days = 15;
+    k.k[CW_CLOCK_SUPPLEMENTARY].months = 1;
+    k.k[CW_CLOCK_LETTER_PROCEDURAL].days = 7;
+    k.k[CW_CLOCK_LETTER_SUBSTANTIVE].months = 3;
+    k.k[CW_CLOCK_ARREST_RECONSIDERATION].days = 7;
+    k.k[CW_CLOCK_ARREST_HIGHER_REVIEW].days = 15;
+    k.k[CW_CLOCK_NONPROSECUTION_RECONSIDERATION].days = 30;
+    k.k[CW_CLOCK_NONPROSECUTION_HIGHER_REVIEW].days = 30;
     return k;
 }
 
@@ -68,8 +82,8 @@ static void apply(cw_cases *t, cw_event e) {
 
 /* Detained, accepted 2020-07-27: 7 days, the start day not counted, end
  * at 24:00 on 08-03. Yellow with 3 days left (08-01, 02, 03 remain),
- * orange with 1 (08-03), red from 08-04; a decision on 08-05 turns all
- * three off. */
+ * orange with 1 (08-03), red from 08-04, one light at a time: each
+ * resolves the one before; a decision on 08-05 turns the red off. */
 static void arrest_review_lights_come_on_on_their_days(void **state) {
     (void)state;
     seen s = {0};
@@ -85,14 +99,16 @@ static void arrest_review_lights_come_on_on_their_days(void **state) {
     assert_int_equal(s.n, 1);
     assert_string_equal(s.log[0], "0/1/on/2020-08-03");
     cw_cases_advance(t, cw_period_day(at(8, 3, 9), OFF));
-    assert_string_equal(s.log[1], "0/2/on/2020-08-03");
-    assert_int_equal(s.n, 2);
+    assert_int_equal(s.n, 3);
+    assert_string_equal(s.log[1], "0/1/off/2020-08-03"); /* the yellow gives way */
+    assert_string_equal(s.log[2], "0/2/on/2020-08-03");
+    assert_int_equal(s.days_left, 1);
     cw_event d = ev("d", CW_EV_ARREST_DECIDED, at(8, 5, 9));
     d.decision = CW_DECISION_APPROVE;
     apply(t, d);
     assert_int_equal(s.n, 6);
-    assert_string_equal(s.log[2], "0/3/on/2020-08-03");
-    assert_string_equal(s.log[3], "0/1/off/2020-08-03");
+    assert_string_equal(s.log[3], "0/2/off/2020-08-03");
+    assert_string_equal(s.log[4], "0/3/on/2020-08-03");
     assert_string_equal(s.log[5], "0/3/off/2020-08-03");
     cw_cases_free(t);
 }

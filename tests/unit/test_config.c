@@ -47,6 +47,7 @@ static void defaults_match_the_protocol_key_names(void **state) {
     assert_int_equal(c->clock, CW_CLOCK_LIVE);
     assert_int_equal(c->log_level, CW_LOG_INFO);
     assert_null(c->redis_password);
+    assert_string_equal(c->calendar_file, "/etc/casewatch/holidays-cn.conf"); /* where make install puts it */
     cw_config_free(c);
     cw_config_free(NULL);
 }
@@ -57,6 +58,7 @@ static void a_full_file_sets_every_section(void **state) {
     cw_config *c = load_text("; comment\n[redis]\nhost = 10.0.0.5\nport = 7000\nuser = cw\n"
                              "[stream]\nkey = k:events\nbatch = 500\n"
                              "[daemon]\ninstance = nanle\nclock = event\nstate_dir = /tmp/x\nlog_level = debug\n"
+                             "[calendar]\nfile = /srv/holidays-cn.conf\n"
                              "[units]\n410923 = 南乐县人民检察院\n",
                              &rc);
     assert_int_equal(rc, 0);
@@ -67,6 +69,7 @@ static void a_full_file_sets_every_section(void **state) {
     assert_string_equal(c->instance, "nanle");
     assert_int_equal(c->clock, CW_CLOCK_EVENT);
     assert_int_equal(c->log_level, CW_LOG_DEBUG);
+    assert_string_equal(c->calendar_file, "/srv/holidays-cn.conf");
     assert_string_equal(cw_config_unit_name(c, "410923"), "南乐县人民检察院");
     assert_null(cw_config_unit_name(c, "410900"));
     cw_config_free(c);

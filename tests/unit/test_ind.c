@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "../../daemon/cw_cases.h"
 #include "../../daemon/cw_ind.h"
 #include "../../daemon/cw_map.h"
 #include "../integration/cw_testredis.h"
@@ -95,7 +96,7 @@ static void a_flush_in_slices_writes_every_hash_once_and_no_slice_is_over_budget
     assert_int_equal(cw_map_size(sliced.times), cw_map_size(all.times));
 
     /* the day moves: every rolling window again, in slices too */
-    assert_int_equal(cw_ind_set_today(x, 18450), 0); /* 2020-07-07, after the newest event's day */
+    cw_ind_set_today(x, 18450); /* 2020-07-07, after the newest event's day */
     assert_true(cw_ind_flush_pending(x));
     seen windows = {cw_map_new(), 0};
     while (cw_ind_flush_pending(x)) assert_true(cw_ind_flush(x, count, &windows, 500) <= 500);
