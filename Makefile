@@ -99,8 +99,8 @@ fuzz: check-deps
 # Binaries, man pages, the systemd unit (ExecStart at PREFIX), sysusers and
 # tmpfiles entries, the configuration (kept when one is there already:
 # the new default goes beside it as casewatch.conf.dist) and the holiday
-# file beside it (kept too when edited: the shipped one goes beside it as
-# holidays-cn.conf.dist).
+# file and feed's column map beside it (kept too when edited: the shipped
+# one goes beside it as .dist).
 install: all
 	install -D -m 0755 $(BIN)/casewatchd $(DESTDIR)$(PREFIX)/bin/casewatchd
 	install -D -m 0755 $(BIN)/casewatch $(DESTDIR)$(PREFIX)/bin/casewatch
@@ -120,6 +120,11 @@ install: all
 	    install -m 0644 systemd/holidays-cn.conf $(DESTDIR)$(SYSCONFDIR)/casewatch/holidays-cn.conf.dist; \
 	    echo "install: kept $(DESTDIR)$(SYSCONFDIR)/casewatch/holidays-cn.conf; the shipped one is holidays-cn.conf.dist"; \
 	else install -m 0644 systemd/holidays-cn.conf $(DESTDIR)$(SYSCONFDIR)/casewatch/holidays-cn.conf; fi
+	if [ -e $(DESTDIR)$(SYSCONFDIR)/casewatch/feed-columns-cn.conf ] && \
+	   ! cmp -s systemd/feed-columns-cn.conf $(DESTDIR)$(SYSCONFDIR)/casewatch/feed-columns-cn.conf; then \
+	    install -m 0644 systemd/feed-columns-cn.conf $(DESTDIR)$(SYSCONFDIR)/casewatch/feed-columns-cn.conf.dist; \
+	    echo "install: kept $(DESTDIR)$(SYSCONFDIR)/casewatch/feed-columns-cn.conf; the shipped one is feed-columns-cn.conf.dist"; \
+	else install -m 0644 systemd/feed-columns-cn.conf $(DESTDIR)$(SYSCONFDIR)/casewatch/feed-columns-cn.conf; fi
 	@echo "install: done. Then: systemd-sysusers; systemctl daemon-reload; systemctl enable --now casewatchd"
 
 clean:

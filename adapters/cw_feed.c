@@ -12,6 +12,7 @@
 #include "../proto/cw_event.h"
 #include "../daemon/cw_period.h"
 #include "../proto/cw_record.h"
+#include "cw_export.h"
 
 struct cw_feed {
     redisContext *rc;
@@ -19,6 +20,8 @@ struct cw_feed {
     int batch;
     int progress;
     int raw;
+    cw_export *x; /* not owned; NULL: the protocol's keys only */
+    int header_bad; /* the CSV header leaves a required key without a column */
     cw_event_decoder *dec;
     msgpack_sbuffer sb;
     uint64_t *pending_lines; /* line of each XADD in flight */
@@ -64,6 +67,10 @@ void cw_feed_set_raw(cw_feed *f, int on) {
     f->raw = on;
 }
 
+void cw_feed_set_export(cw_feed *f, cw_export *x) {
+    f->x = x;
+}
+
 const cw_feed_stats *cw_feed_get_stats(const cw_feed *f) {
     return &f->st;
 }
@@ -86,7 +93,8 @@ static int fatalf(cw_feed *f, const char *fmt, ...) {
 
 static void bad_record(cw_feed *f, uint64_t line, const char *why) {
     f->st.bad++;
-    fprintf(stderr, "line %llu: %s\n", (unsigned long long)line, why);
+    /* "line 5, column 3 (类型): ..." when the reason names a column */
+    fprintf(stderr, "line %llu%s%s\n", (unsigned long long)line, strncmp(why, "column ", 7) == 0 ? ", " : ": ", why);
 }
 
 /* Reads the replies of every XADD in flight. */
@@ -124,7 +132,14 @@ static int take(cw_feed *f, uint64_t line, const char *buf, size_t len) {
     cw_event ev;
     char why[256];
     if (!f->raw && cw_event_decode(f->dec, buf, len, f->now_ms, &ev, why, sizeof(why)) < 0) {
-        bad_record(f, line, why);
+        /* the decoder names keys; an export names its own columns */
+        const char *k = strstr(why, "key '");
+        const char *e = k ? strchr(k + 5, '\'') : NULL;
+        char where[200] = "";
+        if (f->x && e) cw_export_where(f->x, k + 5, (size_t)(e - k - 5), where, sizeof(where));
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s%s", why, where);
+        bad_record(f, line, msg);
         return 0;
     }
     if (!f->rc) {
@@ -158,7 +173,9 @@ static int run_json(cw_feed *f, FILE *in) {
         f->st.records++;
         char why[256];
         f->sb.size = 0;
-        if (cw_record_from_json(p + skip, (size_t)n - skip, &f->sb, why, sizeof(why)) < 0) {
+        int bad = f->x ? cw_export_json(f->x, p + skip, (size_t)n - skip, f->raw, &f->sb, why, sizeof(why))
+                       : cw_record_from_json(p + skip, (size_t)n - skip, &f->sb, why, sizeof(why));
+        if (bad < 0) {
             bad_record(f, lineno, why);
             continue;
         }
@@ -234,9 +251,21 @@ static void on_row(int term, void *data) {
             memmove(c->header.cells[0], c->header.cells[0] + 3, c->header.lens[0] - 2);
             c->header.lens[0] -= 3;
         }
+        char why[2048];
+        /* --raw sends the rows even so: the daemon will dead-letter them */
+        if (f->x && cw_export_header(f->x, (const char *const *)c->header.cells, c->header.lens, c->header.n, stderr,
+                                     why, sizeof(why)) < 0 && !f->raw) {
+            fprintf(stderr, "line %llu: %s\n", (unsigned long long)line, why);
+            f->header_bad = 1;
+        }
         return;
     }
     f->st.records++;
+    if (f->header_bad) { /* said once, at the header */
+        f->st.bad++;
+        row_clear(&c->row);
+        return;
+    }
     if (c->row.n > c->header.n) {
         char why[96];
         snprintf(why, sizeof(why), "row has %zu cells, the header names %zu", c->row.n, c->header.n);
@@ -244,10 +273,14 @@ static void on_row(int term, void *data) {
         row_clear(&c->row);
         return;
     }
-    char why[256];
+    char why[1024];
     f->sb.size = 0;
-    if (cw_record_from_cells((const char *const *)c->header.cells, c->header.lens, (const char *const *)c->row.cells,
-                             c->row.lens, c->row.n, &f->sb, why, sizeof(why)) < 0)
+    int bad = f->x ? cw_export_row(f->x, (const char *const *)c->row.cells, c->row.lens, c->row.n, f->raw, &f->sb, why,
+                                   sizeof(why))
+                   : cw_record_from_cells((const char *const *)c->header.cells, c->header.lens,
+                                          (const char *const *)c->row.cells, c->row.lens, c->row.n, &f->sb, why,
+                                          sizeof(why));
+    if (bad < 0)
         bad_record(f, line, why);
     else
         c->rc = take(f, line, f->sb.data, f->sb.size);

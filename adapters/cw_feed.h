@@ -34,6 +34,12 @@ void cw_feed_set_progress(cw_feed *f, int on);
  * dead-letter path in tests and demos. */
 void cw_feed_set_raw(cw_feed *f, int on);
 
+/* Rows (CSV, JSON lines) are read through x (cw_export: column names,
+ * words, local times, derived ids); x is not owned and must outlive the
+ * feed. NULL: the protocol's own keys only. */
+struct cw_export;
+void cw_feed_set_export(cw_feed *f, struct cw_export *x);
+
 /* Parses a --format word. Returns 0 or -1. */
 int cw_feed_format_parse(const char *s, cw_feed_format *out);
 

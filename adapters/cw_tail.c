@@ -56,15 +56,16 @@ int cw_tail_run(redisContext *rc, const char *log_key, const cw_tail_opts *o, FI
     uint64_t shown = 0;
     if (o->from) {
         snprintf(last_id, sizeof(last_id), "%s", o->from);
-    } else {
+    } else if (o->last > 0) {
         /* the last few, oldest first */
         redisReply *r = redisCommand(rc, "XREVRANGE %s + - COUNT %d", log_key, o->last);
-        if (!r || r->type != REDIS_REPLY_ARRAY) {
-            snprintf(err, errlen, "XREVRANGE %s failed: %s", log_key, r && r->str ? r->str : rc->errstr);
+        if (!r || (r->type != REDIS_REPLY_ARRAY && r->type != REDIS_REPLY_NIL)) {
+            snprintf(err, errlen, "reading the last alerts of %s failed: %s", log_key,
+                     r && r->type == REDIS_REPLY_ERROR ? r->str : rc->err ? rc->errstr : "unexpected reply");
             if (r) freeReplyObject(r);
             return -1;
         }
-        if (r->elements) {
+        if (r->type == REDIS_REPLY_ARRAY && r->elements) {
             /* start just before the oldest of them */
             const char *oldest = r->element[r->elements - 1]->element[0]->str;
             unsigned long long ms, seq;
@@ -72,21 +73,24 @@ int cw_tail_run(redisContext *rc, const char *log_key, const cw_tail_opts *o, FI
                 if (seq) snprintf(last_id, sizeof(last_id), "%llu-%llu", ms, seq - 1);
                 else if (ms) snprintf(last_id, sizeof(last_id), "%llu-%llu", ms - 1, (unsigned long long)-1);
             }
-        } else {
-            redisReply *x = redisCommand(rc, "XINFO STREAM %s", log_key);
-            for (size_t i = 0; x && x->type == REDIS_REPLY_ARRAY && i + 1 < x->elements; i += 2)
-                if (strcmp(x->element[i]->str, "last-generated-id") == 0)
-                    snprintf(last_id, sizeof(last_id), "%s", x->element[i + 1]->str);
-            if (x) freeReplyObject(x);
         }
         freeReplyObject(r);
+    }
+    if (!o->from && strcmp(last_id, "0-0") == 0) {
+        /* --last 0, or an empty log: only what comes from now on */
+        redisReply *x = redisCommand(rc, "XINFO STREAM %s", log_key);
+        for (size_t i = 0; x && x->type == REDIS_REPLY_ARRAY && i + 1 < x->elements; i += 2)
+            if (strcmp(x->element[i]->str, "last-generated-id") == 0)
+                snprintf(last_id, sizeof(last_id), "%s", x->element[i + 1]->str);
+        if (x) freeReplyObject(x);
     }
     for (;;) {
         /* blocks 2 s at a time: the context's own timeout must be longer */
         redisReply *r = o->follow ? redisCommand(rc, "XREAD COUNT 1000 BLOCK 2000 STREAMS %s %s", log_key, last_id)
                                   : redisCommand(rc, "XREAD COUNT 1000 STREAMS %s %s", log_key, last_id);
         if (!r || r->type == REDIS_REPLY_ERROR) {
-            snprintf(err, errlen, "XREAD %s failed: %s", log_key, r && r->str ? r->str : rc->errstr);
+            snprintf(err, errlen, "reading %s after %s failed: %s", log_key, last_id,
+                     r && r->type == REDIS_REPLY_ERROR ? r->str : rc->err ? rc->errstr : "no reply");
             if (r) freeReplyObject(r);
             return -1;
         }

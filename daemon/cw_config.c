@@ -10,6 +10,7 @@
 #include <ini.h>
 
 #include "../proto/cw_text.h"
+#include "cw_ind.h"
 #include "cw_log.h"
 #include "cw_period.h"
 
@@ -92,6 +93,9 @@ static const opt opts[] = {
      "entries kept in the alert log (XADD MAXLEN ~)"},
     {"calendar", "file", OPT_STR, F(calendar_file), "/etc/casewatch/holidays-cn.conf", 0, 0, NULL,
      "the holiday file deadlines are counted on (CPL art. 105); empty: weekends only"},
+    {"feed", "columns", OPT_STR, F(feed_columns), "", 0, 0, NULL,
+     "casewatch feed: file mapping an export's column names and values to the protocol's keys (relative to the "
+     "configuration file's directory; empty: the protocol's own keys only)"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -230,11 +234,32 @@ const char *cw_config_pros_name(const cw_config *c, const char *unit, const char
     return NULL;
 }
 
-/* A [rule NAME] key is kept as text; cw_rules checks it. */
+/* Every name of one kind of field of the indicator hashes, for messages:
+ * "case_item_ratio, plea_rate, ..." in full. */
+static void ind_names(int counters, char *out, size_t outlen) {
+    cw_ind_field f;
+    out[0] = '\0';
+    for (size_t i = 0; cw_ind_fields(i, &f); i++) {
+        if ((f.kind == CW_IND_COUNTER) != counters) continue;
+        size_t at = strlen(out);
+        snprintf(out + at, outlen - at, "%s%s", at ? ", " : "", f.name);
+    }
+}
+
+/* A [rule NAME] key is kept as text; cw_rules checks it, but for the
+ * names of indicators and counters, which are checked here so that a
+ * misspelt one is answered with every valid name. */
 static int add_rule_kv(cw_config *c, const char *rule, const char *key, const char *value, const char *where,
                        char *err, size_t errlen) {
     if (!rule[0]) return cw_errf(err, errlen, "a rule section needs a name: [rule NAME]");
     if (!cw_utf8_valid(value, strlen(value))) return cw_errf(err, errlen, "expected UTF-8 text");
+    int counters = strcmp(key, "sample") == 0;
+    if ((counters && cw_ind_counter_index(value) < 0) || (strcmp(key, "indicator") == 0 && cw_ind_indicator_index(value) < 0)) {
+        char names[2048];
+        ind_names(counters, names, sizeof(names));
+        return cw_errf(err, errlen, "expected %s (%s), got '%.64s'",
+                       counters ? "a counter of INDICATORS.md §2" : "an indicator of INDICATORS.md §2", names, value);
+    }
     for (size_t i = 0; i < c->nrule_kvs; i++) {
         cw_rule_kv *kv = &c->rule_kvs[i];
         if (strcmp(kv->rule, rule) == 0 && strcmp(kv->key, key) == 0) { /* a later value wins */
@@ -323,18 +348,34 @@ typedef struct load_ctx {
     size_t errlen;
 } load_ctx;
 
-/* inih reads through this so that the handler knows the line it is on. */
+/* inih reads through this so that the handler knows the line it is on.
+ * A section header without its ']' is caught here: inih would report it
+ * only at the end, after the keys below it went to the section before. */
 static char *read_line(char *str, int num, void *stream) {
     load_ctx *lc = stream;
     char *r = fgets(str, num, lc->f);
-    if (r) lc->line++;
+    if (!r) return r;
+    lc->line++;
+    /* at the start of the line only: an indented line may continue a value */
+    const char *p = str;
+    if (*p == '[' && !lc->failed) {
+        const char *close = strchr(p, ']');
+        const char *comment = strpbrk(p, ";#");
+        if (!close || (comment && comment < close)) {
+            size_t n = strcspn(p, "\r\n;#");
+            while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
+            lc->failed = 1;
+            cw_errf(lc->err, lc->errlen, "%s:%d: unclosed section header '%.*s' (expected ']')", lc->path, lc->line,
+                    (int)(n > 64 ? 64 : n), p);
+        }
+    }
     return r;
 }
 
 static int on_value(void *user, const char *section, const char *key, const char *value) {
     load_ctx *lc = user;
     if (lc->failed) return 1;
-    char why[256], where[300];
+    char why[1024], where[300];
     snprintf(where, sizeof(where), "%s:%d", lc->path, lc->line);
     if (set_value(lc->c, section, key, value, where, why, sizeof(why)) < 0) {
         lc->failed = 1;
@@ -375,7 +416,7 @@ int cw_config_override(cw_config *c, const char *assignment, char *err, size_t e
     section[dot - assignment] = '\0';
     memcpy(key, dot + 1, (size_t)(eq - dot - 1));
     key[eq - dot - 1] = '\0';
-    char why[256];
+    char why[1024];
     if (set_value(c, section, key, eq + 1, "-o", why, sizeof(why)) < 0)
         return cw_errf(err, errlen, "-o %s: [%s] %s: %s", assignment, section, key, why);
     return 0;

@@ -70,6 +70,8 @@ typedef struct cw_config {
     int alerts_log_maxlen;
     /* [calendar] */
     char *calendar_file;
+    /* [feed] (casewatch feed) */
+    char *feed_columns;
     /* [rule NAME] sections, in file order */
     cw_rule_kv *rule_kvs;
     size_t nrule_kvs;

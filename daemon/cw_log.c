@@ -42,7 +42,11 @@ void cw_log_write(int level, const char *ctx, const char *fmt, ...) {
     gettimeofday(&tv, NULL);
     struct tm tm;
     localtime_r(&tv.tv_sec, &tm);
+    /* ISO 8601 with the zone's offset (the process's local time, TZ),
+     * so a line can be compared with alerts shown in China time */
     char ts[32];
-    strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S", &tm);
-    fprintf(stderr, "%s.%03d %s[%s] %s: %s\n", ts, (int)(tv.tv_usec / 1000), prog, cw_log_level_name(level), ctx, msg);
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    long off = tm.tm_gmtoff / 60;
+    fprintf(stderr, "%s.%03d%c%02ld:%02ld %s[%s] %s: %s\n", ts, (int)(tv.tv_usec / 1000), off < 0 ? '-' : '+',
+            labs(off) / 60, labs(off) % 60, prog, cw_log_level_name(level), ctx, msg);
 }

@@ -1,7 +1,9 @@
 /* cw_log: one level-filtered logging macro for the daemon and the CLI.
  * Levels are syslog priorities. When stderr is connected to the journal
  * (systemd sets JOURNAL_STREAM), lines carry "<N>" priority prefixes and
- * no timestamp; otherwise a local timestamp and the level's name. */
+ * no timestamp (the journal stamps them); otherwise an ISO 8601 local
+ * timestamp with its offset ("2026-12-02T22:05:01.123+08:00") and the
+ * level's name. */
 #ifndef CW_LOG_H
 #define CW_LOG_H
 

@@ -101,7 +101,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     config_sources src = {path, overrides, noverrides};
-    char err[512];
+    char err[1536];
     cw_config *cfg = load_config(&src, err, sizeof(err));
     if (!cfg) {
         fprintf(stderr, "casewatchd: %s\n", err);

@@ -265,6 +265,158 @@ static void feed_rejects_a_bad_override_naming_it(void **state) {
     free(err);
 }
 
+
+/* An export as the case systems give it: a UTF-8 BOM, CRLF line ends,
+ * Chinese headers and words, local dates, a 院 by its name, a column of
+ * personal data the map does not name; read through the shipped
+ * configuration's [feed] columns (systemd/feed-columns-cn.conf). */
+static const char chinese_export[] =
+    "\xEF\xBB\xBF案件编号,单位,类型,部门,承办检察官,时间,人数,是否羁押,犯罪嫌疑人\r\n"
+    "南检刑诉受[2020]1号,南乐县人民检察院,受理审查逮捕,第一检察部,P017,2020-07-31 09:00,1,是,张三\r\n"
+    "南检刑诉受[2020]1号,410923,批准逮捕,第一检察部,P017,2020-08-04 15:30:00,1,,张三\r\n"
+    "南检刑诉受[2020]2号,南乐,受理审查起诉,第二检察部,P020,2020/7/31 9:05,2,否,\"李四,王五\"\r\n"
+    "南检刑诉受[2020]3号,410923,受理审查,第一检察部,P017,2020-07-31,1,是,赵六\r\n"
+    "南检刑诉受[2020]4号,410923,受理审查逮捕,第一检察部,P017,2020-13-31,1,是,赵六\r\n"
+    "南检刑诉受[2020]5号,410923,受理审查逮捕,第一检察部,P017,2020-07-31T09:00:00+08:00,1,也许,赵六\r\n"
+    "南检刑诉受[2020]6号,410923,起诉,第一检察部,P017,2020-07-31T01:00:00Z,1,,\r\n";
+
+static void feed_reads_a_chinese_export_with_local_dates_a_bom_and_crlf(void **state) {
+    (void)state;
+    flush_all();
+    const char *extra[] = {"-c", "systemd/casewatch.conf", NULL};
+    char *out, *err;
+    assert_int_equal(feed(chinese_export, extra, NULL, &out, &err), 1);
+    assert_non_null(strstr(err, "line 1: columns not in the column map, ignored: 9 (犯罪嫌疑人)"));
+    assert_non_null(strstr(err, "line 1: no column gives 'id'"));
+    assert_non_null(strstr(err, "line 5, column 3 (类型): '受理审查' is not a word of [values type]"));
+    assert_non_null(strstr(err, "line 6, column 6 (时间): '2020-13-31' is not a time (no such date)"));
+    assert_non_null(strstr(err, "line 7, column 8 (是否羁押): '也许' is not a word of [values bool]"));
+    assert_non_null(strstr(err, "7 records, 4 added to casewatch:events, 3 bad"));
+    free(out);
+    free(err);
+    cw_event ev[16];
+    assert_int_equal(read_stream("casewatch:events", ev, 16), 4);
+    assert_string_equal(ev[0].case_id, "南检刑诉受[2020]1号");
+    assert_string_equal(ev[0].unit, "410923"); /* from 南乐县人民检察院 */
+    assert_int_equal(ev[0].type, CW_EV_ARREST_ACCEPTED);
+    assert_int_equal(ev[0].ts, 1596157200000LL); /* 2020-07-31 09:00 +08:00 */
+    assert_int_equal(ev[0].v, 1);
+    assert_string_equal(ev[0].dept, "第一检察部");
+    assert_string_equal(ev[0].pros, "P017");
+    assert_true(cw_event_flag(&ev[0], CW_F_DETAINED));
+    assert_memory_equal(ev[0].id, "d:", 2);
+    assert_int_equal(ev[1].type, CW_EV_ARREST_DECIDED);
+    assert_int_equal(ev[1].decision, CW_DECISION_APPROVE); /* 批准逮捕 brings it */
+    assert_int_equal(ev[1].ts, 1596526200000LL);
+    assert_string_not_equal(ev[1].id, ev[0].id);
+    assert_string_equal(ev[2].unit, "410923"); /* from 南乐 */
+    assert_int_equal(ev[2].type, CW_EV_PROSECUTION_ACCEPTED);
+    assert_int_equal(ev[2].n, 2);
+    assert_true(cw_event_has(&ev[2], CW_F_DETAINED));
+    assert_false(cw_event_flag(&ev[2], CW_F_DETAINED));
+    assert_int_equal(ev[2].ts, 1596157500000LL); /* 2020/7/31 9:05 */
+    assert_int_equal(ev[3].type, CW_EV_PROSECUTION_DECIDED);
+    assert_int_equal(ev[3].decision, CW_DECISION_PROSECUTE);
+    assert_int_equal(ev[3].ts, 1596157200000LL); /* ISO 8601 in UTC */
+    /* the personal data of the unmapped column never reaches the stream */
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    redisReply *r = redisCommand(c, "XRANGE casewatch:events - +");
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *v = r->element[i]->element[1]->element[1];
+        assert_null(memmem(v->str, v->len, "张三", strlen("张三")));
+        assert_null(memmem(v->str, v->len, "李四", strlen("李四")));
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    /* fed again, the same rows get the same ids: the daemon counts them once */
+    assert_int_equal(feed(chinese_export, extra, NULL, &out, &err), 1);
+    free(out);
+    free(err);
+    assert_int_equal(read_stream("casewatch:events", ev, 16), 8);
+    for (int i = 0; i < 4; i++) assert_string_equal(ev[4 + i].id, ev[i].id);
+}
+
+static void feed_takes_iso_and_local_times_and_a_missing_v_in_json_lines(void **state) {
+    (void)state;
+    flush_all();
+    const char *in =
+        "{\"id\":\"j1\",\"ts\":\"2020-07-31 09:00\",\"type\":\"arrest.accepted\",\"case\":\"c1\",\"unit\":\"410923\"}\n"
+        "{\"v\":1,\"id\":\"j2\",\"ts\":\"2020-07-31T01:00:00.250Z\",\"type\":\"hearing.held\",\"case\":\"c2\","
+        "\"unit\":\"410923\"}\n"
+        "{\"id\":\"j3\",\"ts\":\"yesterday\",\"type\":\"hearing.held\",\"case\":\"c3\",\"unit\":\"410923\"}\n"
+        "{\"id\":\"j4\",\"ts\":\"2020-07-31T09:00:00+0800\",\"type\":\"hearing.held\",\"case\":\"c4\",\"unit\":\"410923\"}\n";
+    char *out, *err;
+    assert_int_equal(feed(in, NULL, NULL, &out, &err), 1);
+    assert_non_null(strstr(err, "line 3: key 'ts': 'yesterday' is not a time"));
+    free(out);
+    free(err);
+    cw_event ev[4];
+    assert_int_equal(read_stream("casewatch:events", ev, 4), 3);
+    assert_string_equal(ev[0].id, "j1");
+    assert_int_equal(ev[0].v, 1);
+    assert_int_equal(ev[0].ts, 1596157200000LL);
+    assert_int_equal(ev[1].ts, 1596157200250LL);
+    assert_int_equal(ev[2].ts, 1596157200000LL);
+}
+
+static void feed_says_once_that_a_header_lacks_required_columns(void **state) {
+    (void)state;
+    flush_all();
+    const char *in = "编号,名称\n1,甲\n2,乙\n";
+    char *out, *err;
+    assert_int_equal(feed(in, NULL, NULL, &out, &err), 1);
+    const char *msg = "line 1: no column gives 'ts', 'type', 'case', 'unit' (the header names: 编号, 名称)";
+    char *at = strstr(err, msg);
+    assert_non_null(at);
+    assert_null(strstr(at + strlen(msg), "no column gives"));
+    assert_non_null(strstr(err, "2 records, 0 added to casewatch:events, 2 bad"));
+    free(out);
+    free(err);
+    cw_event ev[2];
+    assert_int_equal(read_stream("casewatch:events", ev, 2), 0);
+}
+
+static void feed_takes_a_column_map_of_its_own_and_names_a_bad_one(void **state) {
+    (void)state;
+    flush_all();
+    char map[64], bad[64];
+    const char *text = "[columns]\n案号 = case\n院 = unit\n事件 = type\n日期 = ts\n[values type]\n听证 = hearing.held\n";
+    cw_test_tmpfile(text, strlen(text), map, sizeof(map));
+    const char *in = "案号,院,事件,日期\nh1,410923,听证,2020-07-31\n";
+    const char *args[] = {"--columns", map, NULL};
+    char *out, *err;
+    assert_int_equal(feed(in, NULL, args, &out, &err), 0);
+    free(out);
+    free(err);
+    cw_event ev[2];
+    assert_int_equal(read_stream("casewatch:events", ev, 2), 1);
+    assert_int_equal(ev[0].type, CW_EV_HEARING_HELD);
+    assert_int_equal(ev[0].ts, 1596124800000LL); /* 2020-07-31 00:00 +08:00 */
+    const char *btext = "[columns]\n案号 = caes\n";
+    cw_test_tmpfile(btext, strlen(btext), bad, sizeof(bad));
+    const char *bargs[] = {"--columns", bad, NULL};
+    assert_int_equal(feed(in, NULL, bargs, &out, &err), 1);
+    assert_non_null(strstr(err, ":2: [columns] 案号: 'caes' is not a key of PROTOCOL.md"));
+    free(out);
+    free(err);
+    unlink(map);
+    unlink(bad);
+}
+
+static void feed_dry_run_counts_valid_and_bad_records(void **state) {
+    (void)state;
+    const char *in =
+        "{\"v\":1,\"id\":\"k1\",\"ts\":1596211200000,\"type\":\"hearing.held\",\"case\":\"h\",\"unit\":\"410923\"}\n"
+        "{\"v\":1,\"id\":\"k2\",\"ts\":1596211200000,\"type\":\"hearing.held\",\"case\":\"h\",\"unit\":\"4109\"}\n"
+        "{\"v\":1,\"id\":\"k3\",\"ts\":1596211200000,\"type\":\"nope\",\"case\":\"h\",\"unit\":\"410923\"}\n";
+    const char *args[] = {"--dry-run", NULL};
+    char *out, *err;
+    assert_int_equal(feed(in, NULL, args, &out, &err), 1);
+    assert_non_null(strstr(err, "stdin: 3 records, 1 valid, 2 bad (dry run: nothing added)"));
+    free(out);
+    free(err);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(feed_adds_good_json_lines_and_reports_bad_ones_by_line),
@@ -275,6 +427,11 @@ int main(void) {
         cmocka_unit_test(feed_authenticates_with_the_password_file_and_never_prints_it),
         cmocka_unit_test(feed_to_an_unreachable_redis_fails_with_a_message),
         cmocka_unit_test(feed_rejects_a_bad_override_naming_it),
+        cmocka_unit_test(feed_reads_a_chinese_export_with_local_dates_a_bom_and_crlf),
+        cmocka_unit_test(feed_takes_iso_and_local_times_and_a_missing_v_in_json_lines),
+        cmocka_unit_test(feed_says_once_that_a_header_lacks_required_columns),
+        cmocka_unit_test(feed_takes_a_column_map_of_its_own_and_names_a_bad_one),
+        cmocka_unit_test(feed_dry_run_counts_valid_and_bad_records),
     };
     return cmocka_run_group_tests_name("casewatch feed", tests, cw_testredis_group_setup, cw_testredis_group_teardown);
 }

@@ -155,7 +155,8 @@ static void the_unit_verifies_and_make_install_lays_out_everything(void **state)
     const char *files[] = {"/usr/local/bin/casewatchd", "/usr/local/bin/casewatch",
                            "/usr/local/lib/systemd/system/casewatchd.service", "/usr/local/lib/sysusers.d/casewatch.conf",
                            "/usr/local/lib/tmpfiles.d/casewatch.conf", "/usr/local/share/man/man8/casewatchd.8",
-                           "/usr/local/share/man/man1/casewatch.1", "/etc/casewatch/casewatch.conf"};
+                           "/usr/local/share/man/man1/casewatch.1", "/etc/casewatch/casewatch.conf",
+                           "/etc/casewatch/feed-columns-cn.conf"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char p[512];
         struct stat st;

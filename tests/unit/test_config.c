@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,12 +14,13 @@
 #include <cmocka.h>
 
 #include "../../daemon/cw_config.h"
+#include "../../daemon/cw_ind.h"
 #include "../../daemon/cw_log.h"
 #include "../../proto/cw_event.h"
 #include "../../proto/cw_record.h"
 
 static char path[64];
-static char err[512];
+static char err[2048];
 
 static cw_config *load_text(const char *text, int *rc) {
     snprintf(path, sizeof(path), "/tmp/cwconf-XXXXXX");
@@ -251,6 +253,63 @@ static void csv_cells_are_typed_by_their_key(void **state) {
     msgpack_sbuffer_destroy(&sb);
 }
 
+static void an_unclosed_section_header_is_named_as_such_with_its_line(void **state) {
+    (void)state;
+    int rc;
+    cw_config *c = load_text("[redis]\nport = 6379\n[stream\nkey = x\n", &rc);
+    assert_int_equal(rc, -1);
+    char want[128];
+    snprintf(want, sizeof(want), "%s:3: unclosed section header '[stream' (expected ']')", path);
+    assert_string_equal(err, want);
+    cw_config_free(c);
+}
+
+static void an_unknown_indicator_is_answered_with_every_valid_name(void **state) {
+    (void)state;
+    int rc;
+    cw_config *c = load_text("[rule r]\nkind = threshold\nindicator = case_item_ratoi\n", &rc);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err, ":3: [rule r] indicator: expected an indicator of INDICATORS.md"));
+    cw_ind_field f;
+    for (size_t i = 0; cw_ind_fields(i, &f); i++) /* every one of them, none as "..." */
+        if (f.kind != CW_IND_COUNTER && !strstr(err, f.name)) fail_msg("%s not listed in: %s", f.name, err);
+    assert_null(strstr(err, "..."));
+    assert_non_null(strstr(err, "got 'case_item_ratoi'"));
+    cw_config_free(c);
+    c = load_text("[rule r]\nsample = casez\n", &rc);
+    assert_int_equal(rc, -1);
+    for (size_t i = 0; cw_ind_fields(i, &f); i++)
+        if (f.kind == CW_IND_COUNTER && !strstr(err, f.name)) fail_msg("%s not listed in: %s", f.name, err);
+    cw_config_free(c);
+}
+
+static void log_lines_carry_their_zone_offset(void **state) {
+    (void)state;
+    char tmp[] = "/tmp/cwtest-log-XXXXXX";
+    int fd = mkstemp(tmp);
+    assert_true(fd >= 0);
+    int saved = dup(2);
+    dup2(fd, 2);
+    setenv("TZ", "CST-8", 1);
+    tzset();
+    cw_log_init("t");
+    cw_log_write(CW_LOG_NOTICE, "ctx", "hello");
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char line[256] = "";
+    FILE *f = fopen(tmp, "r");
+    assert_non_null(fgets(line, sizeof(line), f));
+    fclose(f);
+    close(fd);
+    unlink(tmp);
+    unsetenv("TZ");
+    tzset();
+    /* 2026-12-02T22:05:01.123+08:00 t[notice] ctx: hello */
+    assert_int_equal(line[10], 'T');
+    assert_memory_equal(line + 23, "+08:00 t[notice] ctx: hello", 27);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults_match_the_protocol_key_names),
@@ -268,6 +327,9 @@ int main(void) {
         cmocka_unit_test(a_json_record_becomes_the_same_event),
         cmocka_unit_test(json_duplicate_keys_and_non_objects_are_refused),
         cmocka_unit_test(csv_cells_are_typed_by_their_key),
+        cmocka_unit_test(an_unclosed_section_header_is_named_as_such_with_its_line),
+        cmocka_unit_test(an_unknown_indicator_is_answered_with_every_valid_name),
+        cmocka_unit_test(log_lines_carry_their_zone_offset),
     };
     return cmocka_run_group_tests_name("config and records", tests, NULL, NULL);
 }

@@ -272,12 +272,17 @@ static void a_reload_keeps_the_state_of_rules_that_stay_and_resolves_the_rest(vo
 
 static void a_rule_naming_an_unknown_indicator_is_refused_with_where_it_was_set(void **state) {
     (void)state;
-    cw_config *cfg = config_of("[rule x]\nkind = threshold\nscope = unit\nindicator = nosuch\nperiod = quarter\n"
-                               "compare = >\nthreshold = 1\nlevel = yellow\nlabel = x\n");
-    char err[512] = "";
-    assert_null(cw_rules_new(cfg, err, sizeof(err)));
+    /* the configuration refuses it as it is read, naming every indicator */
+    const char *ini = "[rule x]\nkind = threshold\nscope = unit\nindicator = nosuch\nperiod = quarter\n"
+                      "compare = >\nthreshold = 1\nlevel = yellow\nlabel = x\n";
+    cw_config *cfg = cw_config_new();
+    FILE *f = fmemopen((void *)ini, strlen(ini), "r");
+    char err[1024] = "";
+    assert_int_equal(cw_config_load_stream(cfg, f, "test.conf", err, sizeof(err)), -1);
+    fclose(f);
     assert_non_null(strstr(err, "nosuch"));
-    assert_non_null(strstr(err, "test.conf"));
+    assert_non_null(strstr(err, "test.conf:4"));
+    assert_non_null(strstr(err, "letter_substantive_ontime_rate"));
     cw_config_free(cfg);
 }
 
