@@ -431,20 +431,24 @@ static period clock_period(const cw_cases *t, int k, int64_t ts) {
 
 void cw_cases_set_calendar(cw_cases *t, const cw_calendar *cal) {
     t->cal = cal;
-    /* every running clock judged again by the new calendar: its next
-     * change may have moved either way */
+    /* every case with a running clock judged again by the new calendar at
+     * the next advance (its next change may have moved either way): an
+     * entry for today, which the advance takes in slices */
     size_t pos = 0;
     void *v;
     while (cw_map_next(t->open, &pos, NULL, NULL, &v)) {
         open_case *c = v;
-        c->scheduled = 0;
-        schedule(t, c, light_up(t, c, t->today, cw_period_day_start(t->today, t->offset_min)));
+        int running = 0;
+        for (int k = 0; k < CW_NCLOCKS && !running; k++) running = c->due[k] != 0;
+        if (running && heap_push(t, (int32_t)t->today, c) == 0) c->scheduled = (int32_t)t->today;
     }
 }
 
-void cw_cases_advance(cw_cases *t, int64_t today) {
+int cw_cases_advance_some(cw_cases *t, int64_t today, size_t budget) {
     if (today > t->today) t->today = today;
+    size_t left = budget;
     while (t->nheap && t->heap[0].day <= t->today) {
+        if (budget && left-- == 0) return 1;
         light_entry e = heap_pop(t);
         open_case *c = e.c;
         c->refs--;
@@ -455,6 +459,11 @@ void cw_cases_advance(cw_cases *t, int64_t today) {
         int64_t ts = cw_period_day_start(t->today, t->offset_min);
         schedule(t, c, light_up(t, c, t->today, ts));
     }
+    return 0;
+}
+
+void cw_cases_advance(cw_cases *t, int64_t today) {
+    cw_cases_advance_some(t, today, 0);
 }
 
 int64_t cw_cases_next_day(const cw_cases *t) {

@@ -50,8 +50,8 @@ void cw_cases_set_clocks(cw_cases *t, const cw_clock_rules *clocks);
 /* The legal calendar (borrowed: it must outlive its use; NULL: weekends
  * only). A last day on a rest day moves past it (CPL art. 105) by the
  * calendar as it is when judged: setting a new one re-judges every
- * running clock (lights that no longer apply are not turned back; a
- * later light waits for its new day). */
+ * running clock at the next advance (lights that no longer apply are not
+ * turned back; a later light waits for its new day). */
 struct cw_calendar;
 void cw_cases_set_calendar(cw_cases *t, const struct cw_calendar *cal);
 
@@ -61,6 +61,10 @@ void cw_cases_set_calendar(cw_cases *t, const struct cw_calendar *cal);
  * each case. A clock started or changed by cw_cases_apply is judged
  * against the last `today` at once. */
 void cw_cases_advance(cw_cases *t, int64_t today);
+/* The same, taking at most `budget` cases (0: all) whose clocks are due:
+ * returns 1 when some are left for the next call (a midnight that changes
+ * a million lights is taken in slices between which the loop runs). */
+int cw_cases_advance_some(cw_cases *t, int64_t today, size_t budget);
 /* The next local day a light changes on (0: none): when to advance next. */
 int64_t cw_cases_next_day(const cw_cases *t);
 void cw_cases_free(cw_cases *t);

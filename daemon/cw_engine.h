@@ -75,8 +75,10 @@ int64_t cw_engine_next_change(const cw_engine *e);
 
 /* The clock reached now_ms (the wall clock, live): lights whose day has
  * come, rank rules of each month, quarter or year it moved past, and the
- * rolling windows end today. Never moves the clock back. */
-void cw_engine_advance(cw_engine *e, int64_t now_ms);
+ * rolling windows end today. Never moves the clock back. Judges a slice
+ * of the clocks due at a time: returns 1 when some are left (call again
+ * once the loop has run; cw_engine_next_change says 0, now). */
+int cw_engine_advance(cw_engine *e, int64_t now_ms);
 
 /* One hash to write: HSET key fields/values, and HDEL key `gone` (the
  * indicators whose denominator fell to 0, undefined now: their fields go
