@@ -61,6 +61,8 @@ typedef struct cw_config {
     char *alerts_channel;
     char *alerts_log_key;
     int alerts_log_maxlen;
+    char *alerts_firing_key; /* set by cw_config_finish when left empty */
+    char *alerts_acks_key;
     /* [rule NAME] sections, in file order */
     cw_rule_kv *rule_kvs;
     size_t nrule_kvs;

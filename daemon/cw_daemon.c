@@ -1003,7 +1003,9 @@ static void reconcile_json(const char *json, void *data) {
     json_t *a = json_loads(json, 0, NULL);
     const char *id = json_string_value(json_object_get(a, "id"));
     const char *st = json_string_value(json_object_get(a, "state"));
-    if (id && st) cw_rules_reconcile(d->rules, id, strcmp(st, "firing") == 0);
+    /* [firing] an "acknowledged" entry (casewatch ack) changes no state */
+    if (id && st && (strcmp(st, "firing") == 0 || strcmp(st, "resolved") == 0))
+        cw_rules_reconcile(d->rules, id, strcmp(st, "firing") == 0);
     json_decref(a);
 }
 
@@ -1061,6 +1063,7 @@ static void on_conn_state(cw_conn *c, int ready, void *data) {
         if (d->writer_was_ready && cw_ind_touch_all(d->ind) < 0)
             CW_LOG(CW_LOG_ERR, "daemon", "out of memory marking indicator hashes for rewrite");
         d->writer_was_ready = 1;
+        cw_sink_resync(d->sink); /* [firing] the firing hash is rewritten before more alerts */
         if (!d->stream_checked) ask_stream_size(d);
         reconcile_more(d);
         send_alerts(d);

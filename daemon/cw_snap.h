@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CW_SNAP_VERSION 1
+#define CW_SNAP_VERSION 2 /* 2: the sink saves its firing set */
 
 typedef struct cw_snap_writer cw_snap_writer;
 
