@@ -10,6 +10,7 @@
 #include "../daemon/cw_config.h"
 #include "../daemon/cw_log.h"
 #include "../daemon/cw_period.h"
+#include "cw_alerts.h"
 #include "cw_feed.h"
 #include "cw_gen.h"
 #include "cw_show.h"
@@ -47,6 +48,13 @@ static void usage(FILE *out) {
             "        ('0' for all), then new ones as they come; one line per alert,\n"
             "        coloured by level, or the JSON with --json. --unit keeps the\n"
             "        alerts of one 院 (or a region code prefix).\n"
+            "  alerts [--unit CODE|NAME] [--rule R] [--level L] [--acked|--unacked] [--json]\n"
+            "        what is firing now, grouped by 院 and rule, most severe and oldest\n"
+            "        first, with how long each has been open and who acknowledged it;\n"
+            "        --json prints one alert a line (with \"ack\" when acknowledged).\n"
+            "  ack ID --by NAME [--note TEXT]\n"
+            "        take a firing alert in hand: recorded, logged and published as\n"
+            "        acknowledged until it resolves. Exit status 1 when ID is not firing.\n"
             "\n"
             "Options:\n"
             "  -c, --config FILE   configuration (default " DEFAULT_CONFIG " if present)\n"
@@ -294,6 +302,70 @@ static int cmd_tail(cw_config *cfg, int argc, char **argv) {
     return r < 0 ? 2 : 0;
 }
 
+static int cmd_alerts(cw_config *cfg, int argc, char **argv) {
+    static const struct option lo[] = {{"unit", required_argument, NULL, 'u'},  {"rule", required_argument, NULL, 'r'},
+                                       {"level", required_argument, NULL, 'l'}, {"acked", no_argument, NULL, 'a'},
+                                       {"unacked", no_argument, NULL, 'A'},     {"json", no_argument, NULL, 'j'},
+                                       {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+    cw_alerts_opts ao = {.acked = -1, .now_ms = cw_wall_ms()};
+    int o;
+    optind = 0; /* 0: glibc starts afresh, permuting (ID may come before the options) */
+    while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (o) {
+        case 'u': ao.unit = optarg; break;
+        case 'r': ao.rule = optarg; break;
+        case 'l': ao.level = optarg; break;
+        case 'a': ao.acked = 1; break;
+        case 'A': ao.acked = 0; break;
+        case 'j': ao.json = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "casewatch alerts: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    char err[512];
+    redisContext *rc = connect_for(cfg, "alerts");
+    if (!rc) return 2;
+    int r = cw_alerts_list(rc, cfg, &ao, stdout, err, sizeof(err));
+    if (r < 0) fprintf(stderr, "casewatch alerts: %s\n", err);
+    redisFree(rc);
+    return r < 0 ? 2 : 0;
+}
+
+static int cmd_ack(cw_config *cfg, int argc, char **argv) {
+    static const struct option lo[] = {{"by", required_argument, NULL, 'b'},
+                                       {"note", required_argument, NULL, 'n'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+    const char *by = NULL, *note = NULL;
+    int o;
+    optind = 0; /* 0: glibc starts afresh, permuting (ID may come before the options) */
+    while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (o) {
+        case 'b': by = optarg; break;
+        case 'n': note = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: return 2;
+        }
+    }
+    if (optind != argc - 1 || !by) {
+        fprintf(stderr, "casewatch ack: usage: casewatch ack ID --by NAME [--note TEXT]\n");
+        return 2;
+    }
+    const char *id = argv[optind];
+    char err[512];
+    redisContext *rc = connect_for(cfg, "ack");
+    if (!rc) return 2;
+    int r = cw_alerts_ack(rc, cfg, id, by, note, cw_wall_ms(), err, sizeof(err));
+    if (r) fprintf(stderr, "casewatch ack: %s\n", err);
+    else printf("acknowledged %s (by %s)\n", id, by);
+    redisFree(rc);
+    return r == 0 ? 0 : r == 1 ? 1 : 2;
+}
+
 static const struct {
     const char *name;
     int (*run)(cw_config *, int, char **);
@@ -303,6 +375,8 @@ static const struct {
     {"status", cmd_status},
     {"ind", cmd_ind},
     {"tail", cmd_tail},
+    {"alerts", cmd_alerts},
+    {"ack", cmd_ack},
 };
 
 int main(int argc, char **argv) {
