@@ -35,4 +35,5 @@ echo "demo: the next year, generated, in three 院 (casewatch gen | casewatch fe
 sleep 3
 "$bin/casewatch" "$@" status || true
 "$bin/casewatch" "$@" ind unit:410923 2021-Q1 || true
+"$bin/casewatch" "$@" alerts --unit 410923 || true
 if [ -t 0 ]; then wait "$spid"; fi
