@@ -89,7 +89,8 @@ static redisReply *hgetall(redisContext *rc, const char *key, char *err, size_t 
     return r;
 }
 
-static void print_entry(const entry *e, const cw_config *cfg, int64_t now, FILE *out) {
+/* now: what ages count to; wall: the wall clock (acks are made by people) */
+static void print_entry(const entry *e, const cw_config *cfg, int64_t now, int64_t wall, FILE *out) {
     char since[32], open[32];
     local_time(e->since, cfg->utc_offset_min, since, sizeof(since));
     duration(now - e->since, open, sizeof(open));
@@ -100,7 +101,7 @@ static void print_entry(const entry *e, const cw_config *cfg, int64_t now, FILE 
         char at[32], ago[32];
         int64_t t = json_integer_value(json_object_get(e->ack, "at"));
         local_time(t, cfg->utc_offset_min, at, sizeof(at));
-        duration(now - t, ago, sizeof(ago));
+        duration(wall - t, ago, sizeof(ago));
         const char *note = str(e->ack, "note");
         fprintf(out, "           acknowledged by %s at %s (%s ago)%s%s\n", str(e->ack, "by"), at, ago,
                 note[0] ? ": " : "", note);
@@ -132,6 +133,9 @@ int cw_alerts_list(redisContext *rc, const cw_config *cfg, const cw_alerts_opts 
     }
     entry *es = calloc(fr->elements / 2 + 1, sizeof(*es));
     size_t n = 0, total = fr->elements / 2, nacked = 0;
+    /* a daemon on the event clock lives at its newest event: ages count to
+     * the newest event time firing, not to the wall clock */
+    int64_t now = o->now_ms, newest = 0;
     for (size_t i = 0; es && i + 1 < fr->elements; i += 2) {
         json_t *a = json_loads(fr->element[i + 1]->str, 0, NULL);
         if (!json_is_object(a)) {
@@ -146,6 +150,7 @@ int cw_alerts_list(redisContext *rc, const cw_config *cfg, const cw_alerts_opts 
         e->sev = severity(str(a, "level"));
         json_t *ts = json_object_get(a, "event_ts");
         e->since = json_integer_value(ts ? ts : json_object_get(a, "emitted_at"));
+        if (e->since > newest) newest = e->since;
         e->ack = json_object_get(acks, e->id);
         if (e->ack) json_incref(e->ack);
         int keep = (!code || strncmp(e->unit, code, strlen(code)) == 0) && (!o->rule || rule_matches(e->rule, o->rule)) &&
@@ -160,6 +165,7 @@ int cw_alerts_list(redisContext *rc, const cw_config *cfg, const cw_alerts_opts 
         n++;
     }
     json_decref(acks);
+    if (cfg->clock == CW_CLOCK_EVENT && newest) now = newest;
     if (!es) {
         freeReplyObject(fr);
         freeReplyObject(ar);
@@ -186,8 +192,14 @@ int cw_alerts_list(redisContext *rc, const cw_config *cfg, const cw_alerts_opts 
             free(s);
         }
     } else {
-        if (n == total) fprintf(out, "%zu alerts firing, %zu acknowledged\n", n, nacked);
-        else fprintf(out, "%zu of the %zu alerts firing, %zu of them acknowledged\n", n, total, nacked);
+        if (n == total) fprintf(out, "%zu alerts firing, %zu acknowledged", n, nacked);
+        else fprintf(out, "%zu of the %zu alerts firing, %zu of them acknowledged", n, total, nacked);
+        if (now != o->now_ms) {
+            char t[32];
+            local_time(now, cfg->utc_offset_min, t, sizeof(t));
+            fprintf(out, " (open for: event time, to the newest, %s: [daemon] clock = event)", t);
+        }
+        fputc('\n', out);
         for (size_t i = 0; i < n; i++) {
             const entry *e = &es[i];
             if (i == 0 || strcmp(es[i - 1].unit, e->unit) != 0) {
@@ -201,7 +213,7 @@ int cw_alerts_list(redisContext *rc, const cw_config *cfg, const cw_alerts_opts 
                 for (size_t k = i; k < n && by_group(&es[k], e) == 0; k++) c++;
                 fprintf(out, "  %s %s (%zu)\n", e->rule, str(e->a, "label"), c);
             }
-            print_entry(e, cfg, o->now_ms, out);
+            print_entry(e, cfg, now, o->now_ms, out);
         }
     }
     for (size_t i = 0; i < n; i++) {
