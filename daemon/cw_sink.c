@@ -265,8 +265,12 @@ static void on_alerts(cw_conn *c, redisReply *r, void *privdata) {
         if (!why) {
             /* acknowledged: off the queue (acks come in order, so q is at
              * the head; be safe anyway), into the firing map, in order */
-            queued *prev = NULL;
-            for (queued *p = s->head; p && p != q; p = p->next) prev = p;
+            queued *prev = NULL, *p = s->head;
+            for (; p && p != q; p = p->next) prev = p;
+            if (!p) { /* cannot happen: only records not in flight leave early */
+                q = next;
+                continue;
+            }
             unlink_queued(s, prev, q);
             s->published++;
             firing_apply(s, q);
