@@ -557,6 +557,118 @@ static void an_ack_racing_the_resolution_never_leaves_an_ack_without_its_alert(v
     redisFree(c);
 }
 
+/* ---- casewatch alerts ------------------------------------------------------ */
+
+/* Puts one alert into the firing hash as the daemon would. */
+static void put_alert(redisContext *c, const char *id, const char *unit, const char *rule, const char *level,
+                      int64_t ts) {
+    char json[1024];
+    snprintf(json, sizeof(json),
+             "{\"id\":\"%s\",\"state\":\"firing\",\"level\":\"%s\",\"label\":\"L-%s\",\"rule\":\"%s\",\"scope\":\"s\"%s%s%s,"
+             "\"event_ts\":%lld,\"emitted_at\":%lld,\"message\":\"msg-%s\"}",
+             id, level, rule, rule, unit[0] ? ",\"unit\":\"" : "", unit, unit[0] ? "\"" : "", (long long)ts,
+             (long long)ts + 5, id);
+    freeReplyObject(redisCommand(c, "HSET " FIRING " %s %s", id, json));
+}
+
+/* The positions of the needles in text, in order; fails when one is
+ * missing or they are out of order. */
+static void assert_in_order(const char *text, const char *const *needles) {
+    const char *at = text;
+    for (int i = 0; needles[i]; i++) {
+        const char *p = strstr(at, needles[i]);
+        if (!p) fail_msg("'%s' missing or out of order in:\n%s", needles[i], text);
+        at = p + strlen(needles[i]);
+    }
+}
+
+static int count_of(const char *text, const char *needle) {
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle)) n++;
+    return n;
+}
+
+/* 院 in code order (the nation and the daemon's own last); in a 院 the
+ * rule with the most severe alert first, then the oldest; in a rule, red
+ * before yellow; who acknowledged; every filter. */
+static void casewatch_alerts_groups_by_unit_and_rule_most_severe_and_oldest_first(void **state) {
+    (void)state;
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    put_alert(c, "A", "410923", "case_item_ratio.yellow", "yellow", T0 + 10 * DAY);
+    put_alert(c, "B", "410923", "deadline.arrest_review", "red", T0 + 20 * DAY);
+    put_alert(c, "C", "410923", "deadline.arrest_review", "yellow", T0 + 5 * DAY);
+    put_alert(c, "C2", "410923", "deadline.arrest_review", "yellow", T0 + 2 * DAY);
+    put_alert(c, "D", "410922", "plea_rate.yellow", "yellow", T0);
+    put_alert(c, "E", "", "system.capacity", "red", T0 + DAY);
+    freeReplyObject(redisCommand(c, "HSET " ACKS " B {\"by\":\"王五\",\"at\":1796220489155,\"note\":\"在办\"}"));
+    const char *u = "units.410923=南乐县人民检察院";
+    char *out, *err;
+    const char *all[] = {"-o", u, "alerts", NULL};
+    assert_int_equal(casewatch(all, &out, &err), 0);
+    const char *order[] = {"6 alerts firing, 1 acknowledged", "410922", "id D", "南乐县人民检察院 410923",
+                           "deadline.arrest_review L-deadline.arrest_review (3)", "id B", "acknowledged by 王五",
+                           ": 在办", "id C2", "id C\n", "case_item_ratio.yellow", "id A", "no 院", "id E", NULL};
+    assert_in_order(out, order);
+    free(out);
+    free(err);
+
+    struct {
+        const char *args[4];
+        const char *want; /* ids shown, in order */
+    } filters[] = {
+        {{"--unit", "南乐县人民检察院", NULL}, "B C2 C A"},
+        {{"--unit", "4109", NULL}, "D B C2 C A"},
+        {{"--rule", "deadline", NULL}, "B C2 C"},
+        {{"--rule", "deadline.arrest_review", NULL}, "B C2 C"},
+        {{"--level", "red", NULL}, "B E"},
+        {{"--acked", NULL}, "B"},
+        {{"--unacked", "--level", "yellow", NULL}, "D C2 C A"},
+    };
+    for (size_t f = 0; f < sizeof(filters) / sizeof(filters[0]); f++) {
+        const char *args[12] = {"-o", u, "alerts", "--json"};
+        int n = 4;
+        for (int k = 0; filters[f].args[k]; k++) args[n++] = filters[f].args[k];
+        args[n] = NULL;
+        assert_int_equal(casewatch(args, &out, &err), 0);
+        /* the ids of the JSON lines, in order */
+        char got[128] = "";
+        for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+            json_t *a = json_loads(line, 0, NULL);
+            assert_non_null(a);
+            if (got[0]) strcat(got, " ");
+            strcat(got, json_string_value(json_object_get(a, "id")));
+            if (strcmp(json_string_value(json_object_get(a, "id")), "B") == 0)
+                assert_string_equal(json_string_value(json_object_get(json_object_get(a, "ack"), "by")), "王五");
+            else
+                assert_null(json_object_get(a, "ack"));
+            json_decref(a);
+        }
+        if (strcmp(got, filters[f].want) != 0)
+            fail_msg("alerts --json %s %s: got '%s', want '%s'", filters[f].args[0],
+                     filters[f].args[1] ? filters[f].args[1] : "", got, filters[f].want);
+        free(out);
+        free(err);
+    }
+    const char *bad_level[] = {"alerts", "--level", "purple", NULL};
+    assert_int_equal(casewatch(bad_level, &out, &err), 2);
+    assert_non_null(strstr(err, "yellow, orange or red"));
+    free(out);
+    free(err);
+    const char *bad_unit[] = {"alerts", "--unit", "无此院", NULL};
+    assert_int_equal(casewatch(bad_unit, &out, &err), 2);
+    assert_non_null(strstr(err, "无此院"));
+    free(out);
+    free(err);
+    freeReplyObject(redisCommand(c, "DEL " FIRING));
+    const char *none[] = {"alerts", NULL};
+    assert_int_equal(casewatch(none, &out, &err), 0);
+    assert_int_equal(count_of(out, "0 alerts firing"), 1);
+    free(out);
+    free(err);
+    redisFree(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(the_firing_hash_holds_the_last_state_of_every_alert_in_the_log),
@@ -566,6 +678,7 @@ int main(void) {
         cmocka_unit_test(an_ack_is_stored_logged_and_published_on_both_channels),
         cmocka_unit_test(an_ack_ends_when_the_alert_resolves_and_a_later_firing_starts_unacknowledged),
         cmocka_unit_test(an_ack_racing_the_resolution_never_leaves_an_ack_without_its_alert),
+        cmocka_unit_test(casewatch_alerts_groups_by_unit_and_rule_most_severe_and_oldest_first),
     };
     return cmocka_run_group_tests(tests, cw_testredis_group_setup, cw_testredis_group_teardown);
 }
