@@ -15,6 +15,7 @@
 #include "cw_args.h"
 #include "cw_letters.h"
 #include "cw_export.h"
+#include "cw_alerts.h"
 #include "cw_feed.h"
 #include "cw_gen.h"
 #include "cw_report.h"
@@ -483,12 +484,71 @@ static int cmd_dead(cw_config *cfg, int argc, char **argv) {
     return r < 0 ? 2 : r;
 }
 
+static int cmd_alerts(cw_config *cfg, int argc, char **argv) {
+    static const struct option lo[] = {{"unit", required_argument, NULL, 'u'},  {"rule", required_argument, NULL, 'r'},
+                                       {"level", required_argument, NULL, 'l'}, {"acked", no_argument, NULL, 'a'},
+                                       {"unacked", no_argument, NULL, 'A'},     {"json", no_argument, NULL, 'j'},
+                                       {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+    cw_alerts_opts ao = {.acked = -1, .now_ms = cw_wall_ms()};
+    int o;
+    optind = 0; /* 0: glibc starts afresh, permuting (ID may come before the options) */
+    while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (o) {
+        case 'u': ao.unit = optarg; break;
+        case 'r': ao.rule = optarg; break;
+        case 'l': ao.level = optarg; break;
+        case 'a': ao.acked = 1; break;
+        case 'A': ao.acked = 0; break;
+        case 'j': ao.json = 1; break;
+        case 'h': return command_help("alerts");
+        default: return bad_usage("alerts", NULL);
+        }
+    }
+    if (optind < argc) return bad_usage("alerts", "unexpected argument '%s'", argv[optind]);
+    char err[512];
+    redisContext *rc = connect_for(cfg, "alerts");
+    if (!rc) return 2;
+    int r = cw_alerts_list(rc, cfg, &ao, stdout, err, sizeof(err));
+    if (r < 0) fprintf(stderr, "casewatch alerts: %s\n", err);
+    redisFree(rc);
+    return r == -2 ? 1 : r < 0 ? 2 : 0; /* -2: a wrong option (bad input) */
+}
+
+static int cmd_ack(cw_config *cfg, int argc, char **argv) {
+    static const struct option lo[] = {{"by", required_argument, NULL, 'b'},
+                                       {"note", required_argument, NULL, 'n'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+    const char *by = NULL, *note = NULL;
+    int o;
+    optind = 0; /* 0: glibc starts afresh, permuting (ID may come before the options) */
+    while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (o) {
+        case 'b': by = optarg; break;
+        case 'n': note = optarg; break;
+        case 'h': return command_help("ack");
+        default: return bad_usage("ack", NULL);
+        }
+    }
+    if (optind != argc - 1) return bad_usage("ack", "one alert ID is needed");
+    if (!by) return bad_usage("ack", "--by NAME is needed: who takes the alert in hand");
+    const char *id = argv[optind];
+    char err[512];
+    redisContext *rc = connect_for(cfg, "ack");
+    if (!rc) return 2;
+    int r = cw_alerts_ack(rc, cfg, id, by, note, cw_wall_ms(), err, sizeof(err));
+    if (r) fprintf(stderr, "casewatch ack: %s\n", err);
+    else printf("acknowledged %s (by %s)\n", id, by);
+    redisFree(rc);
+    return r == 0 ? 0 : r == 1 ? 1 : 2;
+}
+
 static const struct {
     const char *name;
     int (*run)(cw_config *, int, char **);
 } commands[] = {
     {"feed", cmd_feed}, {"gen", cmd_gen}, {"status", cmd_status}, {"ind", cmd_ind}, {"tail", cmd_tail},
-    {"dead", cmd_dead}, {"report", cw_report_cmd},
+    {"dead", cmd_dead}, {"report", cw_report_cmd}, {"alerts", cmd_alerts}, {"ack", cmd_ack},
 };
 
 int main(int argc, char **argv) {

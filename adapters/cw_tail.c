@@ -44,7 +44,7 @@ static int show(const char *json, size_t len, const cw_tail_opts *o, FILE *out) 
         strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
         int resolved = strcmp(str(a, "state"), "resolved") == 0;
         const char *c = o->color ? (resolved ? "\033[32m" : colour(str(a, "level"))) : "";
-        fprintf(out, "%s%s %-8s %-6s %s%s  %s\n", c, when, resolved ? "resolved" : "firing", str(a, "level"),
+        fprintf(out, "%s%s %-8s %-6s %s%s  %s\n", c, when, str(a, "state"), str(a, "level"),
                 str(a, "message"), o->color ? "\033[0m" : "", str(a, "id"));
     }
     json_decref(a);

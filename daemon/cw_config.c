@@ -96,6 +96,10 @@ static const opt opts[] = {
     {"feed", "columns", OPT_STR, F(feed_columns), "", 0, 0, NULL,
      "casewatch feed: file mapping an export's column names and values to the protocol's keys (relative to the "
      "configuration file's directory; empty: the protocol's own keys only)"},
+    {"alerts", "firing_key", OPT_STR, F(alerts_firing_key), "", 0, 0, NULL,
+     "hash id -> alert JSON of every alert firing now (empty: log_key's prefix + :firing)"},
+    {"alerts", "acks_key", OPT_STR, F(alerts_acks_key), "", 0, 0, NULL,
+     "hash id -> {by, at, note} of firing alerts acknowledged (empty: log_key's prefix + :acks)"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -422,8 +426,26 @@ int cw_config_override(cw_config *c, const char *assignment, char *err, size_t e
     return 0;
 }
 
+/* An empty key of [alerts] next to the log: "casewatch:alerts:log" ->
+ * "casewatch:alerts:<suffix>" (the log key's prefix, or the key itself
+ * when it has no ':'). Returns 0 or -1 (memory). */
+static int alerts_key_default(char **key, const char *log_key, const char *suffix) {
+    if ((*key)[0]) return 0;
+    const char *colon = strrchr(log_key, ':');
+    size_t n = colon ? (size_t)(colon - log_key) : strlen(log_key);
+    char *k = malloc(n + strlen(suffix) + 2);
+    if (!k) return -1;
+    sprintf(k, "%.*s:%s", (int)n, log_key, suffix);
+    free(*key);
+    *key = k;
+    return 0;
+}
+
 int cw_config_finish(cw_config *c, char *err, size_t errlen) {
     cw_log_level = c->log_level;
+    if (alerts_key_default(&c->alerts_firing_key, c->alerts_log_key, "firing") < 0 ||
+        alerts_key_default(&c->alerts_acks_key, c->alerts_log_key, "acks") < 0)
+        return cw_errf(err, errlen, "out of memory");
     if (cw_period_parse_offset(c->utc_offset, &c->utc_offset_min) < 0)
         return cw_errf(err, errlen, "[indicators] utc_offset: expected +HH:MM, -HH:MM or Z, got '%.32s'", c->utc_offset);
     if (!c->redis_password_file[0]) return 0;

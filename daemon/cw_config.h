@@ -72,6 +72,8 @@ typedef struct cw_config {
     char *calendar_file;
     /* [feed] (casewatch feed) */
     char *feed_columns;
+    char *alerts_firing_key; /* set by cw_config_finish when left empty */
+    char *alerts_acks_key;
     /* [rule NAME] sections, in file order */
     cw_rule_kv *rule_kvs;
     size_t nrule_kvs;

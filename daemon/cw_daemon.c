@@ -903,6 +903,7 @@ static void on_conn_state(cw_conn *c, int ready, void *data) {
     if (d->writer_was_ready || d->rows_dropped) cw_engine_touch_all(d->engine);
     d->writer_was_ready = 1;
     d->rows_dropped = 0;
+    cw_sink_resync(d->sink); /* the firing hash is rewritten whole before more alerts */
     if (!d->stream_checked) ask_stream_size(d);
     reconcile_more(d);
     send_alerts(d);

@@ -5,28 +5,52 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "../proto/cw_json.h"
 
 #include "cw_log.h"
+#include "cw_map.h"
 #include "cw_period.h"
 #include "cw_snap.h"
 
 typedef struct cw_sink cw_sink;
+/* An alert state change: queued until Redis acknowledged it, then (when
+ * firing) kept in the firing map until its resolution is acknowledged. */
 typedef struct queued {
     struct queued *next;
-    cw_sink *sink; /* for the reply callback */
     int in_flight;
+    int firing;
     char unit[16];
+    const char *id; /* inside json[], after the JSON's NUL */
+    size_t id_len;
     size_t len;
-    char json[]; /* NUL-terminated */
+    char json[]; /* the JSON, NUL, the id, NUL */
 } queued;
+
+/* One transaction of alerts in flight: `n` queued alerts from `first` on
+ * (contiguous: nothing is unlinked while in flight). */
+typedef struct batch {
+    cw_sink *sink;
+    queued *first;
+    size_t n;
+} batch;
+
+#define BATCH_ALERTS 256           /* alerts per transaction at most */
+#define BATCH_BYTES (256 * 1024)   /* and JSON bytes */
 
 struct cw_sink {
     const cw_config *cfg;
     queued *head, *tail;
     queued *unsent; /* the first queued alert not in flight (in flight ones come first) */
     size_t n;
+    size_t batches;  /* transactions in flight */
     uint64_t published;
+    cw_map *firing;  /* id -> queued (the firing alert's record, owned) as Redis acknowledged it */
+    cw_map *seen;    /* scratch of send_batch: id -> last record of it in the batch */
+    int rewrite;     /* the firing hash is to be rewritten whole before the queue is sent */
+    int rewriting;   /* that rewrite is in flight */
+    int rewrite_failed_logged;
     char maxlen[16];
     char log_position[48]; /* id of the last alert log entry acknowledged */
     cw_json json;          /* reused for every alert */
@@ -35,10 +59,41 @@ struct cw_sink {
     size_t unit_channel_len;
 };
 
+/* The alert transaction (one per batch): MULTI, the batch's log entries
+ * (XADD each), the net change of the firing hash (HSET of the ids firing
+ * at the batch's end, HDEL of those resolved; HDEL from the acks of every
+ * id resolved in the batch), the publications (two each, in order), EXEC.
+ * Nothing between MULTI and EXEC is visible alone, so the net change of a
+ * batch is the change of each of its entries. */
+
+/* The rewrite of the firing hash: all of it, in one atomic script, from
+ * what the sink holds; acknowledgements of ids no longer firing go.
+ * KEYS: firing, acks. ARGV: id, JSON, id, JSON, ...
+ * Returns the number of acknowledgements removed. */
+static const char rewrite_script[] =
+    "redis.call('DEL', KEYS[1])\n"
+    "for i = 1, #ARGV, 1000 do\n"
+    "  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))\n"
+    "end\n"
+    "local gone = 0\n"
+    "for _, id in ipairs(redis.call('HKEYS', KEYS[2])) do\n"
+    "  if redis.call('HEXISTS', KEYS[1], id) == 0 then redis.call('HDEL', KEYS[2], id) gone = gone + 1 end\n"
+    "end\n"
+    "return gone\n";
+
 cw_sink *cw_sink_new(const cw_config *cfg) {
     cw_sink *s = calloc(1, sizeof(*s));
     if (!s) return NULL;
+    s->firing = cw_map_new();
+    s->seen = cw_map_new();
+    if (!s->firing || !s->seen) {
+        cw_map_free(s->firing);
+        cw_map_free(s->seen);
+        free(s);
+        return NULL;
+    }
     s->cfg = cfg;
+    s->rewrite = 1; /* the hash may hold what an earlier process left */
     snprintf(s->maxlen, sizeof(s->maxlen), "%d", cfg->alerts_log_maxlen);
     cw_json_init(&s->json);
     cw_resp_init(&s->cmd);
@@ -54,6 +109,13 @@ void cw_sink_free(cw_sink *s) {
         free(s->head);
         s->head = n;
     }
+    size_t pos = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    while (cw_map_next(s->firing, &pos, &k, &kl, &v)) free(v);
+    cw_map_free(s->firing);
+    cw_map_free(s->seen);
     cw_json_destroy(&s->json);
     cw_resp_destroy(&s->cmd);
     free(s);
@@ -111,17 +173,23 @@ static const char *alert_json(cw_json *j, const cw_config *cfg, const cw_alert *
     return cw_json_finish(j, len);
 }
 
-/* One allocation: the record and its JSON. */
-static queued *queued_new(cw_sink *s, const char *json, size_t len, const char *unit) {
-    queued *q = malloc(sizeof(*q) + len + 1);
+/* One allocation: the record, its JSON and its id. */
+static queued *queued_new(const char *json, size_t len, const char *unit, const char *id, size_t id_len,
+                          int firing) {
+    queued *q = malloc(sizeof(*q) + len + 1 + id_len + 1);
     if (!q) return NULL;
     q->next = NULL;
-    q->sink = s;
     q->in_flight = 0;
+    q->firing = firing;
     snprintf(q->unit, sizeof(q->unit), "%s", unit ? unit : "");
     q->len = len;
     memcpy(q->json, json, len);
     q->json[len] = '\0';
+    char *idp = q->json + len + 1;
+    memcpy(idp, id, id_len);
+    idp[id_len] = '\0';
+    q->id = idp;
+    q->id_len = id_len;
     return q;
 }
 
@@ -136,50 +204,182 @@ static void enqueue(cw_sink *s, queued *q) {
 int cw_sink_put(cw_sink *s, const cw_alert *a, int64_t emitted_at) {
     size_t len;
     const char *json = alert_json(&s->json, s->cfg, a, emitted_at, &len);
-    queued *q = json ? queued_new(s, json, len, a->unit) : NULL;
+    queued *q = json ? queued_new(json, len, a->unit, a->id, strlen(a->id), a->firing) : NULL;
     if (!q) return -1;
     enqueue(s, q);
     CW_LOG(CW_LOG_INFO, "alert", "%s %s", a->firing ? "firing" : "resolved", a->id);
     return 0;
 }
 
-static void on_xadd(cw_conn *c, redisReply *r, void *privdata) {
-    (void)c;
-    queued *q = privdata;
-    cw_sink *s = q->sink;
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        if (r) CW_LOG(CW_LOG_ERR, "alert", "alert log XADD refused: %s", r->str);
-        q->in_flight = 0;    /* sent again after the reconnect or the next flush */
-        s->unsent = s->head; /* look from the start again */
-        return;
+/* A state Redis holds now (acknowledged, or found in the log): a firing
+ * record q goes into the firing map (taking q), a resolution takes the
+ * id out (q is freed). Either way q is no longer the caller's. */
+static void firing_apply(cw_sink *s, queued *q) {
+    queued *old = cw_map_del(s->firing, q->id, q->id_len);
+    free(old);
+    q->next = NULL;
+    q->in_flight = 0;
+    if (!q->firing || cw_map_put_borrowed(s->firing, q->id, q->id_len, q) < 0) {
+        if (q->firing) CW_LOG(CW_LOG_ERR, "alert", "out of memory keeping firing alert %s", q->id);
+        free(q);
     }
-    if (r->type == REDIS_REPLY_STRING) snprintf(s->log_position, sizeof(s->log_position), "%s", r->str);
-    /* acknowledged: unlink q (acks come in order, but be safe) */
-    queued **pp = &s->head, *prev = NULL;
-    while (*pp && *pp != q) prev = *pp, pp = &(*pp)->next;
-    if (!*pp) return;
-    *pp = q->next;
+}
+
+/* Takes q (not in flight) off the queue; prev is the record before it. */
+static void unlink_queued(cw_sink *s, queued *prev, queued *q) {
+    if (prev) prev->next = q->next;
+    else s->head = q->next;
     if (s->tail == q) s->tail = prev;
     if (s->unsent == q) s->unsent = q->next;
     s->n--;
-    s->published++;
-    free(q);
 }
 
-static void on_publish(cw_conn *c, redisReply *r, void *privdata) {
+/* The alert transaction's reply (EXEC's): the batch's alerts are in the
+ * log and the firing hash changed with them, or none is (a connection
+ * lost, EXECABORT) and they go again. A refused XADD (a key of the wrong
+ * type) counts as not logged. When they go again, the connection is
+ * dropped first, so that no batch sent after them lands before them, and
+ * the firing hash is rewritten. */
+static void on_alerts(cw_conn *c, redisReply *r, void *privdata) {
+    batch *b = privdata;
+    cw_sink *s = b->sink;
+    s->batches--;
+    const char *why = NULL;
+    if (!r) {
+        why = ""; /* connection lost: sent again once it is back */
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        why = r->str;
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements < b->n) {
+        why = "the transaction was not executed";
+    } else {
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *e = r->element[i];
+            if (e->type == REDIS_REPLY_ERROR) {
+                CW_LOG(CW_LOG_ERR, "alert", "alert log or firing hash write refused: %s", e->str);
+                if (i < b->n) why = e->str;
+            }
+        }
+        if (!why && b->n && r->element[b->n - 1]->type == REDIS_REPLY_STRING)
+            snprintf(s->log_position, sizeof(s->log_position), "%s", r->element[b->n - 1]->str);
+    }
+    if (why && why[0]) CW_LOG(CW_LOG_ERR, "alert", "alert transaction not applied: %s", why);
+    queued *q = b->first;
+    for (size_t i = 0; i < b->n; i++) {
+        queued *next = q->next;
+        q->in_flight = 0;
+        if (!why) {
+            /* acknowledged: off the queue (acks come in order, so q is at
+             * the head; be safe anyway), into the firing map, in order */
+            queued *prev = NULL, *p = s->head;
+            for (; p && p != q; p = p->next) prev = p;
+            if (!p) { /* cannot happen: only records not in flight leave early */
+                q = next;
+                continue;
+            }
+            unlink_queued(s, prev, q);
+            s->published++;
+            firing_apply(s, q);
+        }
+        q = next;
+    }
+    free(b);
+    if (why) {
+        s->unsent = s->head; /* look from the start again */
+        s->rewrite = 1;
+        if (r) cw_conn_drop(c, "alert transaction not applied");
+    }
+}
+
+static void on_rewrite(cw_conn *c, redisReply *r, void *privdata) {
     (void)c;
-    (void)privdata;
-    if (r && r->type == REDIS_REPLY_ERROR) CW_LOG(CW_LOG_ERR, "alert", "PUBLISH refused: %s", r->str);
+    cw_sink *s = privdata;
+    s->rewriting = 0;
+    if (!r) {
+        s->rewrite = 1;
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        if (!s->rewrite_failed_logged++)
+            CW_LOG(CW_LOG_ERR, "alert", "rewriting %s refused: %s (tried again)", s->cfg->alerts_firing_key, r->str);
+        s->rewrite = 1;
+        return;
+    }
+    s->rewrite_failed_logged = 0;
+    CW_LOG(CW_LOG_INFO, "alert", "%s rewritten: %zu alerts firing%s", s->cfg->alerts_firing_key,
+           cw_map_size(s->firing), r->type == REDIS_REPLY_INTEGER && r->integer ? ", stale acknowledgements removed" : "");
 }
 
-int cw_sink_send(cw_sink *s, cw_conn *w, size_t max_unsent) {
-    if (!w || !cw_conn_is_ready(w)) return s->head != NULL;
+void cw_sink_resync(cw_sink *s) {
+    s->rewrite = 1;
+}
+
+/* The rewrite of the whole firing hash (see rewrite_script). */
+static int send_rewrite(cw_sink *s, cw_conn *w) {
     const cw_config *cfg = s->cfg;
     cw_resp *cmd = &s->cmd;
-    for (queued *q = s->unsent ? s->unsent : s->head; q; q = q->next) {
-        s->unsent = q;
-        if (q->in_flight) continue;
-        if (max_unsent && cw_conn_unsent_bytes(w) >= max_unsent) return 1;
+    size_t n = cw_map_size(s->firing);
+    cw_resp_begin(cmd, 5 + 2 * (int)n);
+    cw_resp_arg(cmd, "EVAL", 4);
+    cw_resp_arg(cmd, rewrite_script, sizeof(rewrite_script) - 1);
+    cw_resp_arg(cmd, "2", 1);
+    cw_resp_str(cmd, cfg->alerts_firing_key);
+    cw_resp_str(cmd, cfg->alerts_acks_key);
+    size_t pos = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    while (cw_map_next(s->firing, &pos, &k, &kl, &v)) {
+        const queued *q = v;
+        cw_resp_arg(cmd, q->id, q->id_len);
+        cw_resp_arg(cmd, q->json, q->len);
+    }
+    if (cw_conn_send(w, cmd, 0, on_rewrite, s) < 0) return -1;
+    s->rewrite = 0;
+    s->rewriting = 1;
+    return 0;
+}
+
+static int send_cmd(cw_sink *s, cw_conn *w) {
+    return cw_conn_send(w, &s->cmd, 0, NULL, NULL);
+}
+
+/* "<channel>:<unit>" into chan (room for both); its length, 0 for none. */
+static size_t unit_channel(const cw_sink *s, const queued *q, char *chan) {
+    if (!q->unit[0] || !s->unit_channel_len) return 0;
+    size_t ul = strlen(q->unit);
+    memcpy(chan, s->unit_channel, s->unit_channel_len);
+    memcpy(chan + s->unit_channel_len, q->unit, ul);
+    return s->unit_channel_len + ul;
+}
+
+/* One transaction of up to BATCH_ALERTS alerts from s->unsent on (see
+ * above). Returns 0, or -1 when it could not be handed to the connection
+ * (then dropped, if a part was: Redis discards a MULTI never EXECed). */
+static int send_batch(cw_sink *s, cw_conn *w) {
+    const cw_config *cfg = s->cfg;
+    cw_resp *cmd = &s->cmd;
+    size_t n = 0, seen = 0, bytes = 0, nset = 0, ndel = 0, nresolved = 0;
+    /* the last record of each id in the batch: its state at the end */
+    for (queued *q = s->unsent; q && n < BATCH_ALERTS && bytes < BATCH_BYTES; q = q->next) {
+        queued *last = cw_map_get(s->seen, q->id, q->id_len);
+        if (cw_map_put_borrowed(s->seen, q->id, q->id_len, q) < 0) break; /* memory: the rest later */
+        seen++;
+        if (last) nset -= (size_t)last->firing, ndel -= (size_t)!last->firing;
+        nset += (size_t)q->firing, ndel += (size_t)!q->firing, nresolved += (size_t)!q->firing;
+        bytes += q->len;
+        n++;
+    }
+    queued *q, *first = s->unsent;
+    batch *b = n ? malloc(sizeof(*b)) : NULL;
+    int rc = -1, started = 0;
+    if (!b) goto done;
+    *b = (batch){s, s->unsent, n};
+    cw_resp_begin(cmd, 1);
+    cw_resp_arg(cmd, "MULTI", 5);
+    if (send_cmd(s, w) < 0) goto done;
+    started = 1;
+    q = s->unsent;
+    for (size_t i = 0; i < n; i++, q = q->next) {
         cw_resp_begin(cmd, 8);
         cw_resp_arg(cmd, "XADD", 4);
         cw_resp_str(cmd, cfg->alerts_log_key);
@@ -189,25 +389,71 @@ int cw_sink_send(cw_sink *s, cw_conn *w, size_t max_unsent) {
         cw_resp_arg(cmd, "*", 1);
         cw_resp_arg(cmd, "a", 1);
         cw_resp_arg(cmd, q->json, q->len);
-        if (cw_conn_send(w, cmd, 0, on_xadd, q) < 0) return 1;
-        q->in_flight = 1;
-        cw_resp_begin(cmd, 3);
-        cw_resp_arg(cmd, "PUBLISH", 7);
-        cw_resp_str(cmd, cfg->alerts_channel);
-        cw_resp_arg(cmd, q->json, q->len);
-        cw_conn_send(w, cmd, 0, on_publish, NULL);
-        if (q->unit[0] && s->unit_channel_len) {
-            size_t ul = strlen(q->unit);
-            char chan[sizeof(s->unit_channel) + sizeof(q->unit)];
-            memcpy(chan, s->unit_channel, s->unit_channel_len);
-            memcpy(chan + s->unit_channel_len, q->unit, ul);
+        if (send_cmd(s, w) < 0) goto done;
+    }
+    /* the net change of the hashes: the ids' last records */
+    for (int pass = 0; pass < 3; pass++) {
+        size_t count = pass == 0 ? nset : pass == 1 ? ndel : nresolved;
+        if (!count) continue;
+        cw_resp_begin(cmd, 2 + (int)(pass == 0 ? 2 * count : count));
+        cw_resp_arg(cmd, pass == 0 ? "HSET" : "HDEL", 4);
+        cw_resp_str(cmd, pass == 2 ? cfg->alerts_acks_key : cfg->alerts_firing_key);
+        q = s->unsent;
+        for (size_t i = 0; i < n; i++, q = q->next) {
+            int last = cw_map_get(s->seen, q->id, q->id_len) == q;
+            /* acks end with every resolution; the firing hash takes the last word */
+            if (pass == 2 ? q->firing : !last || q->firing != (pass == 0)) continue;
+            cw_resp_arg(cmd, q->id, q->id_len);
+            if (pass == 0) cw_resp_arg(cmd, q->json, q->len);
+        }
+        if (send_cmd(s, w) < 0) goto done;
+    }
+    cw_resp_begin(cmd, 1);
+    cw_resp_arg(cmd, "EXEC", 4);
+    if (cw_conn_send(w, cmd, 0, on_alerts, b) < 0) goto done;
+    s->batches++;
+    b = NULL;
+    started = 0;
+    rc = 0;
+    /* the publications, once the transaction has run (a subscriber that
+     * reads the firing hash on a message finds it changed) */
+    q = s->unsent;
+    for (size_t i = 0; i < n; i++, q = q->next) {
+        char chan[sizeof(s->unit_channel) + sizeof(q->unit)];
+        size_t cl = unit_channel(s, q, chan);
+        for (int k = 0; k < (cl ? 2 : 1); k++) {
             cw_resp_begin(cmd, 3);
             cw_resp_arg(cmd, "PUBLISH", 7);
-            cw_resp_arg(cmd, chan, s->unit_channel_len + ul);
+            if (k) cw_resp_arg(cmd, chan, cl);
+            else cw_resp_str(cmd, cfg->alerts_channel);
             cw_resp_arg(cmd, q->json, q->len);
-            cw_conn_send(w, cmd, 0, on_publish, NULL);
+            send_cmd(s, w); /* lost only with the connection, as ever */
         }
-        s->unsent = q->next;
+    }
+    q = s->unsent;
+    for (size_t i = 0; i < n; i++, q = q->next) q->in_flight = 1;
+    s->unsent = q;
+done:
+    q = first;
+    for (size_t i = 0; i < seen && q; i++, q = q->next) cw_map_del(s->seen, q->id, q->id_len);
+    if (rc < 0) {
+        free(b);
+        if (started) cw_conn_drop(w, "out of memory sending alerts");
+    }
+    return rc;
+}
+
+int cw_sink_send(cw_sink *s, cw_conn *w, size_t max_unsent) {
+    if (!w || !cw_conn_is_ready(w)) return s->head != NULL || s->rewrite;
+    if (s->rewrite) {
+        /* from the acknowledged state: nothing may be in flight before it */
+        if (s->batches) return 1;
+        if (send_rewrite(s, w) < 0) return 1;
+    }
+    while (s->unsent && s->unsent->in_flight) s->unsent = s->unsent->next;
+    while (s->unsent) {
+        if (max_unsent && cw_conn_unsent_bytes(w) >= max_unsent) return 1;
+        if (send_batch(s, w) < 0) return 1;
     }
     return 0;
 }
@@ -220,18 +466,31 @@ uint64_t cw_sink_published(const cw_sink *s) {
     return s->published;
 }
 
+size_t cw_sink_firing(const cw_sink *s) {
+    return cw_map_size(s->firing);
+}
+
 int cw_sink_delivered(cw_sink *s, const char *json, size_t len) {
     queued *prev = NULL;
     for (queued *q = s->head; q; prev = q, q = q->next) {
         if (q->in_flight || q->len != len || memcmp(q->json, json, len) != 0) continue;
-        if (prev) prev->next = q->next;
-        else s->head = q->next;
-        if (s->tail == q) s->tail = prev;
-        if (s->unsent == q) s->unsent = q->next;
-        s->n--;
-        free(q);
+        unlink_queued(s, prev, q);
+        firing_apply(s, q);
         return 1;
     }
+    /* not queued here (published after the snapshot): its state is what
+     * the firing hash holds, and so what the sink must know */
+    json_t *a = json_loadb(json, len, 0, NULL);
+    const char *id = json_string_value(json_object_get(a, "id"));
+    const char *st = json_string_value(json_object_get(a, "state"));
+    const char *unit = json_string_value(json_object_get(a, "unit"));
+    int firing = st && strcmp(st, "firing") == 0;
+    if (id && st && (firing || strcmp(st, "resolved") == 0)) { /* not "acknowledged" */
+        queued *q = queued_new(json, len, unit, id, strlen(id), firing);
+        if (q) firing_apply(s, q);
+        else CW_LOG(CW_LOG_ERR, "alert", "out of memory reading back alert %s", id);
+    }
+    json_decref(a);
     return 0;
 }
 
@@ -243,26 +502,74 @@ const char *cw_sink_log_position(const cw_sink *s) {
     return s->log_position;
 }
 
+static void save_record(cw_snap_writer *w, const queued *q) {
+    cw_snap_put_bytes(w, q->json, q->len);
+    cw_snap_put_str(w, q->unit);
+    cw_snap_put_bytes(w, q->id, q->id_len);
+    cw_snap_put_u8(w, (uint8_t)q->firing);
+}
+
+/* Section: the log position; the queue (oldest first); the firing map. */
 void cw_sink_save(const cw_sink *s, cw_snap_writer *w) {
     cw_snap_put_str(w, s->log_position);
     cw_snap_put_u64(w, s->n);
-    for (const queued *q = s->head; q; q = q->next) {
-        cw_snap_put_str(w, q->json);
-        cw_snap_put_str(w, q->unit);
-    }
+    for (const queued *q = s->head; q; q = q->next) save_record(w, q);
+    cw_snap_put_u64(w, cw_map_size(s->firing));
+    size_t pos = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    while (cw_map_next(s->firing, &pos, &k, &kl, &v)) save_record(w, v);
 }
 
+static queued *load_record(cw_snap_reader *r) {
+    size_t len, id_len;
+    char unit[16];
+    const char *json = cw_snap_get_bytes(r, 1 << 20, &len);
+    if (!json || cw_snap_get_str(r, unit, sizeof(unit)) < 0) return NULL;
+    const char *id = cw_snap_get_bytes(r, 4096, &id_len);
+    uint8_t firing = cw_snap_get_u8(r);
+    if (!id || r->bad || firing > 1) return r->bad = 1, NULL;
+    return queued_new(json, len, unit, id, id_len, firing);
+}
+
+/* A version-1 record: the JSON and the unit; its id and state are the
+ * JSON's own. */
+static queued *load_record_v1(cw_snap_reader *r) {
+    size_t len;
+    char unit[16];
+    const char *json = cw_snap_get_bytes(r, 1 << 20, &len);
+    if (!json || cw_snap_get_str(r, unit, sizeof(unit)) < 0) return NULL;
+    json_t *a = json_loadb(json, len, 0, NULL);
+    const char *id = json_string_value(json_object_get(a, "id"));
+    const char *st = json_string_value(json_object_get(a, "state"));
+    queued *q = id && st ? queued_new(json, len, unit, id, strlen(id), strcmp(st, "firing") == 0) : NULL;
+    json_decref(a);
+    if (!q) r->bad = 1;
+    return q;
+}
+
+/* Version 1 had no firing set: it starts with what the queue holds and
+ * fills as alerts change (the firing hash did not exist then). */
 int cw_sink_load(cw_sink *s, cw_snap_reader *r) {
+    int v1 = r->version < 2;
     cw_snap_get_str(r, s->log_position, sizeof(s->log_position));
     uint64_t n = cw_snap_get_u64(r);
     for (uint64_t i = 0; i < n && !r->bad; i++) {
-        size_t len;
-        const char *json = cw_snap_get_bytes(r, 1 << 20, &len);
-        char unit[16];
-        if (!json || cw_snap_get_str(r, unit, sizeof(unit)) < 0) return -1;
-        queued *q = queued_new(s, json, len, unit);
+        queued *q = v1 ? load_record_v1(r) : load_record(r);
         if (!q) return -1;
         enqueue(s, q);
     }
+    uint64_t m = v1 ? 0 : cw_snap_get_u64(r);
+    for (uint64_t i = 0; i < m && !r->bad; i++) {
+        queued *q = load_record(r);
+        if (!q) return -1;
+        if (!q->firing) {
+            free(q);
+            return r->bad = 1, -1;
+        }
+        firing_apply(s, q);
+    }
+    s->rewrite = 1;
     return r->bad ? -1 : 0;
 }

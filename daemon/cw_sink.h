@@ -18,7 +18,8 @@
 
 typedef struct cw_sink cw_sink;
 
-/* cfg must outlive the sink. */
+/* cfg must outlive the sink and have been through cw_config_finish (which
+ * names the firing and acks hashes). */
 cw_sink *cw_sink_new(const cw_config *cfg);
 void cw_sink_free(cw_sink *s);
 
@@ -31,6 +32,22 @@ int cw_sink_put(cw_sink *s, const cw_alert *a, int64_t emitted_at);
  * Returns 1 when alerts are left to send (call again once w has drained). */
 int cw_sink_send(cw_sink *s, cw_conn *w, size_t max_unsent);
 
+/* The firing set (PROTOCOL.md §3a). Every alert's log entry and the change
+ * it makes to the hash <firing_key> (HSET when firing; HDEL from it and
+ * from <acks_key> when resolved) are written by one atomic script per
+ * batch of alerts, so the log and the hash never disagree. The sink keeps
+ * the JSON of every alert Redis acknowledged as firing, and rewrites the
+ * hash whole from it (removing acknowledgements of ids no longer firing)
+ * before sending anything else after cw_sink_resync, after cw_sink_load,
+ * and on the first send of a new sink.
+ *
+ * To be called whenever the writer connection becomes READY again (a
+ * reconnect, perhaps to a restarted Redis that lost its data) and after
+ * anything that changed the firing set without logging it. */
+void cw_sink_resync(cw_sink *s);
+/* Alerts firing as Redis acknowledged them. */
+size_t cw_sink_firing(const cw_sink *s);
+
 /* Alerts queued (in flight included), and published in all. */
 size_t cw_sink_pending(const cw_sink *s);
 uint64_t cw_sink_published(const cw_sink *s);
@@ -42,13 +59,16 @@ const char *cw_sink_log_position(const cw_sink *s);
 
 /* After a crash: an alert log entry found written (its JSON exactly) is
  * taken off the queue (it was delivered before the crash). Returns 1 when
- * one was. */
+ * one was. Either way its state (firing or resolved; others, such as
+ * "acknowledged", are ignored) becomes the sink's idea of the firing set,
+ * as it is the hash's: call it for every entry read back, in log order. */
 int cw_sink_delivered(cw_sink *s, const char *json, size_t len);
 /* Calls fn with the JSON of every queued alert, oldest first. */
 void cw_sink_each(const cw_sink *s, void (*fn)(const char *json, void *data), void *data);
 
-/* Snapshot: the alerts not yet acknowledged; after a load they are sent
- * again (at least once). Returns 0 or -1. */
+/* Snapshot: the alerts not yet acknowledged and the firing set; after a
+ * load the former are sent again (at least once), after a rewrite of the
+ * firing hash. Returns 0 or -1. */
 struct cw_snap_writer;
 struct cw_snap_reader;
 void cw_sink_save(const cw_sink *s, struct cw_snap_writer *w);

@@ -13,7 +13,8 @@
 #include <stdint.h>
 
 /* 2: the reconsideration clocks, who handles each case (dept, pros), the
- * clocks' started/overdue counters. A version-1 file still loads. */
+ * clocks' started/overdue counters, the sink's firing set. A version-1
+ * file still loads. */
 #define CW_SNAP_VERSION 2
 
 typedef struct cw_snap_writer cw_snap_writer;

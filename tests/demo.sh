@@ -69,6 +69,7 @@ sleep 3
 if [ -t 0 ]; then echo "demo: the daemon's status and one indicator hash; then new alerts as they come. Ctrl-C to stop"; else echo "demo: the daemon's status and one indicator hash (not on a terminal: the demo ends here)"; fi
 "$bin/casewatch" "$@" status || true
 "$bin/casewatch" "$@" ind unit:410923 2021-Q1 || true
+"$bin/casewatch" "$@" alerts --unit 410923 || true
 report="${TMPDIR:-/tmp}/casewatch-report-410923-2021-Q3.html"
 "$bin/casewatch" "$@" report 2021-Q3 --scope unit:410923 -o "$report" 2>/dev/null &&
     echo "demo: the quarterly report (通报) of 南乐县人民检察院, 2021-Q3: $report" || true

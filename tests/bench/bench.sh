@@ -11,6 +11,7 @@
 #  (d) RSS per open case at 1M open cases, (e) snapshot write/load times,
 #  (f) the longest loop stall of a live daemon when the day moves for
 #      20,000 prosecutors (every rolling window rewritten at once),
+#  (g) the alert sink alone (tests/bench/alerts),
 # medians of 3, each figure with its ratio to the baseline; the table is
 # appended to BENCHMARKS.md. Also runs the feed benchmark.
 set -eu
@@ -101,6 +102,16 @@ scale_hashes=$(redis-cli -p "$port" --scan --pattern 'bench:ind:*' | wc -l)
 kill -TERM $spid; wait $spid || true
 echo "bench: longest loop stall with 20,000 prosecutors as their day moves: $scale_stall ms ($scale_hashes hashes)"
 
+# (g) the alert sink alone: 200,000 alerts, each batch one MULTI/EXEC of
+# log entries and firing-hash changes (PROTOCOL.md section 3a)
+sinks=""
+for run in 1 2 3; do
+    redis-cli -p "$port" del bench:alerts:log bench:alerts:firing >/dev/null
+    sinks="$sinks $("$build/tests/bench/alerts" "$port" 200000 | awk '{print $4}')"
+done
+sink=$(echo $sinks | tr ' ' '\n' | median)
+echo "bench: alert sink alone: $sink alerts/s (median of 3:$sinks)"
+
 # (d) (e)
 mem=$("$build/tests/bench/bench_cases" 1000000)
 echo "$mem" | sed 's/^/bench: /'
@@ -121,6 +132,7 @@ cat >>BENCHMARKS.md <<TABLE
 | latency XADD → alert at a subscriber, 5k events/s | p50 $3 ms, p99 $4 ms, max $5 ms ($2/$1 alerts) | |
 | longest loop stall during the replays (10 ms probe timer) | $maxstall ms | |
 | longest loop stall, live, 20,000 prosecutors' windows moving at once ($scale_hashes hashes) | $scale_stall ms | |
+| alert sink alone (200,000 alerts: log entry + firing hash + 2 publications each) | $sink alerts/s | |
 | RSS per open case at 1M open cases | $per bytes | |
 | snapshot at 1M open cases | $(echo "$snap" | sed 's/^snapshot *//') | |
 TABLE
