@@ -728,6 +728,7 @@ static int snapshot_load(daemon_ctx *d) {
     char err[512] = "";
     cw_snap_reader r;
     int ok = cw_snap_reader_init(&r, buf, len, err, sizeof(err)) == 0;
+    uint32_t version = ok ? r.version : 0;
     if (ok) {
         int64_t off = cw_snap_get_i64(&r);
         uint32_t rolling = cw_snap_get_u32(&r);
@@ -767,7 +768,10 @@ static int snapshot_load(daemon_ctx *d) {
      * back before the stream (a clean stop leaves none) */
     const char *pos = cw_sink_log_position(d->sink);
     d->reconciling = 1;
-    snprintf(d->reconcile_from, sizeof(d->reconcile_from), "%s", pos[0] ? pos : "0-0");
+    snprintf(d->reconcile_from, sizeof(d->reconcile_from), "%s", pos[0] && version >= 2 ? pos : "0-0");
+    if (version < 2) /* no firing set was saved: it is read back from the whole alert log */
+        CW_LOG(CW_LOG_NOTICE, "snapshot", "%s is of format version %u: the firing set is rebuilt from %s",
+               d->snap_path, version, d->cfg->alerts_log_key);
     CW_LOG(CW_LOG_NOTICE, "snapshot", "loaded %s (%zu bytes) in %.0f ms: %zu open cases, resuming after %s",
            d->snap_path, len, (cw_mono_s() - t0) * 1000, cw_engine_open_cases(d->engine), d->last_id);
     return 0;
