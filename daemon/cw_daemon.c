@@ -233,7 +233,7 @@ static void on_boundary(uv_timer_t *t);
 static void arm_boundary(daemon_ctx *d) {
     if (d->stopping) return;
     int64_t wait = cw_engine_next_change(d->engine) - cw_wall_ms();
-    if (wait < 0) wait = 0;
+    if (wait < 1) wait = 1; /* see write_more_later: never 0 from a timer callback */
     if (wait > 60000) wait = 60000;
     uv_timer_start(&d->boundary, on_boundary, (uint64_t)wait, 0);
 }
@@ -431,8 +431,12 @@ static int writer_has_room(daemon_ctx *d) {
 }
 
 /* The rest of the writing (hash slices, alerts) after ms, once the loop
- * has run; one pending continuation at a time. */
+ * has run; one pending continuation at a time. At least 1 ms: libuv 1.44
+ * (Debian 12) runs a timer started with 0 from a timer callback again in
+ * the same iteration, before any I/O (libuv#4245, fixed in 1.48), so
+ * slices would never let the loop run. */
 static void write_more_later(daemon_ctx *d, uint64_t ms) {
+    if (ms < 1) ms = 1;
     uv_handle_t *h = (uv_handle_t *)&d->flush_more;
     if (!uv_is_active(h) && !uv_is_closing(h)) uv_timer_start(&d->flush_more, on_flush_more, ms, 0);
 }
