@@ -76,8 +76,8 @@ static int bench_load(long n) {
         event(&ev, i, CW_EV_ARREST_ACCEPTED, 0);
         if (cw_cases_apply(cases, &ev, &f) != 0) return 1;
     }
-    char err[256];
-    const char *path = "/tmp/cw-bench-load.snap";
+    char err[256], path[64];
+    snprintf(path, sizeof(path), "/tmp/cw-bench-load-%d.snap", (int)getpid());
     cw_snap_writer *w = cw_snap_writer_open(path, err, sizeof(err));
     if (!w) return fprintf(stderr, "%s\n", err), 1;
     cw_cases_save(cases, w);
