@@ -105,6 +105,8 @@ typedef struct daemon_ctx {
     uint64_t status_events, status_at;
     uint64_t stall_last_ns;
     double max_stall_ms;
+    double stall_window_ms[2]; /* the longest stall of this minute and of the one before */
+    uint64_t stall_window_at;  /* uv_hrtime() the current minute began */
     /* snapshots */
     char snap_path[512];
     pid_t snap_child;       /* a forked writer at work, or 0 */
@@ -621,6 +623,8 @@ static void write_health(daemon_ctx *d, int stopped) {
     val[CW_HEALTH_VERSION] = CW_VERSION;
     val[CW_HEALTH_PROGRESS] = stopped ? "stopped" : d->progress[0] ? d->progress : "starting";
     snprintf(v[CW_HEALTH_MAX_STALL_MS], 40, "%.0f", d->max_stall_ms);
+    double recent = d->stall_window_ms[0] > d->stall_window_ms[1] ? d->stall_window_ms[0] : d->stall_window_ms[1];
+    snprintf(v[CW_HEALTH_STALL_RECENT_MS], 40, "%.0f", recent);
     snprintf(v[CW_HEALTH_CALENDAR_THROUGH], 40, "%d", d->calendar_through);
     const char *argv[2 + 2 * CW_HEALTH_NFIELDS];
     size_t lens[2 + 2 * CW_HEALTH_NFIELDS];
@@ -1011,9 +1015,15 @@ static void replay_done(daemon_ctx *d) {
 static void on_stall_probe(uv_timer_t *t) {
     daemon_ctx *d = t->data;
     uint64_t now = uv_hrtime();
+    if (now - d->stall_window_at >= 60000000000ULL) {
+        d->stall_window_at = now;
+        d->stall_window_ms[1] = d->stall_window_ms[0];
+        d->stall_window_ms[0] = 0;
+    }
     if (d->stall_last_ns) {
         double late = (double)(now - d->stall_last_ns) / 1e6 - 10.0;
         if (late > d->max_stall_ms) d->max_stall_ms = late;
+        if (late > d->stall_window_ms[0]) d->stall_window_ms[0] = late;
     }
     d->stall_last_ns = now;
 }
