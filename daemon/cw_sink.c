@@ -45,7 +45,6 @@ struct cw_sink {
     queued *unsent; /* the first queued alert not in flight (in flight ones come first) */
     size_t n;
     size_t batches;  /* transactions in flight */
-    uint64_t published;
     cw_map *firing;  /* id -> queued (the firing alert's record, owned) as Redis acknowledged it */
     cw_map *seen;    /* scratch of send_batch: id -> last record of it in the batch */
     int rewrite;     /* the firing hash is to be rewritten whole before the queue is sent */
@@ -277,7 +276,6 @@ static void on_alerts(cw_conn *c, redisReply *r, void *privdata) {
                 continue;
             }
             unlink_queued(s, prev, q);
-            s->published++;
             firing_apply(s, q);
         }
         q = next;
@@ -460,10 +458,6 @@ int cw_sink_send(cw_sink *s, cw_conn *w, size_t max_unsent) {
 
 size_t cw_sink_pending(const cw_sink *s) {
     return s->n;
-}
-
-uint64_t cw_sink_published(const cw_sink *s) {
-    return s->published;
 }
 
 size_t cw_sink_firing(const cw_sink *s) {

@@ -48,9 +48,8 @@ void cw_sink_resync(cw_sink *s);
 /* Alerts firing as Redis acknowledged them. */
 size_t cw_sink_firing(const cw_sink *s);
 
-/* Alerts queued (in flight included), and published in all. */
+/* Alerts queued (in flight included). */
 size_t cw_sink_pending(const cw_sink *s);
-uint64_t cw_sink_published(const cw_sink *s);
 
 /* The id of the last alert log entry Redis acknowledged ("" before any):
  * saved with snapshots, so that a restart can read back what a crashed
