@@ -142,6 +142,7 @@ typedef struct daemon_ctx {
     int stopping;
     uint64_t stop_started;
     int final_health; /* 0, 1: the clean-stop health write sent, 2: acknowledged */
+    int exit_code;
     uint64_t final_sent; /* uv_now() when it was sent */
 } daemon_ctx;
 
@@ -1181,6 +1182,41 @@ static void lease_describe(const char *v, long *pid, char *host, size_t hostlen,
 
 static void writer_resumed(daemon_ctx *d);
 static void remove_stale_snapshots(daemon_ctx *d);
+static void begin_shutdown(daemon_ctx *d);
+
+/* A daemon that waited while another held the lease takes over from the
+ * state that one left (its final snapshot, newer than the one loaded at
+ * start); nothing was read or written yet, so the state is made again
+ * and loaded. (A SIGHUP taken while waiting is not kept.) Returns 0, or
+ * -1 when the snapshot is refused (logged) or memory runs out. */
+static int state_reload(daemon_ctx *d) {
+    char err[512] = "out of memory";
+    cw_engine_out out = {on_alert, d};
+    cw_engine *e = cw_engine_new(d->cfg, &out, err, sizeof(err));
+    cw_sink *s = cw_sink_new(d->cfg);
+    cw_dead *q = cw_dead_new(d->cfg);
+    if (!e || !s || !q) {
+        CW_LOG(CW_LOG_ERR, "daemon", "taking over instance %s: %s", d->cfg->instance, err);
+        cw_engine_free(e);
+        cw_sink_free(s);
+        cw_dead_free(q);
+        return -1;
+    }
+    cw_engine_free(d->engine);
+    cw_sink_free(d->sink);
+    cw_dead_free(d->dead);
+    d->engine = e;
+    d->sink = s;
+    d->dead = q;
+    load_calendar(d, d->cfg, "");
+    snprintf(d->last_id, sizeof(d->last_id), "0-0");
+    d->read_pos[0] = '\0';
+    d->read_total = d->received = 0;
+    d->stream_base = 0;
+    d->base_known = d->stream_checked = d->reconciling = 0;
+    CW_LOG(CW_LOG_NOTICE, "snapshot", "taking over instance %s: loading the state its last holder left", d->cfg->instance);
+    return snapshot_load(d);
+}
 
 static void on_lease(cw_conn *c, redisReply *r, void *privdata) {
     (void)c;
@@ -1194,6 +1230,12 @@ static void on_lease(cw_conn *c, redisReply *r, void *privdata) {
         if (d->lease_held) return;
         d->lease_held = 1;
         d->lease_lost = 0;
+        if (!d->lease_ever && d->lease_holder[0] && state_reload(d) < 0) {
+            d->exit_code = 2; /* said why; the refused snapshot stays as it is */
+            d->lease_lost = 1;
+            begin_shutdown(d);
+            return;
+        }
         if (!d->lease_ever || d->lease_holder[0])
             CW_LOG(d->lease_holder[0] ? CW_LOG_NOTICE : CW_LOG_INFO, "daemon",
                    "write lease %s taken (%d s, renewed every second): this daemon writes for instance %s",
@@ -1589,5 +1631,5 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
            (unsigned long long)n->events, (unsigned long long)n->duplicates,
            (unsigned long long)cw_dead_total(d.dead));
     free_state(&d);
-    return rc != 0 ? 1 : 0;
+    return rc != 0 ? 1 : d.exit_code;
 }

@@ -257,6 +257,14 @@ pid_t cw_test_daemon_start_with(const char *conf, const char *const *extra) {
     argv[n] = NULL;
     pid_t pid = fork();
     if (pid == 0) {
+        const char *log = getenv("CW_TEST_DAEMON_STDERR"); /* a test reading the daemon's log lines */
+        if (log && log[0]) {
+            int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (fd >= 0) {
+                dup2(fd, 2);
+                close(fd);
+            }
+        }
         if (getenv("CW_VALGRIND")) { /* the daemon under valgrind: errors make it exit 99 */
             const char *vargv[72] = {"valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
                                      "--errors-for-leak-kinds=definite", "--child-silent-after-fork=yes"};

@@ -50,6 +50,8 @@ const char *cw_test_state_dir(void);
  * the extra "-o" overrides in `extra` (NULL-terminated, may be NULL; a
  * later daemon.state_dir wins). Returns its pid. */
 pid_t cw_test_daemon_start(const char *const *extra);
+/* With CW_TEST_DAEMON_STDERR set to a path, the daemon's stderr (its log)
+ * is appended to that file instead of the test's. */
 /* The same with a configuration file (e.g. systemd/casewatch.conf, whose
  * rules are the shipped defaults) instead of /dev/null. */
 pid_t cw_test_daemon_start_with(const char *conf, const char *const *extra);
