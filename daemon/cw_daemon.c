@@ -50,6 +50,9 @@
 #include "cw_sink.h"
 #include "cw_snap.h"
 
+/* The writer's refusal episodes (see "Writes Redis refuses"). */
+enum { WRITES_OK, WRITES_REFUSED, WRITES_RETRYING };
+
 typedef struct daemon_ctx {
     uv_loop_t loop;
     const cw_config *cfg;
@@ -421,15 +424,15 @@ static void read_more(daemon_ctx *d) {
         !d->stream_checked || !d->lease_held || !cw_conn_is_ready(d->reader))
         return;
     if (writer_far_behind(d)) {
-        if (!d->read_paused)
-            CW_LOG(CW_LOG_WARNING, "stream",
+        if (!d->read_paused) /* a catch-up outrunning the writer is normal; Redis refusing is not */
+            CW_LOG(d->wstate == WRITES_OK ? CW_LOG_INFO : CW_LOG_WARNING, "stream",
                    "reading paused: %zu alerts and %zu dead letters (%.1f MB) wait for Redis; reading resumes when "
                    "half of them are written",
                    cw_sink_pending(d->sink), cw_dead_pending(d->dead), (double)cw_dead_pending_bytes(d->dead) / 1e6);
         d->read_paused = 1;
         return;
     }
-    if (d->read_paused) CW_LOG(CW_LOG_NOTICE, "stream", "reading resumed");
+    if (d->read_paused) CW_LOG(CW_LOG_INFO, "stream", "reading resumed");
     d->read_paused = 0;
     char count[16], block[16];
     snprintf(count, sizeof(count), "%d", d->cfg->stream_batch);
@@ -475,7 +478,6 @@ static void read_more(daemon_ctx *d) {
  * It is said once (a log line and the health hash's writes_refused_since)
  * when it begins and once when it ends. A lost write (a timeout drops the
  * connection) is the writer's READY path: everything is written again. */
-enum { WRITES_OK, WRITES_REFUSED, WRITES_RETRYING };
 #define PROBE_FIRST 250
 #define PROBE_MAX 8000
 
