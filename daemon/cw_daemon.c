@@ -45,6 +45,7 @@
 #include "cw_dead.h"
 #include "cw_engine.h"
 #include "cw_log.h"
+#include "cw_map.h"
 #include "cw_notify.h"
 #include "cw_period.h"
 #include "cw_sink.h"
@@ -113,6 +114,11 @@ typedef struct daemon_ctx {
     uv_timer_t probe_timer;
     uint64_t health_sent, health_acked; /* health HSETs sent and answered (the marker: see flush) */
     uint64_t marker_at;     /* health_sent of the marker after a rewrite (0: none) */
+    cw_map *parked;         /* key -> row_rec: hashes refused one by one (WRONGTYPE) */
+    uint64_t row_gen;       /* HSETs of rows sent in all: the newest of a key wins */
+    uint64_t park_ms;       /* the next retry of the parked ones (backoff) */
+    size_t parked_out;      /* parked ones sent again, not answered yet */
+    uv_timer_t park_timer;
     /* the write lease: one writer per instance (see lease_ask) */
     char lease_key[300];
     char lease_val[400];     /* "<pid>@<host> <since ms>" */
@@ -489,6 +495,106 @@ static int can_write(const daemon_ctx *d) {
     return d->lease_held && d->wstate != WRITES_REFUSED && cw_conn_is_ready(d->writer);
 }
 
+/* WRONGTYPE refuses one hash (its key holds something else), not every
+ * write: that HSET alone is parked and sent again, from PROBE_FIRST to
+ * every PROBE_MAX, until the key is freed, while every other write goes
+ * on. Each row's HSET carries a record of its key and bytes until Redis
+ * answers; a newer write of the key supersedes a parked one (a row is the
+ * whole present value), and a parked one older than a write that landed
+ * is dropped. */
+typedef struct row_rec {
+    daemon_ctx *d;
+    uint64_t gen;  /* d->row_gen when sent */
+    int retry;     /* sent again from the parked ones (counted in d->parked_out) */
+    size_t keylen; /* data: the key, then the HSET in the wire format */
+    size_t len;
+    char data[];
+} row_rec;
+
+static void on_row_reply(cw_conn *c, redisReply *r, void *privdata);
+
+/* Drops every parked row (a rewrite of every hash supersedes them). */
+static void parked_clear(daemon_ctx *d) {
+    size_t pos = 0;
+    void *v;
+    while (cw_map_next(d->parked, &pos, NULL, NULL, &v)) free(v);
+    cw_map_free(d->parked);
+    d->parked = cw_map_new();
+}
+
+/* The end of an episode: no write refused, none parked. */
+static void writes_maybe_landed(daemon_ctx *d) {
+    if (!d->refused_since || d->wstate != WRITES_OK || d->parked_out || (d->parked && cw_map_size(d->parked)))
+        return;
+    CW_LOG(CW_LOG_NOTICE, "write", "writes land again after %.1f s (%llu writes were refused and written again)",
+           (double)(cw_wall_ms() - d->refused_since) / 1000.0, (unsigned long long)d->refused_count);
+    d->refused_since = 0;
+    d->refused_count = 0;
+}
+
+static void on_park(uv_timer_t *t) {
+    daemon_ctx *d = t->data;
+    size_t n = cw_map_size(d->parked);
+    if (d->stopping || !n) return;
+    if (!can_write(d)) {
+        uv_timer_start(&d->park_timer, on_park, d->park_ms, 0);
+        return;
+    }
+    /* each leaves the map while in flight; its reply parks it again */
+    row_rec **all = malloc(n * sizeof(*all));
+    if (!all) {
+        uv_timer_start(&d->park_timer, on_park, d->park_ms, 0);
+        return;
+    }
+    size_t pos = 0, k = 0;
+    void *v;
+    while (k < n && cw_map_next(d->parked, &pos, NULL, NULL, &v)) all[k++] = v;
+    d->park_ms = d->park_ms * 2 > PROBE_MAX ? PROBE_MAX : d->park_ms * 2;
+    for (size_t i = 0; i < k; i++) {
+        row_rec *rec = all[i];
+        cw_resp cmd = {.out = {.buf = rec->data + rec->keylen, .len = rec->len, .cap = rec->len, .oom = 0}};
+        cw_map_del(d->parked, rec->data, rec->keylen);
+        if (cw_conn_send(d->writer, &cmd, 0, on_row_reply, rec) == 0) {
+            rec->retry = 1;
+            d->parked_out++;
+        } else if (cw_map_put_borrowed(d->parked, rec->data, rec->keylen, rec) < 0) {
+            free(rec);
+        }
+    }
+    free(all);
+    if (cw_map_size(d->parked)) uv_timer_start(&d->park_timer, on_park, d->park_ms, 0);
+}
+
+/* One hash refused by its key (WRONGTYPE): parked, said once an episode. */
+static void row_park(daemon_ctx *d, row_rec *rec, const char *why) {
+    row_rec *old = cw_map_get(d->parked, rec->data, rec->keylen);
+    if (old && old->gen > rec->gen) {
+        free(rec);
+        return;
+    }
+    if (old) {
+        cw_map_del(d->parked, rec->data, rec->keylen);
+        free(old);
+    }
+    d->refused_count++;
+    if (cw_map_put_borrowed(d->parked, rec->data, rec->keylen, rec) < 0) {
+        free(rec);
+        d->rows_dropped = 1; /* written again with everything at the next READY */
+        return;
+    }
+    if (!d->refused_since) {
+        d->refused_since = cw_wall_ms();
+        d->park_ms = PROBE_FIRST;
+        CW_LOG(CW_LOG_ERR, "write",
+               "Redis refuses the hash %.*s (%s): it is written again alone, from %d ms to every %d ms, until its key "
+               "is freed; every other write goes on",
+               (int)rec->keylen, rec->data, why, PROBE_FIRST, PROBE_MAX);
+    }
+    if (!uv_is_active((uv_handle_t *)&d->park_timer) && !d->stopping)
+        uv_timer_start(&d->park_timer, on_park, d->park_ms, 0);
+}
+
+
 static void on_probe(uv_timer_t *t) {
     daemon_ctx *d = t->data;
     if (d->stopping) return;
@@ -505,7 +611,7 @@ static void writes_refused(daemon_ctx *d, const char *why, int probe) {
     d->rows_dropped = 1;
     if (d->wstate == WRITES_REFUSED && !probe) return;
     if (d->wstate == WRITES_OK) {
-        d->refused_since = cw_wall_ms();
+        if (!d->refused_since) d->refused_since = cw_wall_ms(); /* or since a hash was parked */
         d->probe_ms = PROBE_FIRST;
         CW_LOG(CW_LOG_ERR, "write",
                "Redis refuses writes (%s): indicator hashes, alerts and dead letters wait, and are written again in "
@@ -533,22 +639,56 @@ static void on_health_reply(cw_conn *c, redisReply *r, void *privdata) {
         d->wstate = WRITES_RETRYING;
         d->marker_at = 0;
         cw_engine_touch_all(d->engine);
+        parked_clear(d);
         d->rows_dropped = 0;
         CW_LOG(CW_LOG_INFO, "write", "Redis takes writes again: rewriting every indicator hash");
         flush_soon(d);
     } else if (d->wstate == WRITES_RETRYING && d->marker_at && d->health_acked >= d->marker_at) {
-        CW_LOG(CW_LOG_NOTICE, "write", "writes land again after %.1f s (%llu writes were refused and written again)",
-               (double)(cw_wall_ms() - d->refused_since) / 1000.0, (unsigned long long)d->refused_count);
         d->wstate = WRITES_OK;
-        d->refused_since = 0;
-        d->refused_count = 0;
         d->marker_at = 0;
+        writes_maybe_landed(d);
     }
+}
+
+/* A row's HSET answered: landed (a parked older one of its key goes),
+ * refused by its key (parked), or refused by Redis (an episode). Lost
+ * with the connection: the READY path writes everything again. */
+static void on_row_reply(cw_conn *c, redisReply *r, void *privdata) {
+    (void)c;
+    row_rec *rec = privdata;
+    daemon_ctx *d = rec->d;
+    if (rec->retry) {
+        rec->retry = 0;
+        d->parked_out--;
+    }
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        if (strncmp(r->str, "WRONGTYPE", 9) == 0 && d->parked) {
+            row_park(d, rec, r->str);
+            return;
+        }
+        writes_refused(d, r->str, 0);
+    } else if (r && d->parked) {
+        row_rec *old = cw_map_get(d->parked, rec->data, rec->keylen);
+        if (old && old->gen < rec->gen) {
+            cw_map_del(d->parked, rec->data, rec->keylen);
+            free(old);
+        }
+        writes_maybe_landed(d);
+    }
+    free(rec);
 }
 
 static void on_write_reply(cw_conn *c, redisReply *r, void *privdata) {
     (void)c;
     if (r && r->type == REDIS_REPLY_ERROR) writes_refused(privdata, r->str, 0);
+}
+
+/* A row's HDEL: refused by its key (WRONGTYPE), the HSET after it is
+ * parked, and written alone once the key is freed (no field is left to
+ * delete then). */
+static void on_hdel_reply(cw_conn *c, redisReply *r, void *privdata) {
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) == 0) return;
+    on_write_reply(c, r, privdata);
 }
 
 /* One judged (scope, period) as HDEL of its undefined indicators and
@@ -564,7 +704,7 @@ static void write_row(const cw_row *row, void *data) {
         cw_resp_arg(cmd, "HDEL", 4);
         cw_resp_arg(cmd, key, (size_t)kl);
         for (size_t i = 0; i < row->ngone; i++) cw_resp_str(cmd, row->gone[i]);
-        cw_conn_send(d->writer, cmd, 0, on_write_reply, d);
+        cw_conn_send(d->writer, cmd, 0, on_hdel_reply, d);
     }
     cw_resp_begin(cmd, 2 + 2 * (int)row->n);
     cw_resp_arg(cmd, "HSET", 4);
@@ -573,7 +713,29 @@ static void write_row(const cw_row *row, void *data) {
         cw_resp_str(cmd, row->fields[i]);
         cw_resp_str(cmd, row->values[i]);
     }
-    cw_conn_send(d->writer, cmd, 0, on_write_reply, d);
+    /* this write supersedes a parked one of the key (and stands for it
+     * until answered: the episode is not over before) */
+    row_rec *old = d->parked ? cw_map_del(d->parked, key, (size_t)kl) : NULL;
+    int was_parked = old != NULL;
+    free(old);
+    row_rec *rec = cmd->out.oom ? NULL : malloc(sizeof(*rec) + (size_t)kl + cmd->out.len);
+    if (!rec) { /* out of memory: a refusal is then only logged */
+        cw_conn_send(d->writer, cmd, 0, on_write_reply, d);
+        return;
+    }
+    rec->d = d;
+    rec->gen = ++d->row_gen;
+    rec->retry = 0;
+    rec->keylen = (size_t)kl;
+    rec->len = cmd->out.len;
+    memcpy(rec->data, key, (size_t)kl);
+    memcpy(rec->data + kl, cmd->out.buf, cmd->out.len);
+    if (cw_conn_send(d->writer, cmd, 0, on_row_reply, rec) < 0) {
+        free(rec);
+    } else if (was_parked) {
+        rec->retry = 1;
+        d->parked_out++;
+    }
 }
 
 /* Rows judged per turn of the loop: judging and writing every rolling
@@ -1336,7 +1498,10 @@ static void on_conn_state(cw_conn *c, int ready, void *data) {
  * the writer dropped may be lost, and rows judged while it was down were
  * not written: write everything again (idempotent HSETs). */
 static void writer_resumed(daemon_ctx *d) {
-    if (d->writer_was_ready || d->rows_dropped) cw_engine_touch_all(d->engine);
+    if (d->writer_was_ready || d->rows_dropped) {
+        cw_engine_touch_all(d->engine);
+        parked_clear(d);
+    }
     d->writer_was_ready = 1;
     d->rows_dropped = 0;
     if (!d->stream_checked) ask_stream_size(d);
@@ -1360,6 +1525,7 @@ static void close_handles(daemon_ctx *d) {
     uv_close((uv_handle_t *)&d->apply_more, NULL);
     uv_close((uv_handle_t *)&d->stall_timer, NULL);
     uv_close((uv_handle_t *)&d->probe_timer, NULL);
+    uv_close((uv_handle_t *)&d->park_timer, NULL);
     if (d->watchdog_on) uv_close((uv_handle_t *)&d->watchdog_timer, NULL);
 }
 
@@ -1417,6 +1583,7 @@ static void begin_shutdown(daemon_ctx *d) {
     flush(d);
     if (can_write(d)) write_health(d, 0);
     uv_timer_stop(&d->probe_timer);
+    uv_timer_stop(&d->park_timer);
     d->stop_started = uv_now(&d->loop);
     uv_timer_stop(&d->flush_timer);
     uv_timer_start(&d->flush_timer, on_drain_timer, 10, 10);
@@ -1522,6 +1689,12 @@ static int load_calendar(daemon_ctx *d, const cw_config *cfg, const char *when) 
 /* Frees the state (not the connections or handles). */
 static void free_state(daemon_ctx *d) {
     cw_resp_destroy(&d->cmd);
+    if (d->parked) {
+        size_t pos = 0;
+        void *v;
+        while (cw_map_next(d->parked, &pos, NULL, NULL, &v)) free(v);
+        cw_map_free(d->parked);
+    }
     cw_dead_free(d->dead);
     cw_sink_free(d->sink);
     cw_engine_free(d->engine);
@@ -1573,8 +1746,9 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     if (load_calendar(&d, cfg, "") < 0) return fail_early(&d, 1);
     d.sink = cw_sink_new(cfg);
     d.dead = cw_dead_new(cfg);
+    d.parked = cw_map_new();
     cw_resp_init(&d.cmd);
-    if (!d.sink || !d.dead) {
+    if (!d.sink || !d.dead || !d.parked) {
         CW_LOG(CW_LOG_ERR, "daemon", "out of memory");
         return fail_early(&d, 1);
     }
@@ -1617,6 +1791,8 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     d.apply_more.data = &d;
     uv_timer_init(&d.loop, &d.probe_timer);
     d.probe_timer.data = &d;
+    uv_timer_init(&d.loop, &d.park_timer);
+    d.park_timer.data = &d;
     uv_timer_start(&d.flush_timer, on_flush_timer, (uint64_t)cfg->flush_ms, (uint64_t)cfg->flush_ms);
     signal(SIGPIPE, SIG_IGN);
     CW_LOG(CW_LOG_INFO, "daemon", "casewatchd %s starting: instance %s, stream %s on %s:%d", CW_VERSION, cfg->instance,
