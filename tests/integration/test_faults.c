@@ -724,6 +724,60 @@ static void a_second_daemon_of_an_instance_waits_for_the_lease_and_takes_over(vo
     redisFree(c);
 }
 
+/* A lease held by a daemon on another host: this one reads and writes
+ * nothing (no health hash, no indicator hash) and says who holds it, until
+ * the lease lapses; then it takes it, renews it, and does its work. */
+static void a_lease_held_on_another_host_is_waited_for_until_it_lapses(void **state) {
+    (void)state;
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    freeReplyObject(redisCommand(c, "SET casewatch:daemon:main:lease %s PX 2500", "4242@elsewhere 1764633600000"));
+    char *a = lines_of(100, "open");
+    cw_test_feed_raw(a, strlen(a));
+    char log[128];
+    log_to(log, sizeof(log));
+    pid_t pid = cw_test_daemon_start(NULL);
+    unsetenv("CW_TEST_DAEMON_STDERR");
+    cw_test_sleep_ms(1200);
+    assert_int_equal(kill(pid, 0), 0);
+    assert_int_equal(key_exists(c, "casewatch:daemon:main"), 0);
+    assert_int_equal(key_exists(c, "casewatch:ind:unit:410923:2020"), 0);
+    assert_int_equal(file_count(log, "is held by pid 4242 on host elsewhere since 2025-12-02 00:00:00 UTC"), 1);
+    for (int i = 0; i < 80 && cw_test_hget_ll(c, "casewatch:daemon:main", "pid") != pid; i++) cw_test_sleep_ms(50);
+    assert_int_equal(cw_test_hget_ll(c, "casewatch:daemon:main", "pid"), pid);
+    cw_test_wait_read(c, 100);
+    assert_int_equal(cw_test_hget_ll(c, "casewatch:ind:unit:410923:2020", "cases"), 100);
+    cw_test_sleep_ms(1500);
+    redisReply *r = redisCommand(c, "PTTL casewatch:daemon:main:lease");
+    assert_true(r->integer > 8000); /* renewed every second */
+    freeReplyObject(r);
+    cw_test_daemon_stop(pid);
+    free(a);
+    redisFree(c);
+}
+
+/* kill -9, then a new daemon on the same host (systemd's Restart=): the
+ * lease names a pid of this host that no longer runs, so it is taken at
+ * once, not 10 s later. */
+static void a_killed_holder_of_this_host_is_replaced_at_once(void **state) {
+    (void)state;
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    char *a = lines_of(100, "open");
+    cw_test_feed_raw(a, strlen(a));
+    pid_t first = cw_test_daemon_start(NULL);
+    cw_test_wait_read(c, 100);
+    kill(first, SIGKILL);
+    waitpid(first, NULL, 0);
+    cw_test_daemon_reaped(first);
+    pid_t second = cw_test_daemon_start(NULL);
+    for (int i = 0; i < 40 && cw_test_hget_ll(c, "casewatch:daemon:main", "pid") != second; i++) cw_test_sleep_ms(50);
+    assert_int_equal(cw_test_hget_ll(c, "casewatch:daemon:main", "pid"), second);
+    cw_test_daemon_stop(second);
+    free(a);
+    redisFree(c);
+}
+
 /* The children of pid (its snapshot writer), from /proc. */
 static pid_t child_of(pid_t pid) {
     char path[64], buf[256] = "";
@@ -809,6 +863,8 @@ int main(void) {
         cmocka_unit_test(a_stream_trimmed_while_the_daemon_runs_is_detected_at_the_next_read),
         cmocka_unit_test(redis_restarted_empty_is_alerted_and_every_hash_written_again),
         cmocka_unit_test(a_second_daemon_of_an_instance_waits_for_the_lease_and_takes_over),
+        cmocka_unit_test(a_lease_held_on_another_host_is_waited_for_until_it_lapses),
+        cmocka_unit_test(a_killed_holder_of_this_host_is_replaced_at_once),
         cmocka_unit_test(sigterm_during_a_snapshot_raises_no_alert_and_leaves_no_temporary_file),
     };
     if (getenv("CW_TEST_FILTER")) cmocka_set_test_filter(getenv("CW_TEST_FILTER"));
