@@ -17,7 +17,9 @@
  *  - the stream trimmed while the daemon runs, and Redis restarted empty:
  *    detected at the next read and alerted;
  *  - two daemons of one instance: one writes, the other waits for the
- *    lease and takes over when it is released;
+ *    lease and takes over when it is released; a lease of another host is
+ *    waited for until it lapses; a killed holder of this host is replaced
+ *    at once;
  *  - SIGTERM during a periodic snapshot: no 快照失败, no file left. */
 #include <setjmp.h>
 #include <signal.h>
