@@ -454,9 +454,11 @@ static void read_more(daemon_ctx *d) {
     int argc = d->replay ? 6 : 8;
     const char *cv[] = {"EVAL", STREAM_CHECK, "1", d->cfg->stream_key};
     size_t cl[] = {4, strlen(STREAM_CHECK), 1, strlen(d->cfg->stream_key)};
-    if (cw_conn_command(d->reader, 4, cv, cl, 0, on_read_check, d) < 0) return;
-    if (cw_conn_command(d->reader, argc, argv, lens, d->replay ? 0 : (uint64_t)d->cfg->stream_block_ms, on_read, d) == 0)
-        d->reading = 1;
+    /* the check's deadline is the read's: a loop held by a big batch must
+     * not take its reply, waiting in the socket, for silence */
+    uint64_t extra = d->replay ? 0 : (uint64_t)d->cfg->stream_block_ms;
+    if (cw_conn_command(d->reader, 4, cv, cl, extra, on_read_check, d) < 0) return;
+    if (cw_conn_command(d->reader, argc, argv, lens, extra, on_read, d) == 0) d->reading = 1;
 }
 
 /* ---- engine -> write: hash rows, alerts, dead letters -------------------- */

@@ -207,6 +207,16 @@ int cw_testredis_group_setup(void **state) {
     return cw_testredis_start(&cw_test_redis);
 }
 
+int cw_test_daemons_reset(void **state) {
+    (void)state;
+    for (int i = 0; i < ndaemons; i++) {
+        kill(daemons[i], SIGKILL);
+        waitpid(daemons[i], NULL, 0);
+    }
+    ndaemons = 0;
+    return 0;
+}
+
 int cw_testredis_group_teardown(void **state) {
     (void)state;
     for (int i = 0; i < ndaemons; i++) {

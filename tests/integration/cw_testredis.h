@@ -58,6 +58,9 @@ pid_t cw_test_daemon_start_with(const char *conf, const char *const *extra);
 /* A daemon the test waited for itself (after a kill): not to be killed at
  * teardown, its pid may be reused. */
 void cw_test_daemon_reaped(pid_t pid);
+/* A per-test setup: daemons a failed test left running are killed (they
+ * would hold the instance's write lease into the next test). */
+int cw_test_daemons_reset(void **state);
 /* SIGTERM, wait, and assert a clean exit 0. */
 void cw_test_daemon_stop(pid_t pid);
 

@@ -854,20 +854,20 @@ static void sigterm_during_a_snapshot_raises_no_alert_and_leaves_no_temporary_fi
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(caps_dead_letter_the_excess_and_alert_once),
-        cmocka_unit_test(a_paused_redis_loses_nothing),
-        cmocka_unit_test(a_long_pipeline_of_writes_is_not_taken_for_silence),
-        cmocka_unit_test(a_deleted_alert_log_and_a_subscriber_that_never_reads),
-        cmocka_unit_test(a_stream_trimmed_past_the_position_is_detected),
-        cmocka_unit_test(snapshots_that_cannot_be_written_are_alerted_and_retried),
-        cmocka_unit_test(writes_refused_for_lack_of_memory_are_written_again_once_it_returns),
-        cmocka_unit_test(a_hash_refused_as_the_wrong_type_is_written_once_the_key_is_freed),
-        cmocka_unit_test(a_stream_trimmed_while_the_daemon_runs_is_detected_at_the_next_read),
-        cmocka_unit_test(redis_restarted_empty_is_alerted_and_every_hash_written_again),
-        cmocka_unit_test(a_second_daemon_of_an_instance_waits_for_the_lease_and_takes_over),
-        cmocka_unit_test(a_lease_held_on_another_host_is_waited_for_until_it_lapses),
-        cmocka_unit_test(a_killed_holder_of_this_host_is_replaced_at_once),
-        cmocka_unit_test(sigterm_during_a_snapshot_raises_no_alert_and_leaves_no_temporary_file),
+        cmocka_unit_test_setup(caps_dead_letter_the_excess_and_alert_once, cw_test_daemons_reset),
+        cmocka_unit_test_setup(a_paused_redis_loses_nothing, cw_test_daemons_reset),
+        cmocka_unit_test_setup(a_long_pipeline_of_writes_is_not_taken_for_silence, cw_test_daemons_reset),
+        cmocka_unit_test_setup(a_deleted_alert_log_and_a_subscriber_that_never_reads, cw_test_daemons_reset),
+        cmocka_unit_test_setup(a_stream_trimmed_past_the_position_is_detected, cw_test_daemons_reset),
+        cmocka_unit_test_setup(snapshots_that_cannot_be_written_are_alerted_and_retried, cw_test_daemons_reset),
+        cmocka_unit_test_setup(writes_refused_for_lack_of_memory_are_written_again_once_it_returns, cw_test_daemons_reset),
+        cmocka_unit_test_setup(a_hash_refused_as_the_wrong_type_is_written_once_the_key_is_freed, cw_test_daemons_reset),
+        cmocka_unit_test_setup(a_stream_trimmed_while_the_daemon_runs_is_detected_at_the_next_read, cw_test_daemons_reset),
+        cmocka_unit_test_setup(redis_restarted_empty_is_alerted_and_every_hash_written_again, cw_test_daemons_reset),
+        cmocka_unit_test_setup(a_second_daemon_of_an_instance_waits_for_the_lease_and_takes_over, cw_test_daemons_reset),
+        cmocka_unit_test_setup(a_lease_held_on_another_host_is_waited_for_until_it_lapses, cw_test_daemons_reset),
+        cmocka_unit_test_setup(a_killed_holder_of_this_host_is_replaced_at_once, cw_test_daemons_reset),
+        cmocka_unit_test_setup(sigterm_during_a_snapshot_raises_no_alert_and_leaves_no_temporary_file, cw_test_daemons_reset),
     };
     if (getenv("CW_TEST_FILTER")) cmocka_set_test_filter(getenv("CW_TEST_FILTER"));
     return cmocka_run_group_tests_name("faults", tests, cw_testredis_group_setup, cw_testredis_group_teardown);
