@@ -107,6 +107,23 @@ int cw_show_status(redisContext *rc, const cw_config *cfg, int json, FILE *out, 
     if (!stopped) fprintf(out, "  memory         %.1f MiB\n", (double)rss / 1048576.0);
     const char *progress = field(r, cw_health_names[CW_HEALTH_PROGRESS]);
     if (progress && !stopped && !stale) fprintf(out, "  progress       %s\n", progress);
+    int64_t refused = num(r, cw_health_names[CW_HEALTH_WRITES_REFUSED_SINCE]);
+    if (refused > 0 && !stopped && !stale) {
+        char since[32], for_how_long[32];
+        cw_args_show_time(refused, cfg->utc_offset_min, 1, since, sizeof(since));
+        cw_args_show_duration(now - refused, 1, for_how_long, sizeof(for_how_long));
+        fprintf(out, "  WRITES REFUSED by Redis since %s (%s): hashes and alerts wait (see the daemon's log)\n", since,
+                for_how_long);
+    }
+    if (num(r, cw_health_names[CW_HEALTH_READING_PAUSED]) && !stopped && !stale)
+        fprintf(out, "  reading paused: alerts or dead letters wait for Redis at their bound\n");
+    const char *through = field(r, cw_health_names[CW_HEALTH_CALENDAR_THROUGH]);
+    if (through && !stopped) {
+        int year = (int)(cw_period_day(now, cfg->utc_offset_min) / 365.2425 + 1970);
+        if (atoi(through) < year)
+            fprintf(out, "  calendar       holidays known through %s: %d counts weekends only (add its notice)\n",
+                    atoi(through) ? through : "none", year);
+    }
     freeReplyObject(r);
     return stopped ? 3 : stale ? 1 : 0;
 }
