@@ -243,6 +243,28 @@ static void unlink_queued(cw_sink *s, queued *prev, queued *q) {
     s->n--;
 }
 
+static int send_cmd(cw_sink *s, cw_conn *w);
+static size_t unit_channel(const cw_sink *s, const queued *q, char *chan);
+
+/* Publishes an alert whose log entry landed (from on_alerts): a
+ * subscriber never hears of a state the log does not hold, nor of one
+ * twice (a refused transaction is sent again, and published only then),
+ * and finds the firing hash changed when the message comes. Lost only
+ * with the connection. */
+static void publish(cw_sink *s, cw_conn *w, const queued *q) {
+    cw_resp *cmd = &s->cmd;
+    char chan[sizeof(s->unit_channel) + sizeof(q->unit)];
+    size_t cl = unit_channel(s, q, chan);
+    for (int k = 0; k < (cl ? 2 : 1); k++) {
+        cw_resp_begin(cmd, 3);
+        cw_resp_arg(cmd, "PUBLISH", 7);
+        if (k) cw_resp_arg(cmd, chan, cl);
+        else cw_resp_str(cmd, s->cfg->alerts_channel);
+        cw_resp_arg(cmd, q->json, q->len);
+        send_cmd(s, w);
+    }
+}
+
 /* The alert transaction's reply (EXEC's): the batch's alerts are in the
  * log and the firing hash changed with them, or none is (a connection
  * lost, EXECABORT) and they go again. A refused XADD (a key of the wrong
@@ -285,6 +307,7 @@ static void on_alerts(cw_conn *c, redisReply *r, void *privdata) {
                 q = next;
                 continue;
             }
+            publish(s, c, q);
             unlink_queued(s, prev, q);
             firing_apply(s, q);
         }
@@ -466,21 +489,6 @@ static int send_batch(cw_sink *s, cw_conn *w) {
     b = NULL;
     started = 0;
     rc = 0;
-    /* the publications, once the transaction has run (a subscriber that
-     * reads the firing hash on a message finds it changed) */
-    q = s->unsent;
-    for (size_t i = 0; i < n; i++, q = q->next) {
-        char chan[sizeof(s->unit_channel) + sizeof(q->unit)];
-        size_t cl = unit_channel(s, q, chan);
-        for (int k = 0; k < (cl ? 2 : 1); k++) {
-            cw_resp_begin(cmd, 3);
-            cw_resp_arg(cmd, "PUBLISH", 7);
-            if (k) cw_resp_arg(cmd, chan, cl);
-            else cw_resp_str(cmd, cfg->alerts_channel);
-            cw_resp_arg(cmd, q->json, q->len);
-            send_cmd(s, w); /* lost only with the connection, as ever */
-        }
-    }
     q = s->unsent;
     for (size_t i = 0; i < n; i++, q = q->next) q->in_flight = 1;
     s->unsent = q;
