@@ -25,11 +25,14 @@ static void setup(void) {
     cw_log_level = 0;
     cfg = cw_config_new();
     memset(&clocks, 0, sizeof(clocks));
-    for (int k = 0; k < CW_NCLOCKS; k++) clocks.enabled[k] = 1, clocks.warn_days[k] = 3, clocks.urgent_days[k] = 1;
-    clocks.arrest_days = clocks.arrest_days_detained = clocks.arrest_days_complex = 7;
-    clocks.review_months = clocks.supplementary_months = clocks.letter_substantive_months = 1;
-    clocks.letter_procedural_days = 7;
-    clocks.stale_days = 180;
+    for (int k = 0; k < CW_NCLOCKS; k++) {
+        cw_clock_rule *c = &clocks.k[k];
+        c->enabled = 1, c->warn_days = 3, c->urgent_days = 1, c->days = 7, c->holidays_extend = 1;
+        c->days_detained = c->days_complex = 7;
+    }
+    clocks.k[CW_CLOCK_PROSECUTION_REVIEW].months = clocks.k[CW_CLOCK_SUPPLEMENTARY].months = 1;
+    clocks.k[CW_CLOCK_LETTER_SUBSTANTIVE].months = 1;
+    clocks.k[CW_CLOCK_STALE].days = 180;
 }
 
 static void no_emit(const char *scope, const char *period, const uint64_t *counters, int64_t event_ts,
