@@ -940,6 +940,10 @@ static void on_drain_timer(uv_timer_t *t) {
         return;
     }
     flush(d);
+    if (d->replay && !cw_engine_judge_pending(d->engine) && cw_sink_replaying(d->sink) == 1) {
+        cw_sink_replay_end(d->sink, cw_wall_ms()); /* all judged: the net change (PROTOCOL.md §3b) */
+        send_alerts(d);
+    }
     int ready = cw_conn_is_ready(d->writer);
     int idle = !cw_conn_in_flight(d->writer) && !cw_sink_pending(d->sink) && !cw_dead_pending(d->dead) &&
                !cw_engine_judge_pending(d->engine);
@@ -1138,6 +1142,7 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     } else if (snapshot_load(&d) < 0) {
         return fail_early(&d, 2); /* said why */
     }
+    if (d.replay && cw_sink_replay_begin(d.sink, opts->rebuild) < 0) return fail_early(&d, 1);
     d.reader = cw_conn_new(&d.loop, cfg, "read", on_conn_state, &d);
     d.writer = cw_conn_new(&d.loop, cfg, "write", on_conn_state, &d);
     if (!d.reader || !d.writer) {
