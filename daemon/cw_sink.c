@@ -757,7 +757,7 @@ int cw_sink_delivered(cw_sink *s, const char *json, size_t len) {
         if (q->in_flight || q->len != len || memcmp(q->json, json, len) != 0) continue;
         unlink_queued(s, prev, q);
         firing_apply(s, q);
-        return 1;
+        return 1; /* a replay's `before` counted it already, as queued */
     }
     /* not queued here (published after the snapshot): its state is what
      * the firing hash holds, and so what the sink must know */
@@ -768,6 +768,9 @@ int cw_sink_delivered(cw_sink *s, const char *json, size_t len) {
     int firing = st && strcmp(st, "firing") == 0;
     if (id && st && (firing || strcmp(st, "resolved") == 0)) { /* not "acknowledged" */
         queued *q = queued_new(json, len, unit, id, strlen(id), firing);
+        /* published by a lost process: before a replay too */
+        if (q && s->replay && s->before && !s->replay_rebuild && before_put(s, q) < 0)
+            CW_LOG(CW_LOG_ERR, "alert", "out of memory reading back alert %s", id);
         if (q) firing_apply(s, q);
         else CW_LOG(CW_LOG_ERR, "alert", "out of memory reading back alert %s", id);
     }
