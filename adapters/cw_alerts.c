@@ -6,6 +6,8 @@
 
 #include <jansson.h>
 
+#include "cw_args.h"
+
 /* One firing alert as read from the hash. */
 typedef struct entry {
     json_t *a;         /* the alert (owned) */
@@ -51,20 +53,6 @@ static int by_order(const void *x, const void *y) {
     return strcmp(a->id, b->id);
 }
 
-static void local_time(int64_t ms, int offset_min, char *buf, size_t len) {
-    time_t t = (time_t)(ms / 1000 + offset_min * 60);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, len, "%Y-%m-%d %H:%M", &tm);
-}
-
-static void duration(int64_t ms, char *buf, size_t len) {
-    int64_t s = ms > 0 ? ms / 1000 : 0;
-    if (s < 3600) snprintf(buf, len, "%lld min", (long long)(s / 60));
-    else if (s < 86400) snprintf(buf, len, "%lld h %lld min", (long long)(s / 3600), (long long)(s % 3600 / 60));
-    else snprintf(buf, len, "%lld d %lld h", (long long)(s / 86400), (long long)(s % 86400 / 3600));
-}
-
 /* The code the --unit option means: as given when digits, else the code
  * of the [units] name. NULL when no unit has that name. */
 static const char *unit_code(const cw_config *cfg, const char *u) {
@@ -92,16 +80,16 @@ static redisReply *hgetall(redisContext *rc, const char *key, char *err, size_t 
 /* now: what ages count to; wall: the wall clock (acks are made by people) */
 static void print_entry(const entry *e, const cw_config *cfg, int64_t now, int64_t wall, FILE *out) {
     char since[32], open[32];
-    local_time(e->since, cfg->utc_offset_min, since, sizeof(since));
-    duration(now - e->since, open, sizeof(open));
+    cw_args_show_time(e->since, cfg->utc_offset_min, 0, since, sizeof(since));
+    cw_args_show_duration(now - e->since, 0, open, sizeof(open));
     const char *level = str(e->a, "level");
     fprintf(out, "    %-6s open %-12s since %s  %s\n", level[0] ? level : "-", open, since, str(e->a, "message"));
     fprintf(out, "           id %s\n", e->id);
     if (e->ack) {
         char at[32], ago[32];
         int64_t t = json_integer_value(json_object_get(e->ack, "at"));
-        local_time(t, cfg->utc_offset_min, at, sizeof(at));
-        duration(wall - t, ago, sizeof(ago));
+        cw_args_show_time(t, cfg->utc_offset_min, 0, at, sizeof(at));
+        cw_args_show_duration(wall - t, 0, ago, sizeof(ago));
         const char *note = str(e->ack, "note");
         fprintf(out, "           acknowledged by %s at %s (%s ago)%s%s\n", str(e->ack, "by"), at, ago,
                 note[0] ? ": " : "", note);
@@ -196,7 +184,7 @@ int cw_alerts_list(redisContext *rc, const cw_config *cfg, const cw_alerts_opts 
         else fprintf(out, "%zu of the %zu alerts firing, %zu of them acknowledged", n, total, nacked);
         if (now != o->now_ms) {
             char t[32];
-            local_time(now, cfg->utc_offset_min, t, sizeof(t));
+            cw_args_show_time(now, cfg->utc_offset_min, 0, t, sizeof(t));
             fprintf(out, " (open for: event time, to the newest, %s: [daemon] clock = event)", t);
         }
         fputc('\n', out);

@@ -1,5 +1,7 @@
 #include "cw_args.h"
 
+#include <time.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,4 +169,20 @@ int cw_args_glob_escape(const char *s, char *out, size_t outlen) {
     }
     out[k] = '\0';
     return 0;
+}
+
+void cw_args_show_time(int64_t ms, int offset_min, int seconds, char *buf, size_t len) {
+    time_t t = (time_t)(ms / 1000 + offset_min * 60);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, len, seconds ? "%Y-%m-%d %H:%M:%S" : "%Y-%m-%d %H:%M", &tm);
+}
+
+void cw_args_show_duration(int64_t ms, int seconds, char *buf, size_t len) {
+    long long s = ms > 0 ? (long long)(ms / 1000) : 0;
+    if (seconds && s < 60) snprintf(buf, len, "%lld s", s);
+    else if (seconds && s < 3600) snprintf(buf, len, "%lld min %lld s", s / 60, s % 60);
+    else if (s < 3600) snprintf(buf, len, "%lld min", s / 60);
+    else if (s < 86400) snprintf(buf, len, "%lld h %lld min", s / 3600, s % 3600 / 60);
+    else snprintf(buf, len, "%lld d %lld h", s / 86400, s % 86400 / 3600);
 }

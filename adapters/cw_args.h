@@ -32,4 +32,11 @@ int cw_args_time(const char *s, size_t len, int offset_min, int64_t *ms, char *e
  * into out (at most outlen-1 bytes). Returns 0, or -1 when it does not fit. */
 int cw_args_glob_escape(const char *s, char *out, size_t outlen);
 
+/* For people, in the configured local time: "2026-11-22 09:30:00"
+ * (seconds 1) or "2026-11-22 09:30" (0). */
+void cw_args_show_time(int64_t ms, int offset_min, int seconds, char *buf, size_t len);
+/* How long, for people: "3 d 4 h", "2 h 5 min", "5 min" (and "12 s",
+ * "5 min 3 s" under an hour when seconds is 1). */
+void cw_args_show_duration(int64_t ms, int seconds, char *buf, size_t len);
+
 #endif

@@ -1,5 +1,7 @@
 #include "cw_export.h"
 
+#include "../proto/cw_record.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -502,38 +504,6 @@ int cw_export_row(cw_export *x, const char *const *cells, const size_t *lens, si
 
 /* ---- JSON lines ------------------------------------------------------- */
 
-static int pack_json(msgpack_packer *pk, json_t *v, int depth) {
-    if (depth > CW_EVENT_MAX_DEPTH) return -1;
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        const char *k;
-        json_t *e;
-        msgpack_pack_map(pk, json_object_size(v));
-        json_object_foreach(v, k, e) {
-            pack_strn(pk, k, strlen(k));
-            if (pack_json(pk, e, depth + 1)) return -1;
-        }
-        return 0;
-    }
-    case JSON_ARRAY: {
-        size_t i;
-        json_t *e;
-        msgpack_pack_array(pk, json_array_size(v));
-        json_array_foreach(v, i, e) {
-            if (pack_json(pk, e, depth + 1)) return -1;
-        }
-        return 0;
-    }
-    case JSON_STRING: pack_strn(pk, json_string_value(v), json_string_length(v)); return 0;
-    case JSON_INTEGER: msgpack_pack_int64(pk, json_integer_value(v)); return 0;
-    case JSON_REAL: msgpack_pack_double(pk, json_real_value(v)); return 0;
-    case JSON_TRUE: msgpack_pack_true(pk); return 0;
-    case JSON_FALSE: msgpack_pack_false(pk); return 0;
-    case JSON_NULL: msgpack_pack_nil(pk); return 0;
-    }
-    return -1;
-}
-
 int cw_export_json(cw_export *x, const char *text, size_t len, int lenient, msgpack_sbuffer *out, char *err,
                    size_t errlen) {
     json_error_t je;
@@ -586,7 +556,7 @@ int cw_export_json(cw_export *x, const char *text, size_t len, int lenient, msgp
         for (int i = 0; i < nitems; i++) pack_item(&pk, &items[i]);
         for (int i = 0; i < nother && rc == 0; i++) {
             pack_strn(&pk, other_key[i], strlen(other_key[i]));
-            if (pack_json(&pk, other[i], 1)) rc = cw_errf(err, errlen, "key '%s' is nested too deeply", other_key[i]);
+            if (cw_record_pack_json(&pk, other[i], 1)) rc = cw_errf(err, errlen, "key '%s' is nested too deeply", other_key[i]);
         }
     }
     json_decref(root);

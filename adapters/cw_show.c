@@ -25,22 +25,6 @@ static long long num(const redisReply *r, const char *name) {
     return v ? atoll(v) : 0;
 }
 
-/* "2026-11-22 09:30:00" in the configured local time. */
-static void local_time(int64_t ms, int offset_min, char *buf, size_t len) {
-    time_t t = (time_t)(ms / 1000 + offset_min * 60);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
-}
-
-static void duration(int64_t ms, char *buf, size_t len) {
-    int64_t s = ms / 1000;
-    if (s < 60) snprintf(buf, len, "%lld s", (long long)s);
-    else if (s < 3600) snprintf(buf, len, "%lld min %lld s", (long long)(s / 60), (long long)(s % 60));
-    else if (s < 86400) snprintf(buf, len, "%lld h %lld min", (long long)(s / 3600), (long long)(s % 3600 / 60));
-    else snprintf(buf, len, "%lld d %lld h", (long long)(s / 86400), (long long)(s % 86400 / 3600));
-}
-
 static redisReply *hgetall(redisContext *rc, const char *key, char *err, size_t errlen) {
     redisReply *r = redisCommand(rc, "HGETALL %s", key);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
@@ -104,16 +88,16 @@ int cw_show_status(redisContext *rc, const cw_config *cfg, int json, FILE *out, 
         return stopped ? 3 : stale ? 1 : 0;
     }
     char when[32], up[32], ago[32];
-    local_time(started, cfg->utc_offset_min, when, sizeof(when));
-    duration(now - started, up, sizeof(up));
-    duration(now - beat, ago, sizeof(ago));
+    cw_args_show_time(started, cfg->utc_offset_min, 1, when, sizeof(when));
+    cw_args_show_duration(now - started, 1, up, sizeof(up));
+    cw_args_show_duration(now - beat, 1, ago, sizeof(ago));
     long long rss = num(r, "rss_bytes");
     const char *version = field(r, "version") ? field(r, "version") : "?";
     if (stopped) {
         int64_t at = field(r, cw_health_names[CW_HEALTH_STOPPED_AT]) ? num(r, cw_health_names[CW_HEALTH_STOPPED_AT]) : beat;
         char stop_when[32], stop_ago[32];
-        local_time(at, cfg->utc_offset_min, stop_when, sizeof(stop_when));
-        duration(now - at, stop_ago, sizeof(stop_ago));
+        cw_args_show_time(at, cfg->utc_offset_min, 1, stop_when, sizeof(stop_when));
+        cw_args_show_duration(now - at, 1, stop_ago, sizeof(stop_ago));
         fprintf(out, "casewatchd %s, version %s: stopped cleanly at %s %s (%s ago)\n", cfg->instance, version,
                 stop_when, cfg->utc_offset, stop_ago);
         fprintf(out, "  started        %s %s\n", when, cfg->utc_offset);

@@ -767,6 +767,11 @@ int cw_cases_load(cw_cases *t, cw_snap_reader *r) {
     t->today = cw_snap_get_i64(r);
     if (t->today < 0 || t->today > 3000000) r->bad = 1; /* a local day from 1970 to about 10000 */
     uint64_t n = cw_snap_get_u64(r);
+    /* room for every case at once (no rehash on the way), once the count
+     * is plausible: each case takes at least its fixed fields */
+    const size_t least = 4 + 8 + 4 * 8 + 2 + CW_NCLOCKS * 5 + 4;
+    if (n > (uint64_t)((r->end - r->p) / least)) r->bad = 1;
+    else if (cw_map_reserve(t->open, (size_t)n) < 0) return -1;
     for (uint64_t k = 0; k < n && !r->bad; k++) {
         size_t klen;
         const char *key = cw_snap_get_bytes(r, 7 + CW_CASE_MAX, &klen);

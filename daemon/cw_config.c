@@ -456,17 +456,39 @@ int cw_config_finish(cw_config *c, char *err, size_t errlen) {
     if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
         CW_LOG(CW_LOG_WARNING, "config", "password file %s can be read by others (mode %03o); chmod 600 it", path,
                (unsigned)(st.st_mode & 0777));
-    char buf[512];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    /* the whole file: room for the longest password, "\r\n" and one
+     * byte more that tells a longer file */
+    char buf[CW_PASSWORD_MAX + 3];
+    size_t n = fread(buf, 1, sizeof(buf), f);
+    int failed = ferror(f);
     fclose(f);
+    int rc = 0;
+    if (failed) {
+        rc = cw_errf(err, errlen, "[redis] password_file %s: cannot read", path);
+        goto out;
+    }
+    size_t whole = n;
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
+    if (whole == sizeof(buf) || n > CW_PASSWORD_MAX) {
+        rc = cw_errf(err, errlen, "[redis] password_file %s: longer than %d bytes, the most a password may be", path,
+                     CW_PASSWORD_MAX);
+        goto out;
+    }
+    if (n == 0) {
+        rc = cw_errf(err, errlen, "[redis] password_file %s: file is empty", path);
+        goto out;
+    }
+    if (memchr(buf, '\0', n)) { /* it would cut the password short */
+        rc = cw_errf(err, errlen, "[redis] password_file %s: holds a NUL byte", path);
+        goto out;
+    }
     buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
-    if (n == 0) return cw_errf(err, errlen, "[redis] password_file %s: file is empty", path);
     free(c->redis_password);
     c->redis_password = strdup(buf);
+    if (!c->redis_password) rc = cw_errf(err, errlen, "out of memory");
+out:
     explicit_bzero(buf, sizeof(buf));
-    if (!c->redis_password) return cw_errf(err, errlen, "out of memory");
-    return 0;
+    return rc;
 }
 
 const char *cw_config_unit_name(const cw_config *c, const char *code) {

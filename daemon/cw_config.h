@@ -102,8 +102,14 @@ int cw_config_load_stream(cw_config *c, FILE *f, const char *name, char *err, si
  * -1 with a message. */
 int cw_config_override(cw_config *c, const char *assignment, char *err, size_t errlen);
 
+/* The longest password a password file may hold. */
+#define CW_PASSWORD_MAX 4096
+
 /* Cross-checks and reads secrets (the password file, warning when others
- * may read it). Call once after load and overrides. Returns 0 or -1. */
+ * may read it). The password file is read whole, trailing newlines (LF
+ * or CRLF) stripped; a password longer than CW_PASSWORD_MAX bytes, or
+ * one holding a NUL byte, is refused with a message naming the file.
+ * Call once after load and overrides. Returns 0 or -1. */
 int cw_config_finish(cw_config *c, char *err, size_t errlen);
 
 /* The configured name of a 院 (from [units]), or NULL. */

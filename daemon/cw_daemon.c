@@ -105,6 +105,8 @@ typedef struct daemon_ctx {
     uint64_t status_events, status_at;
     uint64_t stall_last_ns;
     double max_stall_ms;
+    double stall_window_ms[2]; /* the longest stall of this minute and of the one before */
+    uint64_t stall_window_at;  /* uv_hrtime() the current minute began */
     /* snapshots */
     char snap_path[512];
     pid_t snap_child;       /* a forked writer at work, or 0 */
@@ -233,7 +235,7 @@ static void on_boundary(uv_timer_t *t);
 static void arm_boundary(daemon_ctx *d) {
     if (d->stopping) return;
     int64_t wait = cw_engine_next_change(d->engine) - cw_wall_ms();
-    if (wait < 0) wait = 0;
+    if (wait < 1) wait = 1; /* see write_more_later: never 0 from a timer callback */
     if (wait > 60000) wait = 60000;
     uv_timer_start(&d->boundary, on_boundary, (uint64_t)wait, 0);
 }
@@ -431,8 +433,12 @@ static int writer_has_room(daemon_ctx *d) {
 }
 
 /* The rest of the writing (hash slices, alerts) after ms, once the loop
- * has run; one pending continuation at a time. */
+ * has run; one pending continuation at a time. At least 1 ms: libuv 1.44
+ * (Debian 12) runs a timer started with 0 from a timer callback again in
+ * the same iteration, before any I/O (libuv#4245, fixed in 1.48), so
+ * slices would never let the loop run. */
 static void write_more_later(daemon_ctx *d, uint64_t ms) {
+    if (ms < 1) ms = 1;
     uv_handle_t *h = (uv_handle_t *)&d->flush_more;
     if (!uv_is_active(h) && !uv_is_closing(h)) uv_timer_start(&d->flush_more, on_flush_more, ms, 0);
 }
@@ -617,6 +623,8 @@ static void write_health(daemon_ctx *d, int stopped) {
     val[CW_HEALTH_VERSION] = CW_VERSION;
     val[CW_HEALTH_PROGRESS] = stopped ? "stopped" : d->progress[0] ? d->progress : "starting";
     snprintf(v[CW_HEALTH_MAX_STALL_MS], 40, "%.0f", d->max_stall_ms);
+    double recent = d->stall_window_ms[0] > d->stall_window_ms[1] ? d->stall_window_ms[0] : d->stall_window_ms[1];
+    snprintf(v[CW_HEALTH_STALL_RECENT_MS], 40, "%.0f", recent);
     snprintf(v[CW_HEALTH_CALENDAR_THROUGH], 40, "%d", d->calendar_through);
     const char *argv[2 + 2 * CW_HEALTH_NFIELDS];
     size_t lens[2 + 2 * CW_HEALTH_NFIELDS];
@@ -728,6 +736,7 @@ static int snapshot_load(daemon_ctx *d) {
     char err[512] = "";
     cw_snap_reader r;
     int ok = cw_snap_reader_init(&r, buf, len, err, sizeof(err)) == 0;
+    uint32_t version = ok ? r.version : 0;
     if (ok) {
         int64_t off = cw_snap_get_i64(&r);
         uint32_t rolling = cw_snap_get_u32(&r);
@@ -767,7 +776,10 @@ static int snapshot_load(daemon_ctx *d) {
      * back before the stream (a clean stop leaves none) */
     const char *pos = cw_sink_log_position(d->sink);
     d->reconciling = 1;
-    snprintf(d->reconcile_from, sizeof(d->reconcile_from), "%s", pos[0] ? pos : "0-0");
+    snprintf(d->reconcile_from, sizeof(d->reconcile_from), "%s", pos[0] && version >= 2 ? pos : "0-0");
+    if (version < 2) /* no firing set was saved: it is read back from the whole alert log */
+        CW_LOG(CW_LOG_NOTICE, "snapshot", "%s is of format version %u: the firing set is rebuilt from %s",
+               d->snap_path, version, d->cfg->alerts_log_key);
     CW_LOG(CW_LOG_NOTICE, "snapshot", "loaded %s (%zu bytes) in %.0f ms: %zu open cases, resuming after %s",
            d->snap_path, len, (cw_mono_s() - t0) * 1000, cw_engine_open_cases(d->engine), d->last_id);
     return 0;
@@ -1007,9 +1019,15 @@ static void replay_done(daemon_ctx *d) {
 static void on_stall_probe(uv_timer_t *t) {
     daemon_ctx *d = t->data;
     uint64_t now = uv_hrtime();
+    if (now - d->stall_window_at >= 60000000000ULL) {
+        d->stall_window_at = now;
+        d->stall_window_ms[1] = d->stall_window_ms[0];
+        d->stall_window_ms[0] = 0;
+    }
     if (d->stall_last_ns) {
         double late = (double)(now - d->stall_last_ns) / 1e6 - 10.0;
         if (late > d->max_stall_ms) d->max_stall_ms = late;
+        if (late > d->stall_window_ms[0]) d->stall_window_ms[0] = late;
     }
     d->stall_last_ns = now;
 }

@@ -19,5 +19,6 @@ const char *const cw_health_names[CW_HEALTH_NFIELDS] = {
     [CW_HEALTH_VERSION] = "version",
     [CW_HEALTH_PROGRESS] = "progress",
     [CW_HEALTH_MAX_STALL_MS] = "max_stall_ms",
+    [CW_HEALTH_STALL_RECENT_MS] = "stall_recent_ms",
     [CW_HEALTH_CALENDAR_THROUGH] = "calendar_through",
 };

@@ -23,6 +23,7 @@ typedef enum cw_health_field {
     CW_HEALTH_VERSION,
     CW_HEALTH_PROGRESS,      /* catching up: rate, lag, ETA; "following" once caught up */
     CW_HEALTH_MAX_STALL_MS,  /* the longest the event loop was held */
+    CW_HEALTH_STALL_RECENT_MS, /* the same over the last one to two minutes */
     CW_HEALTH_CALENDAR_THROUGH, /* the last year the holiday calendar covers (0: none, weekends only) */
     CW_HEALTH_NFIELDS
 } cw_health_field;

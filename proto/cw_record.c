@@ -15,9 +15,7 @@ static void pack_strn(msgpack_packer *pk, const char *s, size_t n) {
     msgpack_pack_str_body(pk, s, n);
 }
 
-/* Unknown keys may hold nested values; they are carried along (the
- * protocol ignores them) up to the same depth the decoder accepts. */
-static int pack_json(msgpack_packer *pk, json_t *v, int depth) {
+int cw_record_pack_json(msgpack_packer *pk, json_t *v, int depth) {
     if (depth > CW_EVENT_MAX_DEPTH) return -1;
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
@@ -26,7 +24,7 @@ static int pack_json(msgpack_packer *pk, json_t *v, int depth) {
         msgpack_pack_map(pk, json_object_size(v));
         json_object_foreach(v, k, x) {
             pack_strn(pk, k, strlen(k));
-            if (pack_json(pk, x, depth + 1)) return -1;
+            if (cw_record_pack_json(pk, x, depth + 1)) return -1;
         }
         return 0;
     }
@@ -35,7 +33,7 @@ static int pack_json(msgpack_packer *pk, json_t *v, int depth) {
         json_t *x;
         msgpack_pack_array(pk, json_array_size(v));
         json_array_foreach(v, i, x) {
-            if (pack_json(pk, x, depth + 1)) return -1;
+            if (cw_record_pack_json(pk, x, depth + 1)) return -1;
         }
         return 0;
     }
@@ -74,7 +72,7 @@ int cw_record_from_json(const char *text, size_t len, msgpack_sbuffer *out, char
     json_object_foreach(root, k, x) {
         if (json_is_null(x)) continue;
         pack_strn(&pk, k, strlen(k));
-        if (pack_json(&pk, x, 1)) {
+        if (cw_record_pack_json(&pk, x, 1)) {
             snprintf(err, errlen, "key '%s' is nested too deeply", k);
             rc = -1;
             break;

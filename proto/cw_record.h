@@ -7,7 +7,13 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
 #include <msgpack.h>
+
+/* Packs a JSON value as MessagePack. Unknown keys may hold nested values;
+ * they are carried along (the protocol ignores them) up to the depth the
+ * decoder accepts: deeper (depth > CW_EVENT_MAX_DEPTH) returns -1. */
+int cw_record_pack_json(msgpack_packer *pk, json_t *v, int depth);
 
 /* Packs the JSON object in text[0..len) into out (which is not cleared).
  * JSON null values are left out, as an empty CSV cell is. Returns 0, or -1

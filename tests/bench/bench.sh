@@ -15,6 +15,8 @@
 #      packages installed from the npm registry into $build/bench-node),
 #  (c) end-to-end latency XADD -> alert at a subscriber at 5k events/s,
 #  (d) RSS per open case at 1M open cases, (e) snapshot write/load times,
+#      and the open-case table alone loaded at 1M, 2M and 5M open cases (5M
+#      is [limits] max_open_cases' default),
 #  (f) the longest loop stall of a live daemon when the day moves for
 #      20,000 prosecutors (every rolling window rewritten at once),
 #  (g) the alert sink alone (tests/bench/alerts),
@@ -145,11 +147,18 @@ done
 sink=$(echo $sinks | tr ' ' '\n' | median)
 echo "bench: alert sink alone: $sink alerts/s (median of 3:$sinks)"
 
+# the loop held by deadline lights changing at a midnight, 1M open clocks
+clk=$("$build/tests/bench/bench_clocks" 1000000)
+echo "$clk" | sed 's/^/bench: /'
+
 # (d) (e)
 mem=$("$build/tests/bench/bench_cases" 1000000)
 echo "$mem" | sed 's/^/bench: /'
 per=$(echo "$mem" | awk '/bytes per open case/ {print $5; exit}')
 snap=$(echo "$mem" | awk '/^snapshot/')
+loads=$("$build/tests/bench/bench_cases" load 1000000 2000000 5000000)
+echo "$loads" | sed 's/^/bench: /'
+load_at() { echo "$loads" | awk -v n="$1" '$3 == n {print $6 " s"}'; }
 
 cat >>BENCHMARKS.md <<TABLE
 
@@ -170,6 +179,8 @@ cat >>BENCHMARKS.md <<TABLE
 | alert sink alone (200,000 alerts: log entry + firing hash + 2 publications each) | $sink alerts/s | |
 | RSS per open case at 1M open cases | $per bytes | |
 | snapshot at 1M open cases | $(echo "$snap" | sed 's/^snapshot *//') | |
+| deadline lights, 1M open clocks (the case table alone) | $(echo "$clk" | tr '\n' ';' | sed 's/;$//; s/;/; /g') | |
+| snapshot load, open-case table alone (median of 3): 1M / 2M / 5M open cases | $(load_at 1000000) / $(load_at 2000000) / $(load_at 5000000) | |
 TABLE
 echo "bench: table appended to BENCHMARKS.md"
 sh tests/bench/feed.sh "$bin" 100000

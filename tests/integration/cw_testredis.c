@@ -1,5 +1,7 @@
 #include "cw_testredis.h"
 
+#include "../../daemon/cw_config.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -353,4 +355,16 @@ cw_event cw_test_event(const char *id, const char *case_id, const char *unit, cw
     snprintf(ev.case_id, sizeof(ev.case_id), "%s", case_id);
     snprintf(ev.unit, sizeof(ev.unit), "%s", unit);
     return ev;
+}
+
+cw_config *cw_test_config(const char *ini) {
+    cw_config *c = cw_config_new();
+    assert_non_null(c);
+    FILE *f = fmemopen((void *)ini, strlen(ini), "r");
+    char err[512] = "";
+    int rc = cw_config_load_stream(c, f, "test.conf", err, sizeof(err));
+    fclose(f);
+    if (rc == 0) rc = cw_config_finish(c, err, sizeof(err));
+    if (rc != 0) fail_msg("config: %s", err);
+    return c;
 }

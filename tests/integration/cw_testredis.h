@@ -81,4 +81,9 @@ void cw_test_feed_raw(const char *lines, size_t len);
 /* An event of version 1 for one person: the given keys, no others. */
 cw_event cw_test_event(const char *id, const char *case_id, const char *unit, cw_event_type t, int64_t ts);
 
+/* A configuration read from INI text named "test.conf" (fails the test
+ * on an error). Free with cw_config_free. */
+struct cw_config;
+struct cw_config *cw_test_config(const char *ini);
+
 #endif

@@ -227,12 +227,63 @@ static void the_daemon_authenticates_and_never_logs_the_password(void **state) {
     redisFree(c);
 }
 
+/* The password file is read whole: a 1,000-byte password (it was cut at
+ * 511 bytes, and AUTH refused) authenticates; a file over 4 KiB is
+ * refused at start (exit 2) with a message naming the file and the
+ * limit, and the password is not in it. */
+static void a_long_password_is_read_whole_and_one_too_long_is_refused_by_name(void **state) {
+    (void)state;
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    char secret[1001], huge[5001];
+    for (int i = 0; i < 1000; i++) secret[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[i * 7 % 36];
+    secret[1000] = '\0';
+    memset(huge, 'z', 5000);
+    huge[5000] = '\0';
+    redisReply *r = redisCommand(c, "ACL SETUSER longpw on >%s ~casewatch:* &* +@all", secret);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    char text[1100], pw[64], toolong[64], u[64], p1[96], p2[96];
+    snprintf(text, sizeof(text), "%s\n", secret);
+    cw_test_tmpfile(text, strlen(text), pw, sizeof(pw));
+    chmod(pw, 0600);
+    cw_test_tmpfile(huge, 5000, toolong, sizeof(toolong));
+    chmod(toolong, 0600);
+    snprintf(u, sizeof(u), "redis.user=longpw");
+    snprintf(p1, sizeof(p1), "redis.password_file=%s", pw);
+    snprintf(p2, sizeof(p2), "redis.password_file=%s", toolong);
+    const char *lines = "{\"v\":1,\"id\":\"a1\",\"ts\":1596211200000,\"type\":\"arrest.accepted\",\"case\":\"x\",\"unit\":\"410923\"}\n";
+    cw_test_feed_raw(lines, strlen(lines));
+    const char *good[] = {u, p1, NULL};
+    pid_t pid = cw_test_daemon_start(good);
+    cw_test_wait_read(c, 1);
+    assert_int_equal(cw_test_hget_ll(c, "casewatch:ind:unit:410923:2020", "cases"), 1);
+    cw_test_daemon_stop(pid);
+
+    char bin[256], port[64];
+    cw_test_bin("casewatchd", bin, sizeof(bin));
+    snprintf(port, sizeof(port), "redis.port=%d", cw_test_redis.port);
+    char *argv[] = {bin, "-c", "/dev/null", "-o", port, "-o", u, "-o", p2, NULL};
+    char *out = NULL, *err = NULL;
+    int rc = cw_test_run(argv, NULL, 0, &out, &err);
+    assert_int_equal(rc, 2);
+    if (!strstr(err, toolong) || !strstr(err, "4096")) fail_msg("no message naming the file and the limit:\n%s", err);
+    assert_null(strstr(err, "zzzzzzzz"));
+    free(out);
+    free(err);
+    unlink(pw), unlink(toolong);
+    freeReplyObject(redisCommand(c, "ACL DELUSER longpw"));
+    redisFree(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(the_daemon_speaks_sd_notify),
         cmocka_unit_test(sighup_reloads_rules_and_keeps_state),
         cmocka_unit_test(the_unit_verifies_and_make_install_lays_out_everything),
         cmocka_unit_test(the_daemon_authenticates_and_never_logs_the_password),
+        cmocka_unit_test(a_long_password_is_read_whole_and_one_too_long_is_refused_by_name),
     };
     return cmocka_run_group_tests_name("casewatchd as a service", tests, cw_testredis_group_setup,
                                        cw_testredis_group_teardown);

@@ -181,6 +181,56 @@ static void the_password_is_read_from_its_file_without_the_newline(void **state)
     cw_config_free(c);
 }
 
+/* The password file is read whole (it was cut at 511 bytes without a
+ * word): 600 bytes and the longest, 4,096 bytes with a CRLF, are read
+ * exactly; 4,097 bytes, or a NUL inside, are refused naming the file. */
+static void a_password_file_is_read_whole_up_to_4096_bytes_and_refused_beyond(void **state) {
+    (void)state;
+    static char text[5000];
+    char pw[64] = "/tmp/cwpw-XXXXXX", o[128];
+    int fd = mkstemp(pw);
+    close(fd);
+    chmod(pw, 0600);
+    snprintf(o, sizeof(o), "redis.password_file=%s", pw);
+    cw_config *c = cw_config_new();
+    assert_int_equal(cw_config_override(c, o, err, sizeof(err)), 0);
+    const struct {
+        size_t len;
+        const char *tail;
+        int ok;
+    } cases[] = {{600, "\n", 1}, {4096, "\r\n", 1}, {4096, "", 1}, {4097, "\n", 0}, {4097, "", 0}, {4998, "", 0}};
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        for (size_t i = 0; i < cases[k].len; i++) text[i] = (char)('!' + (i * 13 + k) % 90);
+        size_t tl = strlen(cases[k].tail);
+        memcpy(text + cases[k].len, cases[k].tail, tl);
+        fd = open(pw, O_WRONLY | O_TRUNC);
+        assert_int_equal(write(fd, text, cases[k].len + tl), (ssize_t)(cases[k].len + tl));
+        close(fd);
+        int rc = cw_config_finish(c, err, sizeof(err));
+        if (cases[k].ok) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(strlen(c->redis_password), cases[k].len);
+            assert_memory_equal(c->redis_password, text, cases[k].len);
+        } else {
+            assert_int_equal(rc, -1);
+            assert_non_null(strstr(err, pw));
+            assert_non_null(strstr(err, "longer than 4096 bytes"));
+            char head[9];
+            memcpy(head, text, 8);
+            head[8] = '\0';
+            assert_null(strstr(err, head)); /* no part of the password */
+        }
+    }
+    fd = open(pw, O_WRONLY | O_TRUNC);
+    assert_int_equal(write(fd, "abc\0def\n", 8), 8);
+    close(fd);
+    assert_int_equal(cw_config_finish(c, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, pw));
+    assert_non_null(strstr(err, "NUL"));
+    unlink(pw);
+    cw_config_free(c);
+}
+
 static void the_printed_config_never_contains_the_password(void **state) {
     (void)state;
     cw_config *c = cw_config_new();
@@ -323,6 +373,7 @@ int main(void) {
         cmocka_unit_test(a_missing_file_is_named),
         cmocka_unit_test(overrides_apply_and_bad_ones_are_named),
         cmocka_unit_test(the_password_is_read_from_its_file_without_the_newline),
+        cmocka_unit_test(a_password_file_is_read_whole_up_to_4096_bytes_and_refused_beyond),
         cmocka_unit_test(the_printed_config_never_contains_the_password),
         cmocka_unit_test(a_json_record_becomes_the_same_event),
         cmocka_unit_test(json_duplicate_keys_and_non_objects_are_refused),

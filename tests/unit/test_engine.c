@@ -46,17 +46,6 @@ static int has_row(const seen *s, const char *row) {
     return 0;
 }
 
-static cw_config *config_of(const char *ini) {
-    cw_config *c = cw_config_new();
-    FILE *f = fmemopen((void *)ini, strlen(ini), "r");
-    char err[512] = "";
-    int rc = cw_config_load_stream(c, f, "test.conf", err, sizeof(err));
-    fclose(f);
-    if (rc == 0) rc = cw_config_finish(c, err, sizeof(err));
-    if (rc != 0) fail_msg("config: %s", err);
-    return c;
-}
-
 static const char *const RULES = "[rule deadline.arrest_review]\nkind = deadline\nclock = arrest_review\n"
                                  "days = 15\ndays_detained = 7\nwarn_days = 3\nurgent_days = 1\n"
                                  "label = 期限预警\noverdue_label = 超期预警\n"
@@ -86,7 +75,7 @@ static cw_verdict apply(cw_engine *e, cw_event ev) {
  * all off when it is decided. */
 static void an_engine_hands_out_the_rows_and_transitions_of_a_small_stream(void **state) {
     (void)state;
-    cw_config *cfg = config_of(RULES);
+    cw_config *cfg = cw_test_config(RULES);
     seen s = {0};
     cw_engine_out out = {on_alert, &s};
     char err[256];
@@ -132,7 +121,7 @@ static void an_engine_hands_out_the_rows_and_transitions_of_a_small_stream(void 
 /* An indicator rule's verdict does not wait for anybody to write rows. */
 static void rules_are_judged_when_nobody_writes_the_rows(void **state) {
     (void)state;
-    cw_config *cfg = config_of(RULES);
+    cw_config *cfg = cw_test_config(RULES);
     seen s = {0};
     cw_engine_out out = {on_alert, &s};
     char err[256];
@@ -157,7 +146,7 @@ static void an_event_past_a_cap_is_refused_naming_the_cap_and_raises_one_capacit
     (void)state;
     char ini[2048];
     snprintf(ini, sizeof(ini), "%s[limits]\nmax_open_cases = 1\n", RULES);
-    cw_config *cfg = config_of(ini);
+    cw_config *cfg = cw_test_config(ini);
     seen s = {0};
     cw_engine_out out = {on_alert, &s};
     char err[256], why[200] = "";
@@ -180,7 +169,7 @@ static void an_event_past_a_cap_is_refused_naming_the_cap_and_raises_one_capacit
  * out the same rows and knows the same alert states. */
 static void an_engine_loaded_from_its_snapshot_writes_the_same_rows(void **state) {
     (void)state;
-    cw_config *cfg = config_of(RULES);
+    cw_config *cfg = cw_test_config(RULES);
     seen s1 = {0}, s2 = {0};
     cw_engine_out out1 = {on_alert, &s1}, out2 = {on_alert, &s2};
     char err[256];
@@ -223,7 +212,7 @@ static void an_engine_loaded_from_its_snapshot_writes_the_same_rows(void **state
  * refuse its own snapshot past 16 fields or 1 MiB). */
 static void a_dead_letter_past_every_bound_is_cut_and_its_queue_loads_again(void **state) {
     (void)state;
-    cw_config *cfg = config_of("[limits]\ndead_letter_bytes = 2048\n");
+    cw_config *cfg = cw_test_config("[limits]\ndead_letter_bytes = 2048\n");
     cw_dead *q = cw_dead_new(cfg);
     enum { N = 100 };
     cw_entry_field f[N];

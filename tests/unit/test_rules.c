@@ -38,18 +38,6 @@ static void on_alert(const cw_alert *a, void *data) {
     s->rank = a->rank, s->peers = a->peers;
 }
 
-static cw_config *config_of(const char *ini) {
-    cw_config *c = cw_config_new();
-    assert_non_null(c);
-    FILE *f = fmemopen((void *)ini, strlen(ini), "r");
-    char err[512] = "";
-    int rc = cw_config_load_stream(c, f, "test.conf", err, sizeof(err));
-    fclose(f);
-    if (rc == 0) rc = cw_config_finish(c, err, sizeof(err));
-    if (rc != 0) fail_msg("config: %s", err);
-    return c;
-}
-
 static const char *const YELLOW = "[rule ratio.yellow]\n"
                                   "kind = threshold\nscope = unit\nindicator = case_item_ratio\nperiod = quarter\n"
                                   "compare = >\nthreshold = 1.15\nresolve = 1.10\nmin_sample = 20\n"
@@ -66,7 +54,7 @@ static void ratio(uint64_t *c, uint64_t cases, uint64_t extra) {
 
 static void a_threshold_fires_once_and_resolves_only_past_its_resolve_value(void **state) {
     (void)state;
-    cw_config *cfg = config_of(YELLOW);
+    cw_config *cfg = cw_test_config(YELLOW);
     char err[256];
     cw_rules *r = cw_rules_new(cfg, err, sizeof(err));
     assert_non_null(r);
@@ -97,7 +85,7 @@ static void a_threshold_fires_once_and_resolves_only_past_its_resolve_value(void
 
 static void a_threshold_is_silent_below_its_minimum_sample(void **state) {
     (void)state;
-    cw_config *cfg = config_of(YELLOW);
+    cw_config *cfg = cw_test_config(YELLOW);
     char err[256];
     cw_rules *r = cw_rules_new(cfg, err, sizeof(err));
     seen s = {0};
@@ -116,7 +104,7 @@ static void persistence_fires_on_the_second_consecutive_period_only(void **state
     (void)state;
     char ini[2048];
     snprintf(ini, sizeof(ini), "%s%s", YELLOW, RED);
-    cw_config *cfg = config_of(ini);
+    cw_config *cfg = cw_test_config(ini);
     char err[256];
     cw_rules *r = cw_rules_new(cfg, err, sizeof(err));
     assert_non_null(r);
@@ -163,7 +151,7 @@ static void feed(cw_ind *x, const char *unit, const char *dept, int cases, int e
 
 static void rank_bottom_names_the_worst_department_of_each_unit(void **state) {
     (void)state;
-    cw_config *cfg = config_of("[rule rank.bottom]\nkind = rank\nscope = dept\npeers = unit\n"
+    cw_config *cfg = cw_test_config("[rule rank.bottom]\nkind = rank\nscope = dept\npeers = unit\n"
                                "indicator = case_item_ratio\nperiod = quarter\ncompare = >\nbottom = 1\n"
                                "min_sample = 20\nlevel = red\nlabel = 红牌预警\n");
     char err[256];
@@ -192,7 +180,7 @@ static void rank_bottom_names_the_worst_department_of_each_unit(void **state) {
 
 static void rank_region_ranks_city_units_and_county_units_apart(void **state) {
     (void)state;
-    cw_config *cfg = config_of("[rule rank.region]\nkind = rank\nscope = unit\npeers = province\n"
+    cw_config *cfg = cw_test_config("[rule rank.region]\nkind = rank\nscope = unit\npeers = province\n"
                                "indicator = case_item_ratio\nperiod = month\ncompare = >\nbottom_city = 1\n"
                                "bottom_county_fraction = 0.5\nmin_sample = 20\nlevel = yellow\nlabel = 黄牌预警\n");
     char err[256];
@@ -218,7 +206,7 @@ static void rank_region_ranks_city_units_and_county_units_apart(void **state) {
  * snapshot: read back from the log, it is the state judged against. */
 static void a_state_read_back_after_a_crash_is_what_later_changes_are_judged_against(void **state) {
     (void)state;
-    cw_config *cfg = config_of(YELLOW);
+    cw_config *cfg = cw_test_config(YELLOW);
     char err[256];
     cw_rules *r = cw_rules_new(cfg, err, sizeof(err));
     seen s = {0};
@@ -246,7 +234,7 @@ static void a_reload_keeps_the_state_of_rules_that_stay_and_resolves_the_rest(vo
                                "period = quarter\ncompare = <\nthreshold = 0.8\nmin_sample = 1\nlevel = yellow\n"
                                "label = 黄牌预警\n",
              YELLOW);
-    cw_config *cfg = config_of(ini);
+    cw_config *cfg = cw_test_config(ini);
     char err[256];
     cw_rules *old = cw_rules_new(cfg, err, sizeof(err));
     assert_non_null(old);
@@ -256,7 +244,7 @@ static void a_reload_keeps_the_state_of_rules_that_stay_and_resolves_the_rest(vo
     c[cw_ind_counter_index("decided_persons")] = 10; /* plea_rate 0 of 10 */
     cw_rules_eval(old, "unit:410923", "2020-Q3", c, 1, on_alert, &s);
     assert_int_equal(s.n, 2);
-    cw_config *ncfg = config_of(YELLOW); /* plea.yellow removed */
+    cw_config *ncfg = cw_test_config(YELLOW); /* plea.yellow removed */
     cw_rules *nr = cw_rules_new(ncfg, err, sizeof(err));
     cw_rules_adopt(nr, old, 2, on_alert, &s);
     cw_rules_free(old);
@@ -294,7 +282,7 @@ static const char *const CLOCKS = "[rule deadline.arrest_review]\nkind = deadlin
 
 static void a_deadline_alert_names_the_department_and_prosecutor_who_must_act(void **state) {
     (void)state;
-    cw_config *cfg = config_of(CLOCKS);
+    cw_config *cfg = cw_test_config(CLOCKS);
     char err[256];
     cw_rules *r = cw_rules_new(cfg, err, sizeof(err));
     assert_non_null(r);
@@ -318,7 +306,7 @@ static void a_deadline_alert_names_the_department_and_prosecutor_who_must_act(vo
 
 static void a_stale_case_rule_keeps_its_own_level_and_label(void **state) {
     (void)state;
-    cw_config *cfg = config_of(CLOCKS);
+    cw_config *cfg = cw_test_config(CLOCKS);
     char err[256];
     cw_rules *r = cw_rules_new(cfg, err, sizeof(err));
     seen s = {0};
@@ -335,7 +323,7 @@ static void a_stale_case_rule_keeps_its_own_level_and_label(void **state) {
 /* 1.1515 against 1.15 must not read "1:1.15，高于 1:1.15". */
 static void a_message_shows_the_digits_that_make_its_comparison_true(void **state) {
     (void)state;
-    cw_config *cfg = config_of(YELLOW);
+    cw_config *cfg = cw_test_config(YELLOW);
     char err[256];
     cw_rules *r = cw_rules_new(cfg, err, sizeof(err));
     seen s = {0};
