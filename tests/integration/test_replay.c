@@ -92,16 +92,22 @@ static long long calls(redisContext *c, const char *cmd) {
     return n;
 }
 
-/* casewatchd --rebuild --replay with the shipped rules; its stdout line. */
-static void replay(void) {
+/* casewatchd --replay with the shipped rules: from the snapshot in
+ * state_dir, or with rebuild from the stream's start. */
+static void replay_from(const char *state_dir, int rebuild) {
     char bin[256], port[64], sd[96];
     cw_test_bin("casewatchd", bin, sizeof(bin));
     snprintf(port, sizeof(port), "redis.port=%d", cw_test_redis.port);
-    snprintf(sd, sizeof(sd), "daemon.state_dir=%s", cw_test_state_dir());
-    char *argv[] = {bin, "-c", CONF, "-o", port, "-o", sd, "-o", "daemon.log_level=warning", "--rebuild", "--replay", NULL};
+    snprintf(sd, sizeof(sd), "daemon.state_dir=%s", state_dir);
+    char *argv[] = {bin, "-c", CONF, "-o", port, "-o", sd, "-o", "daemon.log_level=warning", "--replay",
+                    rebuild ? "--rebuild" : NULL, NULL};
     char *out, *err;
     if (cw_test_run(argv, NULL, 0, &out, &err) != 0) fail_msg("replay failed: %s", err);
     free(out), free(err);
+}
+
+static void replay(void) {
+    replay_from(cw_test_state_dir(), 1);
 }
 
 /* Every log entry from index `from` on: marked "replay": true; counts
@@ -190,9 +196,79 @@ static void a_replay_logs_only_its_net_change_and_ends_as_a_live_run_and_a_secon
     redisFree(c);
 }
 
+/* The live run of a whole stream on keys of its own (live:*), as the
+ * reference a replay must end equal to; returns its transitions. */
+static long long live_run(redisContext *c, long long n) {
+    const char *live[] = {"alerts.log_key=live:log", "alerts.firing_key=live:firing", "alerts.acks_key=live:acks",
+                          "alerts.channel=live:alerts", NULL};
+    pid_t pid = cw_test_daemon_start_with(CONF, live);
+    cw_test_wait_read(c, n);
+    cw_test_daemon_stop(pid);
+    return xlen(c, "live:log");
+}
+
+/* A backfill (--replay from a snapshot, no rebuild): the state before it
+ * is the snapshot's firing set. A daemon reads the first half of a stream
+ * and stops (its snapshot); the second half is fed, and a --replay from
+ * that snapshot logs exactly the ids whose state differs between the
+ * firing set before it and the one it ends with, all "replay": true; it
+ * ends equal to a live run of the whole stream. */
+static void a_backfill_from_a_snapshot_announces_what_changed_since_it(void **state) {
+    (void)state;
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    const char *args[] = {"--seed", "7", "--cases", "6000", "--days", "730", "--late-rate", "0", "--dup-rate", "0",
+                          "--overdue-rate", "0.04", NULL};
+    char *lines = cw_test_gen(args);
+    size_t len = strlen(lines), half = len / 2;
+    while (lines[half - 1] != '\n') half++;
+    long long n1 = 0, n = 0;
+    for (size_t i = 0; i < len; i++) n += lines[i] == '\n', n1 += i < half && lines[i] == '\n';
+
+    /* the first half, read by a daemon that stops with a snapshot */
+    const char *dir = cw_test_state_dir();
+    char sd[96];
+    snprintf(sd, sizeof(sd), "daemon.state_dir=%s", dir);
+    const char *opts[] = {sd, NULL};
+    cw_test_feed_raw(lines, half);
+    pid_t pid = cw_test_daemon_start_with(CONF, opts);
+    cw_test_wait_read(c, n1);
+    cw_test_daemon_stop(pid);
+    cw_map *before = hash_of(c, FIRING);
+    long long logged0 = xlen(c, LOG);
+
+    /* the rest, and the reference */
+    cw_test_feed_raw(lines + half, len - half);
+    long long transitions = live_run(c, n);
+
+    replay_from(dir, 0);
+    cw_map *after = hash_of(c, FIRING), *want = hash_of(c, "live:firing");
+    assert_same_hash(want, after);
+    /* the net change: the symmetric difference of the two firing sets */
+    size_t changed = 0, pos = 0;
+    const char *id;
+    void *v;
+    while (cw_map_next(after, &pos, &id, NULL, &v)) changed += !cw_map_get(before, id, strlen(id));
+    size_t appeared = changed;
+    pos = 0;
+    while (cw_map_next(before, &pos, &id, NULL, &v)) changed += !cw_map_get(after, id, strlen(id));
+    size_t resolved;
+    size_t logged = replay_entries(c, logged0, &resolved);
+    assert_int_equal(logged, changed);
+    assert_int_equal(resolved, changed - appeared);
+    assert_true(changed > 10 && (long long)changed * 5 < transitions);
+    print_message("%zu firing at the snapshot, %zu at the end; the backfill logged %zu (%zu resolved); %lld "
+                  "transitions in the live run\n", cw_map_size(before), cw_map_size(after), logged, resolved,
+                  transitions);
+    free_values(before), free_values(after), free_values(want);
+    free(lines);
+    redisFree(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_replay_logs_only_its_net_change_and_ends_as_a_live_run_and_a_second_one_logs_nothing),
+        cmocka_unit_test(a_backfill_from_a_snapshot_announces_what_changed_since_it),
     };
     return cmocka_run_group_tests_name("replay", tests, cw_testredis_group_setup, cw_testredis_group_teardown);
 }
