@@ -118,7 +118,7 @@ ceiling=$(echo "$len $rcpu" | awk '{printf "%.0f", $1 / $2}')
 ceiling_ratio=$(echo "$ceiling $lean" | awk '{printf "%.2f", $1 / $2}')
 # and the loop thread: entries / its CPU seconds, even with no waiting
 lcpu=$(echo $lcpus | tr ' ' '\n' | median)
-loop_ceiling=$(echo "$len $lcpu" | awk '{printf "%.0f", $2 > 0 ? $1 / $2 : 0}')
+loop_ceiling=$(echo "$len $lcpu" | awk '{printf "%.0f", ($2 > 0 ? $1 / $2 : 0)}')
 loop_ratio=$(echo "$loop_ceiling $lean" | awk '{printf "%.2f", $1 / $2}')
 echo "bench: raw drain      $lean entries/s lean, $drain with reply trees (medians of 3)"
 echo "bench: --replay       $replay entries/s (median of 3), ratio $ratio to the lean drain ($tree_ratio to the one with reply trees); $alerts alerts logged"
