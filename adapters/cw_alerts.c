@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "cw_args.h"
+#include "cw_redis_sync.h"
 
 /* One firing alert as read from the hash. */
 typedef struct entry {
@@ -67,16 +68,6 @@ static int rule_matches(const char *rule, const char *want) {
     return strncmp(rule, want, n) == 0 && (rule[n] == '\0' || rule[n] == '.' || want[n - 1] == '.');
 }
 
-static redisReply *hgetall(redisContext *rc, const char *key, char *err, size_t errlen) {
-    redisReply *r = redisCommand(rc, "HGETALL %s", key);
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
-        snprintf(err, errlen, "HGETALL %s failed: %s", key, r ? r->str : rc->errstr);
-        if (r) freeReplyObject(r);
-        return NULL;
-    }
-    return r;
-}
-
 /* now: what ages count to; wall: the wall clock (acks are made by people) */
 static void print_entry(const entry *e, const cw_config *cfg, int64_t now, int64_t wall, FILE *out) {
     char since[32], open[32];
@@ -107,9 +98,9 @@ int cw_alerts_list(redisContext *rc, const cw_config *cfg, const cw_alerts_opts 
         snprintf(err, errlen, "--level must be yellow, orange or red, not '%s'", o->level);
         return -2;
     }
-    redisReply *fr = hgetall(rc, cfg->alerts_firing_key, err, errlen);
+    redisReply *fr = cw_redis_sync_hgetall(rc, cfg->alerts_firing_key, err, errlen);
     if (!fr) return -1;
-    redisReply *ar = hgetall(rc, cfg->alerts_acks_key, err, errlen);
+    redisReply *ar = cw_redis_sync_hgetall(rc, cfg->alerts_acks_key, err, errlen);
     if (!ar) {
         freeReplyObject(fr);
         return -1;

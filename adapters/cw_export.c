@@ -310,36 +310,13 @@ static int has_vals(const cw_export *x, const char *key) {
     return 0;
 }
 
-static int parse_ll(const char *s, size_t n, long long *out) {
-    char buf[32];
-    if (n == 0 || n >= sizeof(buf)) return -1;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    char *end;
-    errno = 0;
-    long long v = strtoll(buf, &end, 10);
-    if (errno || *end || end == buf) return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_bool(const char *s, size_t n, int *out) {
-    static const char *const yes[] = {"true", "1", "yes"};
-    static const char *const no[] = {"false", "0", "no"};
-    for (int i = 0; i < 3; i++) {
-        if (strlen(yes[i]) == n && strncasecmp(s, yes[i], n) == 0) return (*out = 1, 0);
-        if (strlen(no[i]) == n && strncasecmp(s, no[i], n) == 0) return (*out = 0, 0);
-    }
-    return -1;
-}
-
 /* Whether s is already a value the protocol takes for key (so that an
  * export may mix its own words with the protocol's). */
 static int protocol_value(const char *key, const char *s, size_t n) {
     cw_event_type t;
     int b;
     if (strcmp(key, "type") == 0) return cw_event_type_from_name(s, n, &t) == 0;
-    if (cw_event_key_kind(key, strlen(key)) == CW_KIND_BOOL) return parse_bool(s, n, &b) == 0;
+    if (cw_event_key_kind(key, strlen(key)) == CW_KIND_BOOL) return cw_record_cell_bool(s, n, &b) == 0;
     static const char *const words[] = {"decision", "approve",  "decision", "reject", "decision",    "prosecute",
                                         "decision", "not_prosecute", "sentencing", "determinate", "sentencing",
                                         "range",    "sentencing", "none", "reply", "procedural", "reply",
@@ -398,7 +375,7 @@ static int translate(cw_export *x, item *it, item *items, int *nitems, int lenie
         long long v;
         int64_t ms;
         char why[256];
-        if (parse_ll(it->s, it->len, &v) == 0) {
+        if (cw_record_cell_int(it->s, it->len, &v) == 0) {
             it->is_int = 1;
             it->iv = v;
         } else if (cw_args_time(it->s, it->len, x->cfg->utc_offset_min, &ms, why, sizeof(why)) == 0) {
@@ -429,13 +406,13 @@ static void pack_item(msgpack_packer *pk, const item *it) {
     switch (cw_event_key_kind(it->key, it->keylen)) {
     case CW_KIND_UINT:
     case CW_KIND_INT:
-        if (parse_ll(it->s, it->len, &iv) == 0) {
+        if (cw_record_cell_int(it->s, it->len, &iv) == 0) {
             msgpack_pack_int64(pk, iv);
             return;
         }
         break;
     case CW_KIND_BOOL:
-        if (parse_bool(it->s, it->len, &bv) == 0) {
+        if (cw_record_cell_bool(it->s, it->len, &bv) == 0) {
             if (bv) msgpack_pack_true(pk);
             else msgpack_pack_false(pk);
             return;

@@ -34,3 +34,13 @@ redisContext *cw_redis_sync_connect(const cw_config *c, char *err, size_t errlen
     }
     return rc;
 }
+
+redisReply *cw_redis_sync_hgetall(redisContext *rc, const char *key, char *err, size_t errlen) {
+    redisReply *r = redisCommand(rc, "HGETALL %s", key);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        snprintf(err, errlen, "HGETALL %s failed: %s", key, r ? r->str : rc->errstr);
+        if (r) freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}

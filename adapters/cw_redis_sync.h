@@ -16,4 +16,8 @@
  * password never appears in err. */
 redisContext *cw_redis_sync_connect(const cw_config *c, char *err, size_t errlen);
 
+/* HGETALL key: the reply (an array; the caller frees it), or NULL with
+ * the reason in err. */
+redisReply *cw_redis_sync_hgetall(redisContext *rc, const char *key, char *err, size_t errlen);
+
 #endif

@@ -11,6 +11,7 @@
 #include "../proto/cw_health.h"
 #include "../proto/cw_text.h"
 #include "cw_args.h"
+#include "cw_redis_sync.h"
 
 #define STALE_MS 5000
 
@@ -23,16 +24,6 @@ static const char *field(const redisReply *r, const char *name) {
 static long long num(const redisReply *r, const char *name) {
     const char *v = field(r, name);
     return v ? atoll(v) : 0;
-}
-
-static redisReply *hgetall(redisContext *rc, const char *key, char *err, size_t errlen) {
-    redisReply *r = redisCommand(rc, "HGETALL %s", key);
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
-        snprintf(err, errlen, "HGETALL %s failed: %s", key, r ? r->str : rc->errstr);
-        if (r) freeReplyObject(r);
-        return NULL;
-    }
-    return r;
 }
 
 /* A hash field as JSON: a number when the whole value reads as one. */
@@ -54,7 +45,7 @@ static void print_json(json_t *o, FILE *out) {
 int cw_show_status(redisContext *rc, const cw_config *cfg, int json, FILE *out, char *err, size_t errlen) {
     char key[256];
     snprintf(key, sizeof(key), "%s:%s", cfg->health_prefix, cfg->instance);
-    redisReply *r = hgetall(rc, key, err, errlen);
+    redisReply *r = cw_redis_sync_hgetall(rc, key, err, errlen);
     if (!r) return -1;
     if (r->elements == 0) {
         if (json) {
@@ -234,7 +225,7 @@ int cw_show_ind(redisContext *rc, const cw_config *cfg, const char *scope, const
     }
     size_t base = strlen(key);
     snprintf(key + base, sizeof(key) - base, ":%s", period);
-    redisReply *r = hgetall(rc, key, err, errlen);
+    redisReply *r = cw_redis_sync_hgetall(rc, key, err, errlen);
     if (!r) return -1;
     if (r->elements == 0) {
         freeReplyObject(r);

@@ -22,13 +22,16 @@
  * fastest read Redis offers. */
 #include "cw_daemon.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,10 +45,14 @@
 #include "cw_dead.h"
 #include "cw_engine.h"
 #include "cw_log.h"
+#include "cw_map.h"
 #include "cw_notify.h"
 #include "cw_period.h"
 #include "cw_sink.h"
 #include "cw_snap.h"
+
+/* The writer's refusal episodes (see "Writes Redis refuses"). */
+enum { WRITES_OK, WRITES_REFUSED, WRITES_RETRYING };
 
 typedef struct daemon_ctx {
     uv_loop_t loop;
@@ -71,7 +78,9 @@ typedef struct daemon_ctx {
     struct read_batch *spare_batches;
     int nahead;
     int reading;
-    uint64_t read_ahead; /* entries received (read_total: applied) */
+    uint64_t read_ahead; /* entries received since start (read_total: applied) */
+    uint64_t received;   /* entries received in all (read_total at start, then with read_ahead) */
+    int read_paused;     /* the writer is too far behind: no read until it catches up */
     uint64_t read_total;
     char last_id[48];  /* the last entry applied: the position the state is at */
     char read_pos[48]; /* where the next XREAD starts: the last entry received */
@@ -93,10 +102,31 @@ typedef struct daemon_ctx {
     int base_known;
     int64_t lag;
     uint64_t trimmed;
-    char trim_reported[48]; /* the highest deleted id already reported */
+    int stream_gone;      /* reported missing (Redis restarted empty): said once */
     /* the writer */
     int writer_was_ready; /* a later READY means writes may have been lost */
     int rows_dropped;     /* rows judged while the writer was down: write all again */
+    /* writes Redis refuses (OOM, READONLY, WRONGTYPE): see writes_refused */
+    int wstate;             /* WRITES_OK, WRITES_REFUSED, WRITES_RETRYING */
+    int64_t refused_since;  /* wall ms of the first refusal of this episode; 0 when they land */
+    uint64_t refused_count; /* writes refused in this episode */
+    uint64_t probe_ms;      /* the next probe's delay (backoff) */
+    uv_timer_t probe_timer;
+    uint64_t health_sent, health_acked; /* health HSETs sent and answered (the marker: see flush) */
+    uint64_t marker_at;     /* health_sent of the marker after a rewrite (0: none) */
+    cw_map *parked;         /* key -> row_rec: hashes refused one by one (WRONGTYPE) */
+    uint64_t row_gen;       /* HSETs of rows sent in all: the newest of a key wins */
+    uint64_t park_ms;       /* the next retry of the parked ones (backoff) */
+    size_t parked_out;      /* parked ones sent again, not answered yet */
+    uv_timer_t park_timer;
+    /* the write lease: one writer per instance (see lease_ask) */
+    char lease_key[300];
+    char lease_val[400];     /* "<pid>@<host> <since ms>" */
+    char lease_holder[400];  /* another holder, as last logged */
+    char host[256];
+    int lease_held, lease_ever, lease_lost, lease_asking;
+    uint64_t lease_asked, lease_renewed; /* uv_now() */
+    int lease_errlogged;
     /* health, progress, status */
     int64_t started_at;
     uint64_t last_health;
@@ -114,6 +144,7 @@ typedef struct daemon_ctx {
     double snap_fork_ms;    /* how long fork() held the loop */
     uint64_t last_snapshot; /* uv_now() of the last one started */
     int snap_failing;
+    int snap_cancel;        /* the running writer is being stopped on purpose: not a failure */
     /* after a crash: alerts the lost process published are read back
      * before the stream */
     int reconciling;
@@ -122,6 +153,7 @@ typedef struct daemon_ctx {
     int stopping;
     uint64_t stop_started;
     int final_health; /* 0, 1: the clean-stop health write sent, 2: acknowledged */
+    int exit_code;
     uint64_t final_sent; /* uv_now() when it was sent */
 } daemon_ctx;
 
@@ -129,6 +161,11 @@ static void read_more(daemon_ctx *d);
 static void flush(daemon_ctx *d);
 static void replay_done(daemon_ctx *d);
 static void send_alerts(daemon_ctx *d);
+static void send_dead(daemon_ctx *d);
+static void lease_ask(daemon_ctx *d, const char *gone);
+static int lease_release(daemon_ctx *d, cw_conn_reply_cb cb);
+#define LEASE_MS 10000      /* the write lease lapses this long after its last renewal */
+#define LEASE_RENEW_MS 1000 /* renewed this often */
 static int load_calendar(daemon_ctx *d, const cw_config *cfg, const char *when);
 
 /* Compares stream entry ids "ms-seq". */
@@ -271,7 +308,7 @@ static void batch_applied(daemon_ctx *d, const read_batch *rb) {
     /* alerts raised by these events (deadlines, data checks) go out now,
      * not at the next flush */
     send_alerts(d);
-    cw_dead_send(d->dead, d->writer);
+    send_dead(d);
     if (rb->hold) {
         d->holding = 1;
         flush(d); /* reads again once it is out */
@@ -343,6 +380,7 @@ static void on_read(cw_conn *c, redisReply *r, void *privdata) {
          * past it until it is applied and its flush is out (see flush) */
         rb->hold = d->replay && more && d->read_ahead + rb->n >= d->flush_at;
         d->read_ahead += rb->n;
+        d->received += rb->n;
         if (d->replay && !more) d->read_all = 1;
         if (rb->hold) d->reads_held = 1;
     }
@@ -359,11 +397,51 @@ static void on_read(cw_conn *c, redisReply *r, void *privdata) {
     }
 }
 
+/* Reading pauses while the writer is this far behind (Redis refusing or
+ * slow): what waits for it stays bounded. Resumes at half. */
+#define PAUSE_ALERTS 50000
+#define PAUSE_DEAD 10000
+#define PAUSE_DEAD_BYTES (64u << 20)
+
+static int writer_far_behind(daemon_ctx *d) {
+    size_t div = d->read_paused ? 2 : 1;
+    return cw_sink_pending(d->sink) >= PAUSE_ALERTS / div || cw_dead_pending(d->dead) >= PAUSE_DEAD / div ||
+           cw_dead_pending_bytes(d->dead) >= PAUSE_DEAD_BYTES / div;
+}
+
+static void on_read_check(cw_conn *c, redisReply *r, void *privdata);
+
+/* What the stream is right before each read, in one round trip with it
+ * (the reply is small: no entry is copied): {length, entries-added,
+ * first id, last-generated id}, or {-1} when there is no stream. */
+static const char STREAM_CHECK[] =
+    "local ok, i = pcall(redis.call, 'XINFO', 'STREAM', KEYS[1]) "
+    "if not ok then return {-1} end "
+    "local r = {0, -1, '', ''} "
+    "for k = 1, #i, 2 do "
+    "if i[k] == 'length' then r[1] = i[k + 1] "
+    "elseif i[k] == 'entries-added' then r[2] = i[k + 1] "
+    "elseif i[k] == 'first-entry' then if i[k + 1] then r[3] = i[k + 1][1] end "
+    "elseif i[k] == 'last-generated-id' then r[4] = i[k + 1] end "
+    "end "
+    "return r";
+
 static void read_more(daemon_ctx *d) {
-    /* the first read waits for the stream's size (see on_xinfo) */
+    /* the first read waits for the stream's size (see on_xinfo) and the lease */
     if (d->stopping || d->reading || d->reads_held || d->read_all || d->nahead >= AHEAD || d->reconciling ||
-        !d->stream_checked || !cw_conn_is_ready(d->reader))
+        !d->stream_checked || !d->lease_held || !cw_conn_is_ready(d->reader))
         return;
+    if (writer_far_behind(d)) {
+        if (!d->read_paused) /* a catch-up outrunning the writer is normal; Redis refusing is not */
+            CW_LOG(d->wstate == WRITES_OK ? CW_LOG_INFO : CW_LOG_WARNING, "stream",
+                   "reading paused: %zu alerts and %zu dead letters (%.1f MB) wait for Redis; reading resumes when "
+                   "half of them are written",
+                   cw_sink_pending(d->sink), cw_dead_pending(d->dead), (double)cw_dead_pending_bytes(d->dead) / 1e6);
+        d->read_paused = 1;
+        return;
+    }
+    if (d->read_paused) CW_LOG(CW_LOG_INFO, "stream", "reading resumed");
+    d->read_paused = 0;
     char count[16], block[16];
     snprintf(count, sizeof(count), "%d", d->cfg->stream_batch);
     snprintf(block, sizeof(block), "%d", d->cfg->stream_block_ms);
@@ -376,16 +454,245 @@ static void read_more(daemon_ctx *d) {
         memmove(lens + 3, lens + 5, 3 * sizeof(lens[0]));
     }
     int argc = d->replay ? 6 : 8;
-    if (cw_conn_command(d->reader, argc, argv, lens, d->replay ? 0 : (uint64_t)d->cfg->stream_block_ms, on_read, d) == 0)
-        d->reading = 1;
+    const char *cv[] = {"EVAL", STREAM_CHECK, "1", d->cfg->stream_key};
+    size_t cl[] = {4, strlen(STREAM_CHECK), 1, strlen(d->cfg->stream_key)};
+    /* the check's deadline is the read's: a loop held by a big batch must
+     * not take its reply, waiting in the socket, for silence */
+    uint64_t extra = d->replay ? 0 : (uint64_t)d->cfg->stream_block_ms;
+    if (cw_conn_command(d->reader, 4, cv, cl, extra, on_read_check, d) < 0) return;
+    if (cw_conn_command(d->reader, argc, argv, lens, extra, on_read, d) == 0) d->reading = 1;
 }
 
 /* ---- engine -> write: hash rows, alerts, dead letters -------------------- */
 
+/* ---- Writes Redis refuses ----------------------------------------------
+ *
+ * Redis may refuse a write it receives (OOM under maxmemory with
+ * noeviction, READONLY after a failover, WRONGTYPE, MISCONF): the hash it
+ * carried must be written again, and the writes after it must not
+ * overtake it. A hash row is the whole present value of its (scope,
+ * period), so "again, in order" is: every row judged again and rewritten
+ * once Redis takes writes (cw_engine_touch_all), which supersedes
+ * whatever was refused. An episode:
+ *
+ *   WRITES_OK --refusal--> WRITES_REFUSED: nothing is written but a probe
+ *        ^                  (the health HSET) after probe_ms, doubling from
+ *        |                  PROBE_FIRST to PROBE_MAX while it is refused
+ *        |                        | the probe lands
+ *        |                        v
+ *        +--marker lands-- WRITES_RETRYING: every row rewritten (touch_all);
+ *                           a refusal goes back to REFUSED; once the last
+ *                           row is sent, a health HSET (the marker) whose
+ *                           reply comes after every row's ends it
+ *
+ * It is said once (a log line and the health hash's writes_refused_since)
+ * when it begins and once when it ends. A lost write (a timeout drops the
+ * connection) is the writer's READY path: everything is written again. */
+#define PROBE_FIRST 250
+#define PROBE_MAX 8000
+
+static void write_health(daemon_ctx *d, int stopped);
+static void flush_soon(daemon_ctx *d);
+
+/* Whether anything but the probe and the lease may be written now. */
+static int can_write(const daemon_ctx *d) {
+    return d->lease_held && d->wstate != WRITES_REFUSED && cw_conn_is_ready(d->writer);
+}
+
+/* WRONGTYPE refuses one hash (its key holds something else), not every
+ * write: that HSET alone is parked and sent again, from PROBE_FIRST to
+ * every PROBE_MAX, until the key is freed, while every other write goes
+ * on. Each row's HSET carries a record of its key and bytes until Redis
+ * answers; a newer write of the key supersedes a parked one (a row is the
+ * whole present value), and a parked one older than a write that landed
+ * is dropped. */
+typedef struct row_rec {
+    daemon_ctx *d;
+    uint64_t gen;  /* d->row_gen when sent */
+    int retry;     /* sent again from the parked ones (counted in d->parked_out) */
+    size_t keylen; /* data: the key, then the HSET in the wire format */
+    size_t len;
+    char data[];
+} row_rec;
+
+static void on_row_reply(cw_conn *c, redisReply *r, void *privdata);
+
+/* Drops every parked row (a rewrite of every hash supersedes them). */
+static void parked_clear(daemon_ctx *d) {
+    size_t pos = 0;
+    void *v;
+    while (cw_map_next(d->parked, &pos, NULL, NULL, &v)) free(v);
+    cw_map_free(d->parked);
+    d->parked = cw_map_new();
+}
+
+/* The end of an episode: no write refused, none parked. */
+static void writes_maybe_landed(daemon_ctx *d) {
+    if (!d->refused_since || d->wstate != WRITES_OK || d->parked_out || (d->parked && cw_map_size(d->parked)))
+        return;
+    CW_LOG(CW_LOG_NOTICE, "write", "writes land again after %.1f s (%llu writes were refused and written again)",
+           (double)(cw_wall_ms() - d->refused_since) / 1000.0, (unsigned long long)d->refused_count);
+    d->refused_since = 0;
+    d->refused_count = 0;
+}
+
+static void on_park(uv_timer_t *t) {
+    daemon_ctx *d = t->data;
+    size_t n = cw_map_size(d->parked);
+    if (d->stopping || !n) return;
+    if (!can_write(d)) {
+        uv_timer_start(&d->park_timer, on_park, d->park_ms, 0);
+        return;
+    }
+    /* each leaves the map while in flight; its reply parks it again */
+    row_rec **all = malloc(n * sizeof(*all));
+    if (!all) {
+        uv_timer_start(&d->park_timer, on_park, d->park_ms, 0);
+        return;
+    }
+    size_t pos = 0, k = 0;
+    void *v;
+    while (k < n && cw_map_next(d->parked, &pos, NULL, NULL, &v)) all[k++] = v;
+    d->park_ms = d->park_ms * 2 > PROBE_MAX ? PROBE_MAX : d->park_ms * 2;
+    for (size_t i = 0; i < k; i++) {
+        row_rec *rec = all[i];
+        cw_resp cmd = {.out = {.buf = rec->data + rec->keylen, .len = rec->len, .cap = rec->len, .oom = 0}};
+        cw_map_del(d->parked, rec->data, rec->keylen);
+        if (cw_conn_send(d->writer, &cmd, 0, on_row_reply, rec) == 0) {
+            rec->retry = 1;
+            d->parked_out++;
+        } else if (cw_map_put_borrowed(d->parked, rec->data, rec->keylen, rec) < 0) {
+            free(rec);
+        }
+    }
+    free(all);
+    if (cw_map_size(d->parked)) uv_timer_start(&d->park_timer, on_park, d->park_ms, 0);
+}
+
+/* One hash refused by its key (WRONGTYPE): parked, said once an episode. */
+static void row_park(daemon_ctx *d, row_rec *rec, const char *why) {
+    row_rec *old = cw_map_get(d->parked, rec->data, rec->keylen);
+    if (old && old->gen > rec->gen) {
+        free(rec);
+        return;
+    }
+    if (old) {
+        cw_map_del(d->parked, rec->data, rec->keylen);
+        free(old);
+    }
+    d->refused_count++;
+    if (cw_map_put_borrowed(d->parked, rec->data, rec->keylen, rec) < 0) {
+        free(rec);
+        d->rows_dropped = 1; /* written again with everything at the next READY */
+        return;
+    }
+    if (!d->refused_since) {
+        d->refused_since = cw_wall_ms();
+        d->park_ms = PROBE_FIRST;
+        CW_LOG(CW_LOG_ERR, "write",
+               "Redis refuses the hash %.*s (%s): it is written again alone, from %d ms to every %d ms, until its key "
+               "is freed; every other write goes on",
+               (int)rec->keylen, rec->data, why, PROBE_FIRST, PROBE_MAX);
+    }
+    if (!uv_is_active((uv_handle_t *)&d->park_timer) && !d->stopping)
+        uv_timer_start(&d->park_timer, on_park, d->park_ms, 0);
+}
+
+
+static void on_probe(uv_timer_t *t) {
+    daemon_ctx *d = t->data;
+    if (d->stopping) return;
+    if (d->lease_held && cw_conn_is_ready(d->writer)) write_health(d, 0);
+    else uv_timer_start(&d->probe_timer, on_probe, d->probe_ms, 0); /* READY brings the lease, then a probe */
+}
+
+/* A write was refused (why: Redis's error). From OK or RETRYING: wait
+ * probe_ms, then probe. Row replies in flight that come back refused
+ * while already REFUSED change nothing; a refused probe (probe = 1)
+ * doubles the wait. */
+static void writes_refused(daemon_ctx *d, const char *why, int probe) {
+    d->refused_count++;
+    d->rows_dropped = 1;
+    if (d->wstate == WRITES_REFUSED && !probe) return;
+    if (d->wstate == WRITES_OK) {
+        if (!d->refused_since) d->refused_since = cw_wall_ms(); /* or since a hash was parked */
+        d->probe_ms = PROBE_FIRST;
+        CW_LOG(CW_LOG_ERR, "write",
+               "Redis refuses writes (%s): indicator hashes, alerts and dead letters wait, and are written again in "
+               "order once it takes them (retrying from %d ms to every %d ms)",
+               why, PROBE_FIRST, PROBE_MAX);
+    } else {
+        d->probe_ms = d->probe_ms * 2 > PROBE_MAX ? PROBE_MAX : d->probe_ms * 2;
+    }
+    d->wstate = WRITES_REFUSED;
+    d->marker_at = 0;
+    if (!d->stopping) uv_timer_start(&d->probe_timer, on_probe, d->probe_ms, 0);
+}
+
+/* A health HSET was answered (r NULL: lost with the connection). */
+static void on_health_reply(cw_conn *c, redisReply *r, void *privdata) {
+    (void)c;
+    daemon_ctx *d = privdata;
+    d->health_acked++;
+    if (!r) return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        writes_refused(d, r->str, d->wstate == WRITES_REFUSED);
+        return;
+    }
+    if (d->wstate == WRITES_REFUSED) { /* the probe landed: rewrite every row */
+        d->wstate = WRITES_RETRYING;
+        d->marker_at = 0;
+        cw_engine_touch_all(d->engine);
+        parked_clear(d);
+        d->rows_dropped = 0;
+        CW_LOG(CW_LOG_INFO, "write", "Redis takes writes again: rewriting every indicator hash");
+        flush_soon(d);
+    } else if (d->wstate == WRITES_RETRYING && d->marker_at && d->health_acked >= d->marker_at) {
+        d->wstate = WRITES_OK;
+        d->marker_at = 0;
+        writes_maybe_landed(d);
+    }
+}
+
+/* A row's HSET answered: landed (a parked older one of its key goes),
+ * refused by its key (parked), or refused by Redis (an episode). Lost
+ * with the connection: the READY path writes everything again. */
+static void on_row_reply(cw_conn *c, redisReply *r, void *privdata) {
+    (void)c;
+    row_rec *rec = privdata;
+    daemon_ctx *d = rec->d;
+    if (rec->retry) {
+        rec->retry = 0;
+        d->parked_out--;
+    }
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        if (strncmp(r->str, "WRONGTYPE", 9) == 0 && d->parked) {
+            row_park(d, rec, r->str);
+            return;
+        }
+        writes_refused(d, r->str, 0);
+    } else if (r && d->parked) {
+        row_rec *old = cw_map_get(d->parked, rec->data, rec->keylen);
+        if (old && old->gen < rec->gen) {
+            cw_map_del(d->parked, rec->data, rec->keylen);
+            free(old);
+        }
+        writes_maybe_landed(d);
+    }
+    free(rec);
+}
+
 static void on_write_reply(cw_conn *c, redisReply *r, void *privdata) {
     (void)c;
-    (void)privdata;
-    if (r && r->type == REDIS_REPLY_ERROR) CW_LOG(CW_LOG_ERR, "write", "redis refused a write: %s", r->str);
+    if (r && r->type == REDIS_REPLY_ERROR) writes_refused(privdata, r->str, 0);
+}
+
+/* A row's HDEL: refused by its key (WRONGTYPE), the HSET after it is
+ * parked, and written alone once the key is freed (no field is left to
+ * delete then). */
+static void on_hdel_reply(cw_conn *c, redisReply *r, void *privdata) {
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) == 0) return;
+    on_write_reply(c, r, privdata);
 }
 
 /* One judged (scope, period) as HDEL of its undefined indicators and
@@ -401,7 +708,7 @@ static void write_row(const cw_row *row, void *data) {
         cw_resp_arg(cmd, "HDEL", 4);
         cw_resp_arg(cmd, key, (size_t)kl);
         for (size_t i = 0; i < row->ngone; i++) cw_resp_str(cmd, row->gone[i]);
-        cw_conn_send(d->writer, cmd, 0, on_write_reply, d);
+        cw_conn_send(d->writer, cmd, 0, on_hdel_reply, d);
     }
     cw_resp_begin(cmd, 2 + 2 * (int)row->n);
     cw_resp_arg(cmd, "HSET", 4);
@@ -410,7 +717,29 @@ static void write_row(const cw_row *row, void *data) {
         cw_resp_str(cmd, row->fields[i]);
         cw_resp_str(cmd, row->values[i]);
     }
-    cw_conn_send(d->writer, cmd, 0, on_write_reply, d);
+    /* this write supersedes a parked one of the key (and stands for it
+     * until answered: the episode is not over before) */
+    row_rec *old = d->parked ? cw_map_del(d->parked, key, (size_t)kl) : NULL;
+    int was_parked = old != NULL;
+    free(old);
+    row_rec *rec = cmd->out.oom ? NULL : malloc(sizeof(*rec) + (size_t)kl + cmd->out.len);
+    if (!rec) { /* out of memory: a refusal is then only logged */
+        cw_conn_send(d->writer, cmd, 0, on_write_reply, d);
+        return;
+    }
+    rec->d = d;
+    rec->gen = ++d->row_gen;
+    rec->retry = 0;
+    rec->keylen = (size_t)kl;
+    rec->len = cmd->out.len;
+    memcpy(rec->data, key, (size_t)kl);
+    memcpy(rec->data + kl, cmd->out.buf, cmd->out.len);
+    if (cw_conn_send(d->writer, cmd, 0, on_row_reply, rec) < 0) {
+        free(rec);
+    } else if (was_parked) {
+        rec->retry = 1;
+        d->parked_out++;
+    }
 }
 
 /* Rows judged per turn of the loop: judging and writing every rolling
@@ -443,9 +772,14 @@ static void write_more_later(daemon_ctx *d, uint64_t ms) {
     if (!uv_is_active(h) && !uv_is_closing(h)) uv_timer_start(&d->flush_more, on_flush_more, ms, 0);
 }
 
+/* Sends queued dead letters (pipelined, see cw_dead_send). */
+static void send_dead(daemon_ctx *d) {
+    if (can_write(d)) cw_dead_send(d->dead, d->writer);
+}
+
 /* Sends queued alerts while the writer has room; the rest follows. */
 static void send_alerts(daemon_ctx *d) {
-    if (d->reconciling) return; /* subscribers' last word is being read back */
+    if (d->reconciling || !can_write(d)) return; /* subscribers' last word is being read back */
     if (cw_sink_send(d->sink, d->writer, WRITE_BYTES) && cw_conn_is_ready(d->writer)) write_more_later(d, 2);
 }
 
@@ -462,7 +796,7 @@ static void flush(daemon_ctx *d) {
     if (d->reconciling) return; /* rules wait for the states subscribers saw */
     int judge = !d->replay || d->holding || d->stopping;
     if (d->cfg->clock == CW_CLOCK_LIVE && d->caught_up && !d->replay) cw_engine_advance(d->engine, cw_wall_ms());
-    int up = cw_conn_is_ready(d->writer);
+    int up = can_write(d);
     /* backpressure: a slice only while Redis keeps up with the last ones */
     int room = !up || writer_has_room(d);
     if (judge && room) {
@@ -471,8 +805,13 @@ static void flush(daemon_ctx *d) {
     }
     int pending = cw_engine_judge_pending(d->engine);
     if (judge && pending) write_more_later(d, room ? 0 : 2);
+    /* a rewrite after refusals is out: the marker ends the episode */
+    if (up && d->wstate == WRITES_RETRYING && !pending && !d->marker_at) {
+        write_health(d, 0);
+        d->marker_at = d->health_sent;
+    }
     send_alerts(d);
-    cw_dead_send(d->dead, d->writer);
+    send_dead(d);
     if (d->holding && !pending) {
         d->holding = d->reads_held = 0;
         d->flush_at = d->read_ahead + (uint64_t)d->cfg->flush_entries;
@@ -484,37 +823,84 @@ static void on_flush_more(uv_timer_t *t) {
     flush(t->data);
 }
 
+static void flush_soon(daemon_ctx *d) {
+    write_more_later(d, 0);
+}
+
 /* ---- The stream's size: lag, and entries trimmed before we read them ---- */
 
 /* Entries after our position deleted before we read them (XTRIM, MAXLEN,
- * XDEL). When the stream's first entry is past our position, every entry
- * it holds is unread and the number lost is exact: added - read - held
- * (new entries add to both sides, so a concurrent XADD cannot fake one).
- * Otherwise Redis 7's highest XDEL'd id tells of a hole, without a count. */
-static void check_trimmed(daemon_ctx *d, const char *max_deleted, const char *first_id, long long added,
-                          long long length) {
-    long long lost = 0;
-    int hole = 0;
-    if (!first_id || id_cmp(first_id, d->last_id) > 0)
-        lost = added - (d->stream_base + (long long)d->read_total) - length;
-    else if (max_deleted && id_cmp(max_deleted, d->last_id) > 0 && id_cmp(max_deleted, d->trim_reported) > 0)
-        hole = 1;
-    if (lost <= 0 && !hole) return;
-    if (max_deleted) snprintf(d->trim_reported, sizeof(d->trim_reported), "%s", max_deleted);
-    char msg[500], count[64];
-    if (lost > 0) snprintf(count, sizeof(count), "%lld 条事件", lost);
-    else snprintf(count, sizeof(count), "部分事件");
-    snprintf(msg, sizeof(msg), "事件流 %s 在 casewatchd 读取之前被裁剪，%s未经处理（%s 之后），指标可能偏少",
-             d->cfg->stream_key, count, d->last_id);
-    char n[32];
-    snprintf(n, sizeof(n), lost > 0 ? "%lld" : "some", lost);
-    CW_LOG(CW_LOG_ERR, "stream", "%s was trimmed past our position: %s entries after %s were never read",
-           d->cfg->stream_key, n, d->last_id);
+ * MINID, a rename): checked right before every read (STREAM_CHECK, in the
+ * same round trip), so no hole is skipped unseen, whenever it happens.
+ * Entries added to the stream up to our position are exactly
+ * stream_base + received (those before our first read, those lost, those
+ * we received); when the stream's first entry is past our position (or it
+ * is empty), everything it holds is unread, so added - length - that many
+ * were deleted unread. New entries add to both sides, so a concurrent
+ * XADD cannot fake a loss. Ids are not dense: comparing ids alone cannot
+ * tell a hole. */
+static void report_lost(daemon_ctx *d, long long lost, const char *after) {
+    char msg[500];
+    snprintf(msg, sizeof(msg), "事件流 %s 在 casewatchd 读取之前被裁剪，%lld 条事件未经处理（%s 之后），指标可能偏少",
+             d->cfg->stream_key, lost, after);
+    CW_LOG(CW_LOG_ERR, "stream", "%s was trimmed past our position: %lld entries after %s were never read",
+           d->cfg->stream_key, lost, after);
+    /* a loss while the last one is still firing is news too */
+    cw_engine_system_alert(d->engine, "system.stream_trimmed", "stream", 0, "red", "数据丢失预警",
+                           "新的数据丢失预警取代本条", cw_wall_ms());
     cw_engine_system_alert(d->engine, "system.stream_trimmed", "stream", 1, "red", "数据丢失预警", msg, cw_wall_ms());
-    if (lost > 0) {
-        d->stream_base += lost; /* they will never be read: not lag */
-        d->trimmed += (uint64_t)lost;
+    d->stream_base += lost; /* they will never be read: not lag */
+    d->trimmed += (uint64_t)lost;
+}
+
+/* The stream is gone, or is not the one we read (fewer entries ever
+ * added than we have seen: Redis restarted empty, or restored from an
+ * older copy). Said once; every indicator hash is written again (they
+ * went with the rest); reading goes on after our position. */
+static void stream_reset(daemon_ctx *d, const char *what, long long added, long long length, int all_unseen) {
+    CW_LOG(CW_LOG_ERR, "stream",
+           "%s %s (Redis restarted empty, or restored from an older copy?): %llu entries were read up to %s; "
+           "reading goes on after it, and every indicator hash is written again",
+           d->cfg->stream_key, what, (unsigned long long)d->received, d->read_pos[0] ? d->read_pos : d->last_id);
+    char msg[600];
+    snprintf(msg, sizeof(msg),
+             "事件流 %s %s（Redis 重启后数据为空，或从旧备份恢复），casewatchd 已处理至 %s；指标已重写，重启期间写入的事件可能丢失",
+             d->cfg->stream_key, added < 0 ? "已不存在" : "被重建", d->read_pos[0] ? d->read_pos : d->last_id);
+    cw_engine_system_alert(d->engine, "system.stream_reset", "stream", 0, "red", "数据丢失预警", "新的数据丢失预警取代本条",
+                           cw_wall_ms());
+    cw_engine_system_alert(d->engine, "system.stream_reset", "stream", 1, "red", "数据丢失预警", msg, cw_wall_ms());
+    cw_engine_touch_all(d->engine);
+    /* what the new stream holds counts from here */
+    d->stream_base = (all_unseen ? added - length : added) - (int64_t)d->received;
+    if (added < 0) d->stream_base = -(int64_t)d->received;
+    d->stream_gone = added < 0;
+}
+
+static void on_read_check(cw_conn *c, redisReply *r, void *privdata) {
+    (void)c;
+    daemon_ctx *d = privdata;
+    if (!r || d->stopping || !d->base_known || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER)
+        return;
+    const char *pos = d->read_pos[0] ? d->read_pos : d->last_id;
+    long long seen = d->stream_base + (long long)d->received;
+    if (r->element[0]->integer < 0) { /* no stream */
+        if (seen > 0 && !d->stream_gone) stream_reset(d, "is gone", -1, 0, 1);
+        return;
     }
+    if (r->elements < 4 || r->element[1]->type != REDIS_REPLY_INTEGER || r->element[2]->type != REDIS_REPLY_STRING ||
+        r->element[3]->type != REDIS_REPLY_STRING)
+        return;
+    long long length = r->element[0]->integer, added = r->element[1]->integer;
+    const char *first = r->element[2]->str, *last = r->element[3]->str;
+    if (added < 0) return; /* Redis before 7.0: no entries-added (the writer's XINFO check covers it) */
+    int all_unseen = !first[0] || id_cmp(first, pos) > 0;
+    if (added < seen || (seen > 0 && id_cmp(last, pos) < 0)) {
+        stream_reset(d, "was recreated", added, length, all_unseen);
+        return;
+    }
+    d->stream_gone = 0;
+    if (all_unseen && added - length > seen) report_lost(d, added - length - seen, pos);
 }
 
 static void on_xinfo(cw_conn *c, redisReply *r, void *privdata) {
@@ -533,15 +919,11 @@ static void on_xinfo(cw_conn *c, redisReply *r, void *privdata) {
     }
     if (!r || r->type != REDIS_REPLY_ARRAY) return;
     long long length = -1, added = -1;
-    const char *max_deleted = NULL, *first_id = NULL;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         const redisReply *k = r->element[i], *v = r->element[i + 1];
         if (k->type != REDIS_REPLY_STRING) continue;
         if (v->type == REDIS_REPLY_INTEGER && strcmp(k->str, "length") == 0) length = v->integer;
         if (v->type == REDIS_REPLY_INTEGER && strcmp(k->str, "entries-added") == 0) added = v->integer;
-        if (v->type == REDIS_REPLY_STRING && strcmp(k->str, "max-deleted-entry-id") == 0) max_deleted = v->str;
-        if (v->type == REDIS_REPLY_ARRAY && v->elements == 2 && strcmp(k->str, "first-entry") == 0)
-            first_id = v->element[0]->str;
         if (v->type == REDIS_REPLY_STRING && strcmp(k->str, "last-generated-id") == 0 && !d->stream_checked)
             snprintf(d->replay_until, sizeof(d->replay_until), "%s", v->str);
     }
@@ -551,8 +933,6 @@ static void on_xinfo(cw_conn *c, redisReply *r, void *privdata) {
         /* trimmed before we ever read (asked before the first read) */
         d->stream_base = added - length - (int64_t)d->read_total;
         d->base_known = 1;
-    } else {
-        check_trimmed(d, max_deleted, first_id, added, length);
     }
     if (!d->stream_checked) {
         d->stream_checked = 1;
@@ -598,16 +978,15 @@ static void on_final_health(cw_conn *c, redisReply *r, void *privdata) {
 static void write_health(daemon_ctx *d, int stopped) {
     if (!stopped) cw_engine_check_capacity(d->engine);
     const cw_engine_counts *n = cw_engine_counts_of(d->engine);
-    char key[256], host[256] = "";
+    char key[256];
     snprintf(key, sizeof(key), "%s:%s", d->cfg->health_prefix, d->cfg->instance);
-    gethostname(host, sizeof(host) - 1);
     char v[CW_HEALTH_NFIELDS][40];
     const char *val[CW_HEALTH_NFIELDS];
     for (int i = 0; i < CW_HEALTH_NFIELDS; i++) val[i] = v[i];
     int64_t now = cw_wall_ms();
     val[CW_HEALTH_STATE] = stopped ? "stopped" : "running";
     snprintf(v[CW_HEALTH_PID], 40, "%ld", (long)getpid());
-    val[CW_HEALTH_HOST] = host;
+    val[CW_HEALTH_HOST] = d->host;
     snprintf(v[CW_HEALTH_STARTED_AT], 40, "%lld", (long long)d->started_at);
     snprintf(v[CW_HEALTH_HEARTBEAT_AT], 40, "%lld", (long long)now);
     snprintf(v[CW_HEALTH_STOPPED_AT], 40, "%lld", stopped ? (long long)now : 0LL);
@@ -626,6 +1005,8 @@ static void write_health(daemon_ctx *d, int stopped) {
     double recent = d->stall_window_ms[0] > d->stall_window_ms[1] ? d->stall_window_ms[0] : d->stall_window_ms[1];
     snprintf(v[CW_HEALTH_STALL_RECENT_MS], 40, "%.0f", recent);
     snprintf(v[CW_HEALTH_CALENDAR_THROUGH], 40, "%d", d->calendar_through);
+    snprintf(v[CW_HEALTH_WRITES_REFUSED_SINCE], 40, "%lld", (long long)d->refused_since);
+    val[CW_HEALTH_READING_PAUSED] = d->read_paused ? "1" : "0";
     const char *argv[2 + 2 * CW_HEALTH_NFIELDS];
     size_t lens[2 + 2 * CW_HEALTH_NFIELDS];
     int argc = 0;
@@ -636,11 +1017,12 @@ static void write_health(daemon_ctx *d, int stopped) {
         argv[argc++] = val[i];
     }
     for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-    if (stopped) {
-        if (cw_conn_command(d->writer, argc, argv, lens, 0, on_final_health, d) < 0) d->final_health = 2;
+    if (stopped) { /* then the lease goes: the reply to that ends the stop */
+        if (cw_conn_command(d->writer, argc, argv, lens, 0, NULL, NULL) < 0 || lease_release(d, on_final_health) < 0)
+            d->final_health = 2;
         return;
     }
-    cw_conn_command(d->writer, argc, argv, lens, 0, on_write_reply, d);
+    if (cw_conn_command(d->writer, argc, argv, lens, 0, on_health_reply, d) == 0) d->health_sent++;
     ask_stream_size(d);
 }
 
@@ -672,10 +1054,12 @@ static void on_flush_timer(uv_timer_t *t) {
     progress_tick(d);
     cw_dead_tick(d->dead, cw_wall_ms());
     uint64_t now = uv_now(&d->loop);
-    if (now - d->last_health >= 1000 && cw_conn_is_ready(d->writer)) {
+    if (now - d->lease_asked >= LEASE_RENEW_MS) lease_ask(d, NULL);
+    if (now - d->last_health >= 1000 && can_write(d)) { /* while refused, the probe writes it */
         d->last_health = now;
         write_health(d, 0);
     }
+    read_more(d); /* reading paused for the writer resumes here */
     if (now - d->status_at >= 2000) {
         uint64_t events = cw_engine_counts_of(d->engine)->events;
         double rate = d->status_at ? (double)(events - d->status_events) * 1000.0 / (double)(now - d->status_at) : 0;
@@ -757,7 +1141,7 @@ static int snapshot_load(daemon_ctx *d) {
         n->events = cw_snap_get_u64(&r);
         n->duplicates = cw_snap_get_u64(&r);
         cw_dead_set_total(d->dead, cw_snap_get_u64(&r));
-        d->read_total = cw_snap_get_u64(&r);
+        d->read_total = d->received = cw_snap_get_u64(&r);
         n->after_close = cw_snap_get_u64(&r);
         d->stream_base = cw_snap_get_i64(&r);
         d->base_known = cw_snap_get_u8(&r);
@@ -811,10 +1195,24 @@ static void snapshot_start(daemon_ctx *d) {
 static void snapshot_reap(daemon_ctx *d, int block) {
     if (!d->snap_child) return;
     int st;
-    pid_t r = waitpid(d->snap_child, &st, block ? 0 : WNOHANG);
+    pid_t child = d->snap_child;
+    pid_t r = waitpid(child, &st, block ? 0 : WNOHANG);
     if (r == 0) return;
     d->snap_child = 0;
     int ok = r > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    /* stopped on purpose: by us at shutdown (the final snapshot replaces
+     * it), or by SIGTERM/SIGINT (systemd stops the whole control group):
+     * not a failure, and its temporary file goes */
+    int sig = r > 0 && WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+    if (r > 0 && (d->snap_cancel || sig == SIGTERM || sig == SIGINT)) {
+        char tmp[600];
+        snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", d->snap_path, (long)child);
+        int removed = unlink(tmp) == 0;
+        CW_LOG(CW_LOG_INFO, "snapshot", "snapshot writer %ld stopped (%s)%s; the next snapshot replaces it", (long)child,
+               sig ? strsignal(sig) : "exited", removed ? ", its temporary file removed" : "");
+        d->snap_cancel = 0;
+        return;
+    }
     char msg[700];
     if (ok) {
         if (d->snap_failing) {
@@ -837,7 +1235,7 @@ static void snapshot_reap(daemon_ctx *d, int block) {
 static void snapshot_tick(daemon_ctx *d) {
     snapshot_reap(d, 0);
     uint64_t now = uv_now(&d->loop);
-    if (!d->cfg->snapshot_interval_ms || d->snap_child || d->stopping) return;
+    if (!d->cfg->snapshot_interval_ms || d->snap_child || d->stopping || !d->lease_held) return;
     if (now - d->last_snapshot < (uint64_t)d->cfg->snapshot_interval_ms) return;
     d->last_snapshot = now;
     snapshot_start(d);
@@ -898,10 +1296,209 @@ static void reconcile_more(daemon_ctx *d) {
     cw_conn_command(d->writer, 6, argv, lens, 0, on_reconcile, d);
 }
 
+/* ---- One writer per instance: the lease --------------------------------
+ *
+ * <health_prefix>:<instance>:lease holds "<pid>@<host> <since ms>" of the
+ * daemon that may write for the instance, for LEASE_MS, renewed every
+ * LEASE_RENEW_MS by the loop (one script: renew if ours, take if free).
+ * Until it holds the lease a daemon reads nothing, writes nothing and
+ * snapshots nothing; a second daemon of the same instance says once who
+ * holds it and waits, asking every second, and takes over when the lease
+ * lapses (or at once when the holder is a process of this host that no
+ * longer exists: a crash, restarted by systemd). A clean stop releases it.
+ * A holder that finds the lease in another's hands (it stalled past
+ * LEASE_MS) stops writing and reading and waits like a second daemon. */
+static const char LEASE_TAKE[] =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end "
+    "if v == false or v == ARGV[3] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end "
+    "return v";
+static const char LEASE_RELEASE[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+static void on_lease(cw_conn *c, redisReply *r, void *privdata);
+
+/* Asks for (or renews) the lease; `gone`: the value of a holder known to
+ * be dead, which may be replaced. */
+static void lease_ask(daemon_ctx *d, const char *gone) {
+    if (d->lease_asking || d->stopping || !cw_conn_is_ready(d->writer)) return;
+    char ms[16];
+    snprintf(ms, sizeof(ms), "%d", LEASE_MS);
+    const char *argv[] = {"EVAL", LEASE_TAKE, "1", d->lease_key, d->lease_val, ms, gone ? gone : ""};
+    size_t lens[7];
+    for (int i = 0; i < 7; i++) lens[i] = strlen(argv[i]);
+    d->lease_asked = uv_now(&d->loop);
+    if (cw_conn_command(d->writer, 7, argv, lens, 0, on_lease, d) == 0) d->lease_asking = 1;
+}
+
+/* Releases the lease if it is still ours; cb sees the reply. Returns -1
+ * when nothing was sent (cb never called). */
+static int lease_release(daemon_ctx *d, cw_conn_reply_cb cb) {
+    if (!d->lease_held) return -1;
+    const char *argv[] = {"EVAL", LEASE_RELEASE, "1", d->lease_key, d->lease_val};
+    size_t lens[5];
+    for (int i = 0; i < 5; i++) lens[i] = strlen(argv[i]);
+    return cw_conn_command(d->writer, 5, argv, lens, 0, cb, d);
+}
+
+/* "<pid>@<host> <since ms>" as a sentence; *pid and host (of hostlen). */
+static void lease_describe(const char *v, long *pid, char *host, size_t hostlen, char *out, size_t outlen) {
+    long long since = 0;
+    const char *at = strchr(v, '@'), *sp = strrchr(v, ' ');
+    *pid = atol(v);
+    host[0] = '\0';
+    if (at && sp && sp > at) {
+        snprintf(host, hostlen, "%.*s", (int)(sp - at - 1), at + 1);
+        since = atoll(sp + 1);
+    }
+    char when[64] = "?";
+    time_t t = (time_t)(since / 1000);
+    struct tm tm;
+    if (since > 0 && gmtime_r(&t, &tm)) strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+    snprintf(out, outlen, "pid %ld on host %s since %s", *pid, host[0] ? host : "?", when);
+}
+
+static void writer_resumed(daemon_ctx *d);
+static void remove_stale_snapshots(daemon_ctx *d);
+static void begin_shutdown(daemon_ctx *d);
+
+/* A daemon that waited while another held the lease takes over from the
+ * state that one left (its final snapshot, newer than the one loaded at
+ * start); nothing was read or written yet, so the state is made again
+ * and loaded. (A SIGHUP taken while waiting is not kept.) Returns 0, or
+ * -1 when the snapshot is refused (logged) or memory runs out. */
+static int state_reload(daemon_ctx *d) {
+    char err[512] = "out of memory";
+    cw_engine_out out = {on_alert, d};
+    cw_engine *e = cw_engine_new(d->cfg, &out, err, sizeof(err));
+    cw_sink *s = cw_sink_new(d->cfg);
+    cw_dead *q = cw_dead_new(d->cfg);
+    if (!e || !s || !q) {
+        CW_LOG(CW_LOG_ERR, "daemon", "taking over instance %s: %s", d->cfg->instance, err);
+        cw_engine_free(e);
+        cw_sink_free(s);
+        cw_dead_free(q);
+        return -1;
+    }
+    cw_engine_free(d->engine);
+    cw_sink_free(d->sink);
+    cw_dead_free(d->dead);
+    d->engine = e;
+    d->sink = s;
+    d->dead = q;
+    load_calendar(d, d->cfg, "");
+    snprintf(d->last_id, sizeof(d->last_id), "0-0");
+    d->read_pos[0] = '\0';
+    d->read_total = d->received = 0;
+    d->stream_base = 0;
+    d->base_known = d->stream_checked = d->reconciling = 0;
+    CW_LOG(CW_LOG_NOTICE, "snapshot", "taking over instance %s: loading the state its last holder left", d->cfg->instance);
+    if (snapshot_load(d) < 0) return -1;
+    /* a replay goes on from that state: before it, that state's firing set */
+    return d->replay ? cw_sink_replay_begin(d->sink, 0) : 0;
+}
+
+static void on_lease(cw_conn *c, redisReply *r, void *privdata) {
+    (void)c;
+    daemon_ctx *d = privdata;
+    d->lease_asking = 0;
+    if (!r || d->stopping) return; /* the writer went away: asked again once it is back */
+    uint64_t now = uv_now(&d->loop);
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+        d->lease_renewed = now;
+        d->lease_errlogged = 0;
+        if (d->lease_held) return;
+        d->lease_held = 1;
+        d->lease_lost = 0;
+        if (!d->lease_ever && d->lease_holder[0] && state_reload(d) < 0) {
+            d->exit_code = 2; /* said why; the refused snapshot stays as it is */
+            d->lease_lost = 1;
+            begin_shutdown(d);
+            return;
+        }
+        if (!d->lease_ever || d->lease_holder[0])
+            CW_LOG(d->lease_holder[0] ? CW_LOG_NOTICE : CW_LOG_INFO, "daemon",
+                   "write lease %s taken (%d s, renewed every second): this daemon writes for instance %s",
+                   d->lease_key, LEASE_MS / 1000, d->cfg->instance);
+        d->lease_holder[0] = '\0';
+        if (!d->lease_ever) remove_stale_snapshots(d);
+        d->lease_ever = 1;
+        writer_resumed(d);
+        return;
+    }
+    if (r->type == REDIS_REPLY_STRING) {
+        char host[256], who[400];
+        long pid;
+        lease_describe(r->str, &pid, host, sizeof(host), who, sizeof(who));
+        if (strcmp(host, d->host) == 0 && pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) < 0 &&
+            errno == ESRCH) {
+            CW_LOG(CW_LOG_NOTICE, "daemon", "the write lease of instance %s is held by %s, which no longer runs: taking it over",
+                   d->cfg->instance, who);
+            lease_ask(d, r->str);
+            return;
+        }
+        if (d->lease_held) {
+            CW_LOG(CW_LOG_ERR, "daemon",
+                   "the write lease of instance %s was taken by %s (this daemon could not renew it in time): not "
+                   "reading or writing until it lapses",
+                   d->cfg->instance, who);
+            d->lease_held = 0;
+            d->lease_lost = 1;
+        } else if (strcmp(d->lease_holder, r->str) != 0) {
+            CW_LOG(CW_LOG_WARNING, "daemon",
+                   "instance %s is held by %s (lease %s): this daemon does not read or write; waiting for it to stop "
+                   "or its lease to lapse",
+                   d->cfg->instance, who, d->lease_key);
+        }
+        snprintf(d->lease_holder, sizeof(d->lease_holder), "%s", r->str);
+        return;
+    }
+    /* refused (OOM refuses the SET of a free lease): asked again in a second */
+    if (!d->lease_errlogged++)
+        CW_LOG(CW_LOG_ERR, "daemon", "the write lease %s: %s; asking again every second", d->lease_key,
+               r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    if (d->lease_held && now - d->lease_renewed >= LEASE_MS) {
+        CW_LOG(CW_LOG_ERR, "daemon", "the write lease %s lapsed: not reading or writing until it is taken again",
+               d->lease_key);
+        d->lease_held = 0;
+    }
+}
+
+/* Stale temporary snapshot files of this instance (<instance>.snap.tmp.<pid>,
+ * left by a writer killed mid-way): removed once this daemon holds the
+ * lease, so never a file another live daemon of the instance writes. */
+static void remove_stale_snapshots(daemon_ctx *d) {
+    DIR *dir = opendir(d->cfg->state_dir);
+    if (!dir) return;
+    char prefix[300];
+    int pl = snprintf(prefix, sizeof(prefix), "%s.snap.tmp.", d->cfg->instance);
+    int n = 0;
+    unsigned long long bytes = 0;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        const char *name = e->d_name;
+        if (strncmp(name, prefix, (size_t)pl) != 0 || !name[pl] || strspn(name + pl, "0123456789") != strlen(name + pl))
+            continue;
+        if (d->snap_child && atol(name + pl) == (long)d->snap_child) continue;
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/%s", d->cfg->state_dir, name);
+        struct stat st;
+        if (stat(path, &st) == 0 && unlink(path) == 0) {
+            n++;
+            bytes += (unsigned long long)st.st_size;
+        }
+    }
+    closedir(dir);
+    if (n)
+        CW_LOG(CW_LOG_NOTICE, "snapshot", "removed %d stale temporary snapshot file%s of instance %s (%.1f MB) from %s", n,
+               n == 1 ? "" : "s", d->cfg->instance, (double)bytes / 1e6, d->cfg->state_dir);
+}
+
 /* ---- Life cycle --------------------------------------------------------- */
 
 static void on_conn_state(cw_conn *c, int ready, void *data) {
     daemon_ctx *d = data;
+    if (c == d->writer && !ready) d->lease_held = 0; /* renewed (or waited for) on READY */
     if (!ready) return;
     if (c == d->reader) {
         /* from the last entry received: the batches read ahead are still applied */
@@ -909,17 +1506,26 @@ static void on_conn_state(cw_conn *c, int ready, void *data) {
         read_more(d);
         return;
     }
-    /* hash writes handed out before the writer dropped may be lost, and
-     * rows judged while it was down were not written: write everything
-     * again (idempotent HSETs) */
-    if (d->writer_was_ready || d->rows_dropped) cw_engine_touch_all(d->engine);
+    /* nothing is written before the lease is held (see on_lease) */
+    lease_ask(d, NULL);
+}
+
+/* The writer is READY and the lease held: hash writes handed out before
+ * the writer dropped may be lost, and rows judged while it was down were
+ * not written: write everything again (idempotent HSETs). */
+static void writer_resumed(daemon_ctx *d) {
+    if (d->writer_was_ready || d->rows_dropped) {
+        cw_engine_touch_all(d->engine);
+        parked_clear(d);
+    }
     d->writer_was_ready = 1;
     d->rows_dropped = 0;
     cw_sink_resync(d->sink); /* the firing hash is rewritten whole before more alerts */
     if (!d->stream_checked) ask_stream_size(d);
     reconcile_more(d);
     send_alerts(d);
-    cw_dead_send(d->dead, d->writer);
+    send_dead(d);
+    read_more(d);
 }
 
 #define DRAIN_MS 4000 /* how long shutdown waits for Redis to acknowledge */
@@ -935,6 +1541,8 @@ static void close_handles(daemon_ctx *d) {
     uv_close((uv_handle_t *)&d->boundary, NULL);
     uv_close((uv_handle_t *)&d->apply_more, NULL);
     uv_close((uv_handle_t *)&d->stall_timer, NULL);
+    uv_close((uv_handle_t *)&d->probe_timer, NULL);
+    uv_close((uv_handle_t *)&d->park_timer, NULL);
     if (d->watchdog_on) uv_close((uv_handle_t *)&d->watchdog_timer, NULL);
 }
 
@@ -956,7 +1564,7 @@ static void on_drain_timer(uv_timer_t *t) {
         cw_sink_replay_end(d->sink, cw_wall_ms()); /* all judged: the net change (PROTOCOL.md §3b) */
         send_alerts(d);
     }
-    int ready = cw_conn_is_ready(d->writer);
+    int ready = can_write(d);
     int idle = !cw_conn_in_flight(d->writer) && !cw_sink_pending(d->sink) && !cw_dead_pending(d->dead) &&
                !cw_engine_judge_pending(d->engine);
     if (ready && !idle && !late) return;
@@ -964,20 +1572,25 @@ static void on_drain_timer(uv_timer_t *t) {
         CW_LOG(CW_LOG_WARNING, "daemon", "stopping with %zu alerts and %zu dead letters not acknowledged",
                cw_sink_pending(d->sink), cw_dead_pending(d->dead));
     /* the final snapshot, in this process: nothing changes any more */
-    if (d->snap_child) {
+    if (d->snap_child) { /* cancelled: the final snapshot is newer */
+        d->snap_cancel = 1;
         kill(d->snap_child, SIGKILL);
         snapshot_reap(d, 1);
     }
     char err[512];
     size_t size = 0;
     double t0 = cw_mono_s();
-    if (snapshot_write(d, &size, err, sizeof(err)) < 0) CW_LOG(CW_LOG_ERR, "snapshot", "final snapshot: %s", err);
+    if (!d->lease_ever || d->lease_lost) /* the holder's snapshot is not ours to overwrite */
+        CW_LOG(CW_LOG_NOTICE, "snapshot", "no final snapshot: this daemon %s the write lease of instance %s",
+               d->lease_ever ? "lost" : "never held", d->cfg->instance);
+    else if (snapshot_write(d, &size, err, sizeof(err)) < 0)
+        CW_LOG(CW_LOG_ERR, "snapshot", "final snapshot: %s", err);
     else
         CW_LOG(CW_LOG_INFO, "snapshot", "final snapshot %s: %zu bytes in %.0f ms, after %s", d->snap_path, size,
                (cw_mono_s() - t0) * 1000, d->last_id);
     d->final_health = 1;
     d->final_sent = now;
-    if (ready) write_health(d, 1);
+    if (ready && d->lease_held) write_health(d, 1);
     else close_handles(d);
 }
 
@@ -989,7 +1602,9 @@ static void begin_shutdown(daemon_ctx *d) {
     cw_conn_close(d->reader, NULL, NULL);
     d->reader = NULL;
     flush(d);
-    if (cw_conn_is_ready(d->writer)) write_health(d, 0);
+    if (can_write(d)) write_health(d, 0);
+    uv_timer_stop(&d->probe_timer);
+    uv_timer_stop(&d->park_timer);
     d->stop_started = uv_now(&d->loop);
     uv_timer_stop(&d->flush_timer);
     uv_timer_start(&d->flush_timer, on_drain_timer, 10, 10);
@@ -1101,6 +1716,12 @@ static int load_calendar(daemon_ctx *d, const cw_config *cfg, const char *when) 
 /* Frees the state (not the connections or handles). */
 static void free_state(daemon_ctx *d) {
     cw_resp_destroy(&d->cmd);
+    if (d->parked) {
+        size_t pos = 0;
+        void *v;
+        while (cw_map_next(d->parked, &pos, NULL, NULL, &v)) free(v);
+        cw_map_free(d->parked);
+    }
     cw_dead_free(d->dead);
     cw_sink_free(d->sink);
     cw_engine_free(d->engine);
@@ -1133,6 +1754,9 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     d.started_at = cw_wall_ms();
     d.flush_at = (uint64_t)cfg->flush_entries;
     snprintf(d.last_id, sizeof(d.last_id), "0-0");
+    if (gethostname(d.host, sizeof(d.host) - 1) != 0) snprintf(d.host, sizeof(d.host), "?");
+    snprintf(d.lease_key, sizeof(d.lease_key), "%s:%s:lease", cfg->health_prefix, cfg->instance);
+    snprintf(d.lease_val, sizeof(d.lease_val), "%ld@%s %lld", (long)getpid(), d.host, (long long)d.started_at);
     if (uv_loop_init(&d.loop) != 0) {
         CW_LOG(CW_LOG_ERR, "daemon", "cannot initialise the event loop");
         return 1;
@@ -1149,8 +1773,9 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     if (load_calendar(&d, cfg, "") < 0) return fail_early(&d, 1);
     d.sink = cw_sink_new(cfg);
     d.dead = cw_dead_new(cfg);
+    d.parked = cw_map_new();
     cw_resp_init(&d.cmd);
-    if (!d.sink || !d.dead) {
+    if (!d.sink || !d.dead || !d.parked) {
         CW_LOG(CW_LOG_ERR, "daemon", "out of memory");
         return fail_early(&d, 1);
     }
@@ -1192,6 +1817,10 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     d.boundary.data = &d;
     uv_idle_init(&d.loop, &d.apply_more);
     d.apply_more.data = &d;
+    uv_timer_init(&d.loop, &d.probe_timer);
+    d.probe_timer.data = &d;
+    uv_timer_init(&d.loop, &d.park_timer);
+    d.park_timer.data = &d;
     uv_timer_start(&d.flush_timer, on_flush_timer, (uint64_t)cfg->flush_ms, (uint64_t)cfg->flush_ms);
     signal(SIGPIPE, SIG_IGN);
     CW_LOG(CW_LOG_INFO, "daemon", "casewatchd %s starting: instance %s, stream %s on %s:%d", CW_VERSION, cfg->instance,
@@ -1208,5 +1837,5 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
            (unsigned long long)n->events, (unsigned long long)n->duplicates,
            (unsigned long long)cw_dead_total(d.dead));
     free_state(&d);
-    return rc != 0 ? 1 : 0;
+    return rc != 0 ? 1 : d.exit_code;
 }

@@ -24,6 +24,7 @@ struct cw_dead {
     const cw_config *cfg;
     letter *head, *tail;
     size_t n;
+    size_t bytes; /* of the names and values queued */
     uint64_t total;
     size_t in_flight;
     int refused;          /* the last reply was a refusal (logged once) */
@@ -85,11 +86,18 @@ static int push(letter *l, const char *s, size_t len) {
     return 0;
 }
 
+static size_t letter_bytes(const letter *l) {
+    size_t b = 0;
+    for (int i = 0; i < l->argc; i++) b += l->argvlen[i];
+    return b;
+}
+
 static void append(cw_dead *q, letter *l) {
     if (q->tail) q->tail->next = l;
     else q->head = l;
     q->tail = l;
     q->n++;
+    q->bytes += letter_bytes(l);
 }
 
 /* The rate log: the first dead letter of a minute on a line of its own,
@@ -189,6 +197,7 @@ static void on_reply(cw_conn *c, redisReply *r, void *privdata) {
         letter *h = q->head;
         if (!(q->head = h->next)) q->tail = NULL;
         q->n--;
+        q->bytes -= letter_bytes(h);
         letter_free(h);
     }
 }
@@ -215,6 +224,10 @@ void cw_dead_send(cw_dead *q, cw_conn *w) {
 
 size_t cw_dead_pending(const cw_dead *q) {
     return q->n;
+}
+
+size_t cw_dead_pending_bytes(const cw_dead *q) {
+    return q->bytes;
 }
 
 uint64_t cw_dead_total(const cw_dead *q) {

@@ -45,6 +45,7 @@ void cw_dead_send(cw_dead *q, cw_conn *w);
 
 /* Dead letters queued (in flight included), and queued in all. */
 size_t cw_dead_pending(const cw_dead *q);
+size_t cw_dead_pending_bytes(const cw_dead *q); /* their names and values */
 uint64_t cw_dead_total(const cw_dead *q);
 void cw_dead_set_total(cw_dead *q, uint64_t n); /* restored from a snapshot */
 

@@ -60,11 +60,12 @@ struct cw_sink {
     queued *unsent; /* the first queued alert not in flight (in flight ones come first) */
     size_t n;
     size_t batches;  /* transactions in flight */
-    uint64_t published;
     cw_map *firing;  /* id -> queued (the firing alert's record, owned) as Redis acknowledged it */
     cw_map *seen;    /* scratch of send_batch: id -> last record of it in the batch */
     int rewrite;     /* the firing hash is to be rewritten whole before the queue is sent */
-    int rewriting;   /* that rewrite is in flight */
+    int rewriting;   /* that rewrite is under way: parts sent, the swap not yet answered */
+    size_t rewrite_pos;  /* the firing set's iteration: where the next part starts */
+    int rewrite_done;    /* every part and the swap sent */
     int rewrite_failed_logged;
     char maxlen[16];
     char log_position[48]; /* id of the last alert log entry acknowledged */
@@ -90,18 +91,26 @@ struct cw_sink {
  * Nothing between MULTI and EXEC is visible alone, so the net change of a
  * batch is the change of each of its entries. */
 
-/* The rewrite of the firing hash: all of it, in one atomic script, from
- * what the sink holds; acknowledgements of ids no longer firing go.
- * KEYS: firing, acks. ARGV: id, JSON, id, JSON, ...
- * Returns the number of acknowledgements removed. */
-static const char rewrite_script[] =
-    "redis.call('DEL', KEYS[1])\n"
-    "for i = 1, #ARGV, 1000 do\n"
-    "  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))\n"
+/* The rewrite of the firing hash from what the sink holds: written into
+ * <firing>:rewrite in parts of REWRITE_PART alerts (pipelined, so that a
+ * million firing alerts never hold Redis for long nor fill the socket
+ * buffer at once), then swapped in by this script, atomically: nobody
+ * sees the hash half written. The old hash is UNLINKed (freed in the
+ * background). Acknowledgements of ids no longer firing go.
+ * KEYS: firing, the part key, acks. ARGV: the count of alerts written.
+ * A part that did not land makes the count differ: an error, and the
+ * rewrite starts again. Returns the acknowledgements removed. */
+#define REWRITE_PART 1000
+static const char swap_script[] =
+    "if redis.call('HLEN', KEYS[2]) ~= tonumber(ARGV[1]) then\n"
+    "  redis.call('UNLINK', KEYS[2])\n"
+    "  return redis.error_reply('firing rewrite incomplete')\n"
     "end\n"
+    "redis.call('UNLINK', KEYS[1])\n"
+    "if tonumber(ARGV[1]) > 0 then redis.call('RENAME', KEYS[2], KEYS[1]) end\n"
     "local gone = 0\n"
-    "for _, id in ipairs(redis.call('HKEYS', KEYS[2])) do\n"
-    "  if redis.call('HEXISTS', KEYS[1], id) == 0 then redis.call('HDEL', KEYS[2], id) gone = gone + 1 end\n"
+    "for _, id in ipairs(redis.call('HKEYS', KEYS[3])) do\n"
+    "  if redis.call('HEXISTS', KEYS[1], id) == 0 then redis.call('HDEL', KEYS[3], id) gone = gone + 1 end\n"
     "end\n"
     "return gone\n";
 
@@ -555,7 +564,6 @@ static void on_alerts(cw_conn *c, redisReply *r, void *privdata) {
                 continue;
             }
             unlink_queued(s, prev, q);
-            s->published++;
             firing_apply(s, q);
         }
         q = next;
@@ -568,6 +576,15 @@ static void on_alerts(cw_conn *c, redisReply *r, void *privdata) {
     }
 }
 
+/* A part of a rewrite: a refusal is seen by the swap (its count differs). */
+static void on_rewrite_part(cw_conn *c, redisReply *r, void *privdata) {
+    (void)c;
+    cw_sink *s = privdata;
+    if (r && r->type == REDIS_REPLY_ERROR && !s->rewrite_failed_logged++)
+        CW_LOG(CW_LOG_ERR, "alert", "rewriting %s refused: %s (tried again)", s->cfg->alerts_firing_key, r->str);
+}
+
+/* The swap that ends a rewrite (see swap_script). */
 static void on_rewrite(cw_conn *c, redisReply *r, void *privdata) {
     (void)c;
     cw_sink *s = privdata;
@@ -591,29 +608,63 @@ void cw_sink_resync(cw_sink *s) {
     s->rewrite = 1;
 }
 
-/* The rewrite of the whole firing hash (see rewrite_script). */
-static int send_rewrite(cw_sink *s, cw_conn *w) {
+/* The rewrite of the whole firing hash, its parts sent while the writer
+ * holds fewer than max_unsent bytes (0: no limit). The firing set does not
+ * change meanwhile: no batch is in flight during a rewrite. Returns 0
+ * when all of it is sent, 1 when parts are left, -1 on a send failure
+ * (the connection is going away: started again once it is back). */
+static int send_rewrite(cw_sink *s, cw_conn *w, size_t max_unsent) {
     const cw_config *cfg = s->cfg;
     cw_resp *cmd = &s->cmd;
-    size_t n = cw_map_size(s->firing);
-    cw_resp_begin(cmd, 5 + 2 * (int)n);
-    cw_resp_arg(cmd, "EVAL", 4);
-    cw_resp_arg(cmd, rewrite_script, sizeof(rewrite_script) - 1);
-    cw_resp_arg(cmd, "2", 1);
-    cw_resp_str(cmd, cfg->alerts_firing_key);
-    cw_resp_str(cmd, cfg->alerts_acks_key);
-    size_t pos = 0;
-    const char *k;
-    size_t kl;
-    void *v;
-    while (cw_map_next(s->firing, &pos, &k, &kl, &v)) {
-        const queued *q = v;
-        cw_resp_arg(cmd, q->id, q->id_len);
-        cw_resp_arg(cmd, q->json, q->len);
+    char part_key[300];
+    int pkl = snprintf(part_key, sizeof(part_key), "%s:rewrite", cfg->alerts_firing_key);
+    if (!s->rewriting) { /* a new rewrite */
+        s->rewrite = 0;
+        s->rewriting = 1;
+        s->rewrite_done = 0;
+        s->rewrite_pos = 0;
+        cw_resp_begin(cmd, 2);
+        cw_resp_arg(cmd, "DEL", 3);
+        cw_resp_arg(cmd, part_key, (size_t)pkl);
+        if (cw_conn_send(w, cmd, 0, on_rewrite_part, s) < 0) return -1;
     }
-    if (cw_conn_send(w, cmd, 0, on_rewrite, s) < 0) return -1;
-    s->rewrite = 0;
-    s->rewriting = 1;
+    size_t total = cw_map_size(s->firing);
+    while (!s->rewrite_done) {
+        if (max_unsent && cw_conn_unsent_bytes(w) >= max_unsent) return 1;
+        const char *ids[REWRITE_PART], *jsons[REWRITE_PART];
+        size_t idl[REWRITE_PART], jl[REWRITE_PART], n = 0;
+        const char *k;
+        size_t kl;
+        void *v;
+        while (n < REWRITE_PART && cw_map_next(s->firing, &s->rewrite_pos, &k, &kl, &v)) {
+            const queued *q = v;
+            ids[n] = q->id, idl[n] = q->id_len, jsons[n] = q->json, jl[n] = q->len;
+            n++;
+        }
+        if (n) {
+            cw_resp_begin(cmd, 2 + 2 * (int)n);
+            cw_resp_arg(cmd, "HSET", 4);
+            cw_resp_arg(cmd, part_key, (size_t)pkl);
+            for (size_t i = 0; i < n; i++) {
+                cw_resp_arg(cmd, ids[i], idl[i]);
+                cw_resp_arg(cmd, jsons[i], jl[i]);
+            }
+            if (cw_conn_send(w, cmd, 0, on_rewrite_part, s) < 0) return -1;
+        }
+        if (n == REWRITE_PART) continue;
+        char count[24];
+        int cl = snprintf(count, sizeof(count), "%zu", total);
+        cw_resp_begin(cmd, 7);
+        cw_resp_arg(cmd, "EVAL", 4);
+        cw_resp_arg(cmd, swap_script, sizeof(swap_script) - 1);
+        cw_resp_arg(cmd, "3", 1);
+        cw_resp_str(cmd, cfg->alerts_firing_key);
+        cw_resp_arg(cmd, part_key, (size_t)pkl);
+        cw_resp_str(cmd, cfg->alerts_acks_key);
+        cw_resp_arg(cmd, count, (size_t)cl);
+        if (cw_conn_send(w, cmd, 0, on_rewrite, s) < 0) return -1;
+        s->rewrite_done = 1;
+    }
     return 0;
 }
 
@@ -726,10 +777,17 @@ int cw_sink_send(cw_sink *s, cw_conn *w, size_t max_unsent) {
     if (s->before_fetch == 1 && send_before(s, w) < 0) return 1;
     if (s->before_fetch) return 1; /* nothing before it is known */
     if (s->replay == 2) replay_finish(s, s->replay_end_at);
-    if (s->rewrite) {
+    if (s->rewrite || s->rewriting) {
         /* from the acknowledged state: nothing may be in flight before it */
         if (s->batches) return 1;
-        if (send_rewrite(s, w) < 0) return 1;
+        if (s->rewrite && s->rewriting) s->rewriting = 0; /* started again (a lost connection) */
+        int rc = send_rewrite(s, w, max_unsent);
+        if (rc < 0) {
+            s->rewriting = 0;
+            s->rewrite = 1;
+            return 1;
+        }
+        if (rc > 0 || s->rewriting) return 1; /* alerts go out once the swap is answered */
     }
     while (s->unsent && s->unsent->in_flight) s->unsent = s->unsent->next;
     while (s->unsent) {
@@ -741,10 +799,6 @@ int cw_sink_send(cw_sink *s, cw_conn *w, size_t max_unsent) {
 
 size_t cw_sink_pending(const cw_sink *s) {
     return s->n + (s->replay ? 1 : 0); /* a replay's net change, not yet queued, counts as one */
-}
-
-uint64_t cw_sink_published(const cw_sink *s) {
-    return s->published;
 }
 
 size_t cw_sink_firing(const cw_sink *s) {

@@ -72,9 +72,8 @@ int cw_sink_replay_end(cw_sink *s, int64_t now);
 int cw_sink_replaying(const cw_sink *s);
 
 /* Alerts queued (in flight included; the net change of a replay not yet
- * queued counts as one), and published in all. */
+ * queued counts as one). */
 size_t cw_sink_pending(const cw_sink *s);
-uint64_t cw_sink_published(const cw_sink *s);
 
 /* The id of the last alert log entry Redis acknowledged ("" before any):
  * saved with snapshots, so that a restart can read back what a crashed

@@ -25,10 +25,6 @@ const char *cw_event_type_name(cw_event_type t) {
     return (unsigned)t < CW_EV_TYPE_COUNT ? types[t].name : "?";
 }
 
-const char *cw_event_type_label(cw_event_type t) {
-    return (unsigned)t < CW_EV_TYPE_COUNT ? types[t].label : "?";
-}
-
 int cw_event_type_is_extra_item(cw_event_type t) {
     return (unsigned)t < CW_EV_TYPE_COUNT && types[t].extra_item;
 }

@@ -125,7 +125,6 @@ typedef enum cw_key_kind {
 cw_key_kind cw_event_key_kind(const char *key, size_t len);
 
 const char *cw_event_type_name(cw_event_type t);
-const char *cw_event_type_label(cw_event_type t); /* 中文 */
 int cw_event_type_is_extra_item(cw_event_type t);  /* counts as a 非常态件 */
 int cw_event_type_from_name(const char *s, size_t len, cw_event_type *out);
 const char *cw_decision_name(cw_decision d);

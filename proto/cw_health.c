@@ -21,4 +21,6 @@ const char *const cw_health_names[CW_HEALTH_NFIELDS] = {
     [CW_HEALTH_MAX_STALL_MS] = "max_stall_ms",
     [CW_HEALTH_STALL_RECENT_MS] = "stall_recent_ms",
     [CW_HEALTH_CALENDAR_THROUGH] = "calendar_through",
+    [CW_HEALTH_WRITES_REFUSED_SINCE] = "writes_refused_since",
+    [CW_HEALTH_READING_PAUSED] = "reading_paused",
 };

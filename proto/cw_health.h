@@ -25,6 +25,8 @@ typedef enum cw_health_field {
     CW_HEALTH_MAX_STALL_MS,  /* the longest the event loop was held */
     CW_HEALTH_STALL_RECENT_MS, /* the same over the last one to two minutes */
     CW_HEALTH_CALENDAR_THROUGH, /* the last year the holiday calendar covers (0: none, weekends only) */
+    CW_HEALTH_WRITES_REFUSED_SINCE, /* ms since Redis refuses writes (OOM, READONLY, ...); 0 while they land */
+    CW_HEALTH_READING_PAUSED, /* 1 while reading waits for the writer (queues at their bound), else 0 */
     CW_HEALTH_NFIELDS
 } cw_health_field;
 

@@ -82,7 +82,7 @@ int cw_record_from_json(const char *text, size_t len, msgpack_sbuffer *out, char
     return rc;
 }
 
-static int parse_int(const char *s, size_t n, long long *out) {
+int cw_record_cell_int(const char *s, size_t n, long long *out) {
     char buf[32];
     if (n == 0 || n >= sizeof(buf)) return -1;
     memcpy(buf, s, n);
@@ -95,7 +95,7 @@ static int parse_int(const char *s, size_t n, long long *out) {
     return 0;
 }
 
-static int parse_bool(const char *s, size_t n, int *out) {
+int cw_record_cell_bool(const char *s, size_t n, int *out) {
     static const char *const yes[] = {"true", "1", "yes"};
     static const char *const no[] = {"false", "0", "no"};
     for (int i = 0; i < 3; i++) {
@@ -122,13 +122,13 @@ int cw_record_from_cells(const char *const *names, const size_t *name_lens, cons
         switch (cw_event_key_kind(names[i], name_lens[i])) {
         case CW_KIND_UINT:
         case CW_KIND_INT:
-            if (parse_int(cells[i], cell_lens[i], &iv) == 0) {
+            if (cw_record_cell_int(cells[i], cell_lens[i], &iv) == 0) {
                 msgpack_pack_int64(&pk, iv);
                 continue;
             }
             break;
         case CW_KIND_BOOL:
-            if (parse_bool(cells[i], cell_lens[i], &bv) == 0) {
+            if (cw_record_cell_bool(cells[i], cell_lens[i], &bv) == 0) {
                 if (bv) msgpack_pack_true(&pk);
                 else msgpack_pack_false(&pk);
                 continue;

@@ -28,4 +28,9 @@ int cw_record_from_json(const char *text, size_t len, msgpack_sbuffer *out, char
 int cw_record_from_cells(const char *const *names, const size_t *name_lens, const char *const *cells,
                          const size_t *cell_lens, size_t n, msgpack_sbuffer *out, char *err, size_t errlen);
 
+/* A cell read as what the protocol expects: a whole number (0, or -1 when
+ * it is not one), a boolean (true/false, 1/0, yes/no in any case). */
+int cw_record_cell_int(const char *s, size_t n, long long *out);
+int cw_record_cell_bool(const char *s, size_t n, int *out);
+
 #endif

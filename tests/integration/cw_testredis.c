@@ -209,6 +209,16 @@ int cw_testredis_group_setup(void **state) {
     return cw_testredis_start(&cw_test_redis);
 }
 
+int cw_test_daemons_reset(void **state) {
+    (void)state;
+    for (int i = 0; i < ndaemons; i++) {
+        kill(daemons[i], SIGKILL);
+        waitpid(daemons[i], NULL, 0);
+    }
+    ndaemons = 0;
+    return 0;
+}
+
 int cw_testredis_group_teardown(void **state) {
     (void)state;
     for (int i = 0; i < ndaemons; i++) {
@@ -259,6 +269,14 @@ pid_t cw_test_daemon_start_with(const char *conf, const char *const *extra) {
     argv[n] = NULL;
     pid_t pid = fork();
     if (pid == 0) {
+        const char *log = getenv("CW_TEST_DAEMON_STDERR"); /* a test reading the daemon's log lines */
+        if (log && log[0]) {
+            int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (fd >= 0) {
+                dup2(fd, 2);
+                close(fd);
+            }
+        }
         if (getenv("CW_VALGRIND")) { /* the daemon under valgrind: errors make it exit 99 */
             const char *vargv[72] = {"valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
                                      "--errors-for-leak-kinds=definite", "--child-silent-after-fork=yes"};

@@ -50,12 +50,17 @@ const char *cw_test_state_dir(void);
  * the extra "-o" overrides in `extra` (NULL-terminated, may be NULL; a
  * later daemon.state_dir wins). Returns its pid. */
 pid_t cw_test_daemon_start(const char *const *extra);
+/* With CW_TEST_DAEMON_STDERR set to a path, the daemon's stderr (its log)
+ * is appended to that file instead of the test's. */
 /* The same with a configuration file (e.g. systemd/casewatch.conf, whose
  * rules are the shipped defaults) instead of /dev/null. */
 pid_t cw_test_daemon_start_with(const char *conf, const char *const *extra);
 /* A daemon the test waited for itself (after a kill): not to be killed at
  * teardown, its pid may be reused. */
 void cw_test_daemon_reaped(pid_t pid);
+/* A per-test setup: daemons a failed test left running are killed (they
+ * would hold the instance's write lease into the next test). */
+int cw_test_daemons_reset(void **state);
 /* SIGTERM, wait, and assert a clean exit 0. */
 void cw_test_daemon_stop(pid_t pid);
 

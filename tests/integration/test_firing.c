@@ -240,7 +240,7 @@ static void a_redis_restart_gets_the_firing_hash_rewritten_whole(void **state) {
     assert_int_equal(cw_testredis_restart(&cw_test_redis), 0);
     c = cw_testredis_connect(&cw_test_redis);
     long long n = 0;
-    for (int i = 0; i < 200 && n < (long long)cw_map_size(before); i++) {
+    for (int i = 0; i < 600 && n < (long long)cw_map_size(before); i++) {
         cw_test_sleep_ms(50);
         redisReply *r = redisCommand(c, "HLEN " FIRING);
         n = r->integer;
