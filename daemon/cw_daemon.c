@@ -1393,7 +1393,9 @@ static int state_reload(daemon_ctx *d) {
     d->stream_base = 0;
     d->base_known = d->stream_checked = d->reconciling = 0;
     CW_LOG(CW_LOG_NOTICE, "snapshot", "taking over instance %s: loading the state its last holder left", d->cfg->instance);
-    return snapshot_load(d);
+    if (snapshot_load(d) < 0) return -1;
+    /* a replay goes on from that state: before it, that state's firing set */
+    return d->replay ? cw_sink_replay_begin(d->sink, 0) : 0;
 }
 
 static void on_lease(cw_conn *c, redisReply *r, void *privdata) {
@@ -1558,6 +1560,10 @@ static void on_drain_timer(uv_timer_t *t) {
         return;
     }
     flush(d);
+    if (d->replay && !cw_engine_judge_pending(d->engine) && cw_sink_replaying(d->sink) == 1) {
+        cw_sink_replay_end(d->sink, cw_wall_ms()); /* all judged: the net change (PROTOCOL.md §3b) */
+        send_alerts(d);
+    }
     int ready = can_write(d);
     int idle = !cw_conn_in_flight(d->writer) && !cw_sink_pending(d->sink) && !cw_dead_pending(d->dead) &&
                !cw_engine_judge_pending(d->engine);
@@ -1779,6 +1785,7 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     } else if (snapshot_load(&d) < 0) {
         return fail_early(&d, 2); /* said why */
     }
+    if (d.replay && cw_sink_replay_begin(d.sink, opts->rebuild) < 0) return fail_early(&d, 1);
     d.reader = cw_conn_new(&d.loop, cfg, "read", on_conn_state, &d);
     d.writer = cw_conn_new(&d.loop, cfg, "write", on_conn_state, &d);
     if (!d.reader || !d.writer) {

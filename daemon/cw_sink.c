@@ -36,6 +36,21 @@ typedef struct batch {
     size_t n;
 } batch;
 
+/* A replay's last word on one alert id (PROTOCOL.md §3b): the alert as
+ * the engine last raised it, copied flat (its strings in str[], at
+ * offsets; NO_STR for NULL). Its JSON is written only if the replay ends
+ * with it as a net change. */
+#define HELD_STRS 11 /* id level label rule scope unit indicator period dept pros message */
+#define NO_STR UINT32_MAX
+typedef struct held {
+    size_t cap; /* bytes of str[] */
+    int firing, has_value, rank, peers;
+    double value, threshold;
+    int64_t deadline_ms, event_ts;
+    uint32_t off[HELD_STRS];
+    char str[];
+} held;
+
 #define BATCH_ALERTS 256           /* alerts per transaction at most */
 #define BATCH_BYTES (256 * 1024)   /* and JSON bytes */
 
@@ -54,6 +69,15 @@ struct cw_sink {
     int rewrite_failed_logged;
     char maxlen[16];
     char log_position[48]; /* id of the last alert log entry acknowledged */
+    /* a --replay (PROTOCOL.md §3b): transitions are held, not sent */
+    int replay;        /* 0 none, 1 running, 2 ended (the net change waits for `before`) */
+    int replay_rebuild; /* the engine started empty (--rebuild) */
+    int before_fetch;   /* 1: the firing hash is to be read (HGETALL), 2: being read */
+    cw_map *before;     /* id -> queued (owned, firing): the state before the replay */
+    cw_map *held;       /* id -> held (owned): the replay's last word on each id */
+    uint64_t replay_judged; /* transitions held */
+    int64_t replay_end_at;  /* the wall clock cw_sink_replay_end was given */
+    int64_t replay_last_at; /* and cw_sink_put, last */
     cw_json json;          /* reused for every alert */
     cw_resp cmd;           /* reused for every command */
     char unit_channel[300]; /* "<channel>:" and room for a unit */
@@ -111,6 +135,17 @@ cw_sink *cw_sink_new(const cw_config *cfg) {
     return s;
 }
 
+/* Frees a map and the values it owns (NULL: nothing). */
+static void free_map_values(cw_map *m) {
+    if (!m) return;
+    size_t pos = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    while (cw_map_next(m, &pos, &k, &kl, &v)) free(v);
+    cw_map_free(m);
+}
+
 void cw_sink_free(cw_sink *s) {
     if (!s) return;
     while (s->head) {
@@ -125,6 +160,8 @@ void cw_sink_free(cw_sink *s) {
     while (cw_map_next(s->firing, &pos, &k, &kl, &v)) free(v);
     cw_map_free(s->firing);
     cw_map_free(s->seen);
+    free_map_values(s->before);
+    free_map_values(s->held);
     cw_json_destroy(&s->json);
     cw_resp_destroy(&s->cmd);
     free(s);
@@ -150,7 +187,8 @@ static void iso_local(const cw_config *cfg, int64_t ms, char *out, size_t len) {
 }
 
 /* The alert's JSON (PROTOCOL.md §3) into j; NULL when out of memory. */
-static const char *alert_json(cw_json *j, const cw_config *cfg, const cw_alert *a, int64_t emitted_at, size_t *len) {
+static const char *alert_json(cw_json *j, const cw_config *cfg, const cw_alert *a, int64_t emitted_at, int replay,
+                              size_t *len) {
     cw_json_begin(j);
     cw_json_str(j, "id", a->id);
     cw_json_str(j, "state", a->firing ? "firing" : "resolved");
@@ -178,6 +216,7 @@ static const char *alert_json(cw_json *j, const cw_config *cfg, const cw_alert *
     }
     cw_json_int(j, "event_ts", a->event_ts);
     cw_json_int(j, "emitted_at", emitted_at);
+    if (replay) cw_json_bool(j, "replay", 1);
     cw_json_str(j, "message", a->message);
     return cw_json_finish(j, len);
 }
@@ -210,9 +249,12 @@ static void enqueue(cw_sink *s, queued *q) {
     s->n++;
 }
 
+static int hold(cw_sink *s, const cw_alert *a, int64_t emitted_at);
+
 int cw_sink_put(cw_sink *s, const cw_alert *a, int64_t emitted_at) {
+    if (s->replay) return hold(s, a, emitted_at);
     size_t len;
-    const char *json = alert_json(&s->json, s->cfg, a, emitted_at, &len);
+    const char *json = alert_json(&s->json, s->cfg, a, emitted_at, 0, &len);
     queued *q = json ? queued_new(json, len, a->unit, a->id, strlen(a->id), a->firing) : NULL;
     if (!q) return -1;
     enqueue(s, q);
@@ -232,6 +274,242 @@ static void firing_apply(cw_sink *s, queued *q) {
         if (q->firing) CW_LOG(CW_LOG_ERR, "alert", "out of memory keeping firing alert %s", q->id);
         free(q);
     }
+}
+
+/* ---- --replay (PROTOCOL.md §3b) ------------------------------------------ */
+
+/* The strings of a, in the order of held.off. */
+static void alert_strs(const cw_alert *a, const char *v[HELD_STRS]) {
+    v[0] = a->id, v[1] = a->level, v[2] = a->label, v[3] = a->rule, v[4] = a->scope, v[5] = a->unit;
+    v[6] = a->indicator, v[7] = a->period, v[8] = a->dept, v[9] = a->pros, v[10] = a->message;
+}
+
+static const char *held_str(const held *h, int i) {
+    return h->off[i] == NO_STR ? NULL : h->str + h->off[i];
+}
+
+/* The alert a held record is a copy of (its strings are the record's). */
+static void held_alert(const held *h, cw_alert *a) {
+    memset(a, 0, sizeof(*a));
+    a->id = held_str(h, 0), a->level = held_str(h, 1), a->label = held_str(h, 2), a->rule = held_str(h, 3);
+    a->scope = held_str(h, 4), a->unit = held_str(h, 5), a->indicator = held_str(h, 6), a->period = held_str(h, 7);
+    a->dept = held_str(h, 8), a->pros = held_str(h, 9), a->message = held_str(h, 10);
+    a->firing = h->firing, a->has_value = h->has_value, a->value = h->value, a->threshold = h->threshold;
+    a->deadline_ms = h->deadline_ms, a->rank = h->rank, a->peers = h->peers, a->event_ts = h->event_ts;
+}
+
+/* A transition judged during a replay: it becomes the id's last word (the
+ * record is reused when the new one fits). Nothing is written or logged
+ * one by one. Returns 0 or -1 (memory). */
+static int hold(cw_sink *s, const cw_alert *a, int64_t emitted_at) {
+    const char *v[HELD_STRS];
+    size_t len[HELD_STRS], need = 0;
+    alert_strs(a, v);
+    for (int i = 0; i < HELD_STRS; i++) need += v[i] ? (len[i] = strlen(v[i])) + 1 : 0;
+    size_t idl = len[0];
+    held *h = cw_map_get(s->held, a->id, idl);
+    if (!h || h->cap < need) {
+        size_t cap = need < 256 ? 256 : need + need / 4;
+        held *n = realloc(h, sizeof(*h) + cap);
+        if (!n) return -1;
+        if (cw_map_put(s->held, a->id, idl, n) < 0) {
+            if (!h) free(n);
+            else cw_map_del(s->held, a->id, idl), free(n);
+            return -1;
+        }
+        h = n;
+        h->cap = cap;
+    }
+    size_t at = 0;
+    for (int i = 0; i < HELD_STRS; i++) {
+        if (!v[i]) {
+            h->off[i] = NO_STR;
+            continue;
+        }
+        h->off[i] = (uint32_t)at;
+        memcpy(h->str + at, v[i], len[i] + 1);
+        at += len[i] + 1;
+    }
+    h->firing = a->firing, h->has_value = a->has_value, h->value = a->value, h->threshold = a->threshold;
+    h->deadline_ms = a->deadline_ms, h->rank = a->rank, h->peers = a->peers, h->event_ts = a->event_ts;
+    s->replay_last_at = emitted_at;
+    s->replay_judged++;
+    return 0;
+}
+
+/* Keeps a copy of q (firing or not) as the state before the replay. */
+static int before_put(cw_sink *s, const queued *q) {
+    queued *old = cw_map_del(s->before, q->id, q->id_len);
+    free(old);
+    if (!q->firing) return 0;
+    queued *c = queued_new(q->json, q->len, q->unit, q->id, q->id_len, 1);
+    if (!c || cw_map_put_borrowed(s->before, c->id, c->id_len, c) < 0) {
+        free(c);
+        return -1;
+    }
+    return 0;
+}
+
+int cw_sink_replay_begin(cw_sink *s, int rebuild) {
+    if (s->replay) return 0;
+    s->before = cw_map_new();
+    s->held = cw_map_new();
+    if (!s->before || !s->held) goto nomem;
+    s->replay = 1;
+    s->replay_rebuild = rebuild;
+    s->replay_judged = 0;
+    if (rebuild) { /* what the deployment holds, read before anything rewrites it */
+        s->before_fetch = 1;
+        return 0;
+    }
+    /* what Redis holds, and what it will hold once the queue is in */
+    size_t pos = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    while (cw_map_next(s->firing, &pos, &k, &kl, &v))
+        if (before_put(s, v) < 0) goto nomem;
+    for (const queued *q = s->head; q; q = q->next)
+        if (before_put(s, q) < 0) goto nomem;
+    return 0;
+nomem:
+    free_map_values(s->before);
+    free_map_values(s->held);
+    s->before = s->held = NULL;
+    s->replay = 0;
+    CW_LOG(CW_LOG_ERR, "alert", "out of memory starting the replay: its alerts are published one by one");
+    return -1;
+}
+
+/* The reply of HGETALL <firing_key> at the start of a rebuild: the state
+ * before it, and what the sink knows the hash holds. */
+static void on_before(cw_conn *c, redisReply *r, void *privdata) {
+    (void)c;
+    cw_sink *s = privdata;
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        if (r) CW_LOG(CW_LOG_ERR, "alert", "reading %s: %s (tried again)", s->cfg->alerts_firing_key,
+                      r->type == REDIS_REPLY_ERROR ? r->str : "not a hash");
+        s->before_fetch = 1;
+        return;
+    }
+    s->before_fetch = 0;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *id = r->element[i], *js = r->element[i + 1];
+        if (id->type != REDIS_REPLY_STRING || js->type != REDIS_REPLY_STRING) continue;
+        json_t *a = json_loadb(js->str, js->len, 0, NULL);
+        const char *unit = json_string_value(json_object_get(a, "unit"));
+        queued *q = queued_new(js->str, js->len, unit, id->str, id->len, 1);
+        json_decref(a);
+        if (!q || before_put(s, q) < 0) {
+            CW_LOG(CW_LOG_ERR, "alert", "out of memory reading %s", s->cfg->alerts_firing_key);
+            free(q);
+            continue;
+        }
+        firing_apply(s, q);
+    }
+    CW_LOG(CW_LOG_INFO, "alert", "replay: %zu alerts firing before it (%s)", cw_map_size(s->before),
+           s->cfg->alerts_firing_key);
+}
+
+/* HGETALL <firing_key>, before anything else on this connection (before
+ * the rewrite a new sink owes, which would otherwise empty it). */
+static int send_before(cw_sink *s, cw_conn *w) {
+    cw_resp_begin(&s->cmd, 2);
+    cw_resp_arg(&s->cmd, "HGETALL", 7);
+    cw_resp_str(&s->cmd, s->cfg->alerts_firing_key);
+    if (cw_conn_send(w, &s->cmd, 0, on_before, s) < 0) return -1;
+    s->before_fetch = 2;
+    s->rewrite = 0; /* the hash is what the sink will know */
+    return 0;
+}
+
+/* The firing record `f` turned resolved by a rebuild that never raised
+ * it: its JSON with "state" resolved, emitted_at now and "replay": true
+ * (before "message", as the sink writes them). NULL when out of memory. */
+static queued *resolved_of(const queued *f, int64_t now) {
+    json_t *a = json_loadb(f->json, f->len, 0, NULL), *o = json_object();
+    queued *q = NULL;
+    if (!a || !o || !json_is_object(a)) goto done;
+    const char *k;
+    json_t *v;
+    json_object_foreach(a, k, v) {
+        if (strcmp(k, "message") == 0) json_object_set_new(o, "replay", json_true());
+        if (strcmp(k, "state") == 0) json_object_set_new(o, k, json_string("resolved"));
+        else if (strcmp(k, "emitted_at") == 0) json_object_set_new(o, k, json_integer(now));
+        else if (strcmp(k, "replay") != 0) json_object_set(o, k, v);
+    }
+    char *js = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    if (js) q = queued_new(js, strlen(js), f->unit, f->id, f->id_len, 0);
+    free(js);
+done:
+    json_decref(a);
+    json_decref(o);
+    return q;
+}
+
+/* Calls fn with every net change of the replay so far (PROTOCOL.md §3b),
+ * as a new record (the callee's), emitted at `now`. Returns the count, or
+ * -1 (memory). */
+static long net_changes(cw_sink *s, int64_t now, void (*fn)(cw_sink *s, queued *q, void *data), void *data) {
+    long n = 0;
+    size_t pos = 0, kl;
+    const char *k;
+    void *v;
+    while (cw_map_next(s->held, &pos, &k, &kl, &v)) {
+        const held *h = v;
+        if (h->firing == (cw_map_get(s->before, k, kl) != NULL)) continue;
+        cw_alert a;
+        held_alert(h, &a);
+        size_t len;
+        const char *json = alert_json(&s->json, s->cfg, &a, now, 1, &len);
+        queued *q = json ? queued_new(json, len, a.unit, k, kl, h->firing) : NULL;
+        if (!q) return -1;
+        fn(s, q, data);
+        n++;
+    }
+    if (!s->replay_rebuild) return n; /* the engine started with the ids it did not change */
+    pos = 0;
+    while (cw_map_next(s->before, &pos, &k, &kl, &v)) {
+        if (cw_map_get(s->held, k, kl)) continue;
+        queued *q = resolved_of(v, now);
+        if (!q) return -1;
+        fn(s, q, data);
+        n++;
+    }
+    return n;
+}
+
+static void enqueue_change(cw_sink *s, queued *q, void *data) {
+    (void)data;
+    enqueue(s, q);
+}
+
+/* The end of a replay, once `before` is known: the net changes queued,
+ * the firing hash to be rewritten whole, and the sink back to normal. */
+static void replay_finish(cw_sink *s, int64_t now) {
+    size_t judged = (size_t)s->replay_judged;
+    long n = net_changes(s, now, enqueue_change, NULL);
+    if (n < 0) CW_LOG(CW_LOG_ERR, "alert", "out of memory queueing the replay's net change: part of it is lost");
+    free_map_values(s->before);
+    free_map_values(s->held);
+    s->before = s->held = NULL;
+    s->replay = 0;
+    s->rewrite = 1;
+    CW_LOG(CW_LOG_NOTICE, "alert", "replay ended: %zu alert state changes judged, %ld net changes published", judged,
+           n < 0 ? 0 : n);
+}
+
+int cw_sink_replay_end(cw_sink *s, int64_t now) {
+    if (!s->replay) return 0;
+    s->replay = 2;
+    s->replay_end_at = now;
+    if (s->before_fetch) return 1; /* finished once the firing hash was read (cw_sink_send) */
+    replay_finish(s, now);
+    return 0;
+}
+
+int cw_sink_replaying(const cw_sink *s) {
+    return s->replay;
 }
 
 /* Takes q (not in flight) off the queue; prev is the record before it. */
@@ -503,7 +781,10 @@ done:
 }
 
 int cw_sink_send(cw_sink *s, cw_conn *w, size_t max_unsent) {
-    if (!w || !cw_conn_is_ready(w)) return s->head != NULL || s->rewrite;
+    if (!w || !cw_conn_is_ready(w)) return s->head != NULL || s->rewrite || s->before_fetch;
+    if (s->before_fetch == 1 && send_before(s, w) < 0) return 1;
+    if (s->before_fetch) return 1; /* nothing before it is known */
+    if (s->replay == 2) replay_finish(s, s->replay_end_at);
     if (s->rewrite || s->rewriting) {
         /* from the acknowledged state: nothing may be in flight before it */
         if (s->batches) return 1;
@@ -525,7 +806,7 @@ int cw_sink_send(cw_sink *s, cw_conn *w, size_t max_unsent) {
 }
 
 size_t cw_sink_pending(const cw_sink *s) {
-    return s->n;
+    return s->n + (s->replay ? 1 : 0); /* a replay's net change, not yet queued, counts as one */
 }
 
 size_t cw_sink_firing(const cw_sink *s) {
@@ -538,7 +819,7 @@ int cw_sink_delivered(cw_sink *s, const char *json, size_t len) {
         if (q->in_flight || q->len != len || memcmp(q->json, json, len) != 0) continue;
         unlink_queued(s, prev, q);
         firing_apply(s, q);
-        return 1;
+        return 1; /* a replay's `before` counted it already, as queued */
     }
     /* not queued here (published after the snapshot): its state is what
      * the firing hash holds, and so what the sink must know */
@@ -549,6 +830,9 @@ int cw_sink_delivered(cw_sink *s, const char *json, size_t len) {
     int firing = st && strcmp(st, "firing") == 0;
     if (id && st && (firing || strcmp(st, "resolved") == 0)) { /* not "acknowledged" */
         queued *q = queued_new(json, len, unit, id, strlen(id), firing);
+        /* published by a lost process: before a replay too */
+        if (q && s->replay && s->before && !s->replay_rebuild && before_put(s, q) < 0)
+            CW_LOG(CW_LOG_ERR, "alert", "out of memory reading back alert %s", id);
         if (q) firing_apply(s, q);
         else CW_LOG(CW_LOG_ERR, "alert", "out of memory reading back alert %s", id);
     }
@@ -571,11 +855,40 @@ static void save_record(cw_snap_writer *w, const queued *q) {
     cw_snap_put_u8(w, (uint8_t)q->firing);
 }
 
-/* Section: the log position; the queue (oldest first); the firing map. */
+static void list_change(cw_sink *s, queued *q, void *data) {
+    (void)s;
+    queued **list = data;
+    q->next = *list;
+    *list = q;
+}
+
+/* Section: the log position; the queue (oldest first); the firing map.
+ * In the middle of a replay, the queue saved ends with the net change so
+ * far (the engine's state saved with it has made it): a daemon started
+ * from this snapshot publishes it. That costs the sink's scratch JSON,
+ * hence the cast (snapshots are written in a forked child). */
 void cw_sink_save(const cw_sink *s, cw_snap_writer *w) {
+    queued *changes = NULL;
+    size_t nchanges = 0;
+    if (s->replay && !s->before_fetch && net_changes((cw_sink *)s, s->replay_last_at, list_change, &changes) < 0)
+        CW_LOG(CW_LOG_ERR, "snapshot", "out of memory saving the replay's net change so far");
+    queued *rev = NULL; /* oldest first: the order does not matter, ids are distinct */
+    while (changes) {
+        queued *n = changes->next;
+        changes->next = rev;
+        rev = changes;
+        changes = n;
+        nchanges++;
+    }
     cw_snap_put_str(w, s->log_position);
-    cw_snap_put_u64(w, s->n);
+    cw_snap_put_u64(w, s->n + nchanges);
     for (const queued *q = s->head; q; q = q->next) save_record(w, q);
+    while (rev) {
+        queued *n = rev->next;
+        save_record(w, rev);
+        free(rev);
+        rev = n;
+    }
     cw_snap_put_u64(w, cw_map_size(s->firing));
     size_t pos = 0;
     const char *k;

@@ -48,7 +48,31 @@ void cw_sink_resync(cw_sink *s);
 /* Alerts firing as Redis acknowledged them. */
 size_t cw_sink_firing(const cw_sink *s);
 
-/* Alerts queued (in flight included). */
+/* A --replay (PROTOCOL.md §3b). From cw_sink_replay_begin on, cw_sink_put
+ * holds each alert's last word instead of queueing it: nothing is logged
+ * or published one by one. cw_sink_replay_end (given the wall clock)
+ * compares each id's state at the end with its state before the replay
+ * and queues one message per id that differs ("replay": true), then has
+ * the firing hash rewritten whole.
+ *
+ * The state before: without rebuild, the sink's firing set as the replay
+ * starts (from the snapshot, with the queue's effect); the engine starts
+ * from the same snapshot, so an id the replay never raised keeps it.
+ * With rebuild (the engine starts empty): what the firing hash holds,
+ * read (HGETALL) on the writer before anything rewrites it, so that a
+ * rebuild against a running deployment announces only what changed; an
+ * id firing there that the replay never raised is resolved.
+ *
+ * begin returns 0 or -1 (memory: alerts then go one by one, as live);
+ * end returns 1 when the net change waits for the firing hash to be read
+ * (it is queued by a later cw_sink_send), else 0. */
+int cw_sink_replay_begin(cw_sink *s, int rebuild);
+int cw_sink_replay_end(cw_sink *s, int64_t now);
+/* 0 none, 1 running, 2 ended, the net change not yet queued. */
+int cw_sink_replaying(const cw_sink *s);
+
+/* Alerts queued (in flight included; the net change of a replay not yet
+ * queued counts as one). */
 size_t cw_sink_pending(const cw_sink *s);
 
 /* The id of the last alert log entry Redis acknowledged ("" before any):

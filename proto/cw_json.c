@@ -121,6 +121,11 @@ void cw_json_int(cw_json *j, const char *key, int64_t value) {
     put(j, p, (size_t)(buf + sizeof(buf) - p));
 }
 
+void cw_json_bool(cw_json *j, const char *key, int value) {
+    member(j, key);
+    put(j, value ? "true" : "false", value ? 4 : 5);
+}
+
 void cw_json_real(cw_json *j, const char *key, double value) {
     if (!isfinite(value)) return;
     char buf[40];

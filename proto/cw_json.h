@@ -31,6 +31,7 @@ void cw_json_begin(cw_json *j);
 /* Members, in the order written. Keys are written as given (escaped). */
 void cw_json_str(cw_json *j, const char *key, const char *value);
 void cw_json_int(cw_json *j, const char *key, int64_t value);
+void cw_json_bool(cw_json *j, const char *key, int value);
 /* Reals as jansson writes them ("%.10g", with ".0" when that looks like
  * an integer); NaN and infinities are left out, as jansson leaves them. */
 void cw_json_real(cw_json *j, const char *key, double value);

@@ -19,11 +19,14 @@ have() {
     command -v redis-cli >/dev/null 2>&1 || return 1
     return 0
 }
-# what `make bench` needs beyond the build: the Python baseline of the
-# feed benchmark (Debian's python3 with redis-py and msgpack) and bc
-BENCH_PKGS="python3 python3-redis python3-msgpack bc"
+# what `make bench` needs beyond the build: the Python baselines of the
+# feed and replay benchmarks (Debian's python3 with redis-py and msgpack),
+# Node.js and npm for the Node.js peer of the replay (bench.sh installs
+# ioredis and msgpackr from the npm registry into the build directory), bc
+BENCH_PKGS="python3 python3-redis python3-msgpack nodejs npm bc"
 bench_have() {
-    /usr/bin/python3 -c 'import redis, msgpack' >/dev/null 2>&1 && command -v bc >/dev/null 2>&1
+    /usr/bin/python3 -c 'import redis, msgpack' >/dev/null 2>&1 && command -v bc >/dev/null 2>&1 &&
+        command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1
 }
 # what tests/integration/report_chromium.sh needs: a headless browser to
 # render the HTML report, and a font with the Chinese characters
