@@ -53,7 +53,7 @@ echo "demo: redis-server pid $rpid on 127.0.0.1:$port"
 # the shipped configuration (default rules), pointed at the private redis
 conf=systemd/casewatch.conf
 set -- -c "$conf" -o "redis.port=$port" -o "daemon.state_dir=$dir" -o daemon.clock=event \
-    -o "units.410922=清丰县人民检察院"
+    -o "units.410922=清丰县人民检察院" -o calendar.file=systemd/holidays-cn.conf
 $own "$bin/casewatchd" "$@" 2>"$log" &
 dpid=$!
 echo "demo: casewatchd pid $dpid (log: $log, kept when the demo ends)"
