@@ -20,153 +20,12 @@
  * from the state, so it could never be committed atomically with it;
  * XREAD has no server-side bookkeeping to keep in step and is the
  * fastest read Redis offers. */
-#include "cw_daemon.h"
+#include "cw_daemon_int.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/time.h>
-#include <time.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <jansson.h>
-#include <uv.h>
-
-#include "../proto/cw_health.h"
-#include "cw_batch.h"
-#include "cw_calendar.h"
-#include "cw_conn.h"
-#include "cw_dead.h"
-#include "cw_engine.h"
-#include "cw_log.h"
-#include "cw_map.h"
-#include "cw_notify.h"
-#include "cw_period.h"
-#include "cw_sink.h"
-#include "cw_snap.h"
-
-/* The writer's refusal episodes (see "Writes Redis refuses"). */
-enum { WRITES_OK, WRITES_REFUSED, WRITES_RETRYING };
-
-typedef struct daemon_ctx {
-    uv_loop_t loop;
-    const cw_config *cfg;
-    cw_conn *reader; /* blocking stream reads hold this one */
-    cw_conn *writer; /* hashes, alerts, dead letters, health */
-    uv_signal_t sigterm, sigint, sighup;
-    uv_timer_t flush_timer, watchdog_timer, stall_timer;
-    uv_timer_t flush_more; /* the rest of a flush that did not fit one slice */
-    uv_timer_t boundary;   /* live: the next instant a light or period changes by the clock alone */
-    uv_idle_t apply_more;  /* the rest of a batch: applied in slices, between which replies are read */
-    int watchdog_on;
-    cw_config_reload_fn reload;
-    void *reload_data;
-    /* the domain, and where what it produces goes */
-    cw_engine *engine;
-    cw_dead *dead;
-    cw_sink *sink;
-    cw_resp cmd; /* hash writes are formatted here */
-    int calendar_through; /* the last year the legal calendar covers (0: none) */
-    /* reading */
-    struct read_batch *ahead, *ahead_tail; /* read, not yet applied, oldest first */
-    struct read_batch *spare_batches;
-    int nahead;
-    int reading;
-    uint64_t read_ahead; /* entries received since start (read_total: applied) */
-    uint64_t received;   /* entries received in all (read_total at start, then with read_ahead) */
-    int read_paused;     /* the writer is too far behind: no read until it catches up */
-    uint64_t read_total;
-    char last_id[48];  /* the last entry applied: the position the state is at */
-    char read_pos[48]; /* where the next XREAD starts: the last entry received */
-    int caught_up;
-    int ready_sent;
-    /* --replay: up to the tip as it was at start, then exit; flush points
-     * fixed by the stream (see flush) */
-    int replay;
-    char replay_until[48];
-    double replay_started;
-    uint64_t replay_events0;
-    int reads_held; /* no read past a flush point until its flush is out */
-    int read_all;   /* the batch reaching the tip was received */
-    uint64_t flush_at; /* read_ahead at which the next such flush begins */
-    int holding;
-    /* the stream's size: lag and trims */
-    int stream_checked; /* looked at (XINFO) before the first read */
-    int64_t stream_base; /* entries added before what we first read */
-    int base_known;
-    int64_t lag;
-    uint64_t trimmed;
-    int stream_gone;      /* reported missing (Redis restarted empty): said once */
-    /* the writer */
-    int writer_was_ready; /* a later READY means writes may have been lost */
-    int rows_dropped;     /* rows judged while the writer was down: write all again */
-    /* writes Redis refuses (OOM, READONLY, WRONGTYPE): see writes_refused */
-    int wstate;             /* WRITES_OK, WRITES_REFUSED, WRITES_RETRYING */
-    int64_t refused_since;  /* wall ms of the first refusal of this episode; 0 when they land */
-    uint64_t refused_count; /* writes refused in this episode */
-    uint64_t probe_ms;      /* the next probe's delay (backoff) */
-    uv_timer_t probe_timer;
-    uint64_t health_sent, health_acked; /* health HSETs sent and answered (the marker: see flush) */
-    uint64_t marker_at;     /* health_sent of the marker after a rewrite (0: none) */
-    cw_map *parked;         /* key -> row_rec: hashes refused one by one (WRONGTYPE) */
-    uint64_t row_gen;       /* HSETs of rows sent in all: the newest of a key wins */
-    uint64_t park_ms;       /* the next retry of the parked ones (backoff) */
-    size_t parked_out;      /* parked ones sent again, not answered yet */
-    uv_timer_t park_timer;
-    /* the write lease: one writer per instance (see lease_ask) */
-    char lease_key[300];
-    char lease_val[400];     /* "<pid>@<host> <since ms>" */
-    char lease_holder[400];  /* another holder, as last logged */
-    char host[256];
-    int lease_held, lease_ever, lease_lost, lease_asking;
-    uint64_t lease_asked, lease_renewed; /* uv_now() */
-    int lease_errlogged;
-    /* health, progress, status */
-    int64_t started_at;
-    uint64_t last_health;
-    uint64_t progress_at, progress_read;
-    char progress[160];
-    uint64_t status_events, status_at;
-    uint64_t stall_last_ns;
-    double max_stall_ms;
-    double stall_window_ms[2]; /* the longest stall of this minute and of the one before */
-    uint64_t stall_window_at;  /* uv_hrtime() the current minute began */
-    /* snapshots */
-    char snap_path[512];
-    pid_t snap_child;       /* a forked writer at work, or 0 */
-    uint64_t snap_started;  /* uv_now() when it was forked */
-    double snap_fork_ms;    /* how long fork() held the loop */
-    uint64_t last_snapshot; /* uv_now() of the last one started */
-    int snap_failing;
-    int snap_cancel;        /* the running writer is being stopped on purpose: not a failure */
-    /* after a crash: alerts the lost process published are read back
-     * before the stream */
-    int reconciling;
-    char reconcile_from[48];
-    /* shutdown */
-    int stopping;
-    uint64_t stop_started;
-    int final_health; /* 0, 1: the clean-stop health write sent, 2: acknowledged */
-    int exit_code;
-    uint64_t final_sent; /* uv_now() when it was sent */
-} daemon_ctx;
-
-static void read_more(daemon_ctx *d);
 static void flush(daemon_ctx *d);
 static void replay_done(daemon_ctx *d);
 static void send_alerts(daemon_ctx *d);
 static void send_dead(daemon_ctx *d);
-static void lease_ask(daemon_ctx *d, const char *gone);
-static int lease_release(daemon_ctx *d, cw_conn_reply_cb cb);
-#define LEASE_MS 10000      /* the write lease lapses this long after its last renewal */
-#define LEASE_RENEW_MS 1000 /* renewed this often */
-static int load_calendar(daemon_ctx *d, const cw_config *cfg, const char *when);
 
 /* Compares stream entry ids "ms-seq". */
 static int id_cmp(const char *a, const char *b) {
@@ -177,7 +36,7 @@ static int id_cmp(const char *a, const char *b) {
 }
 
 /* What the engine raises goes to the sink, queued until Redis has it. */
-static void on_alert(const cw_alert *a, void *data) {
+void cw__on_alert(const cw_alert *a, void *data) {
     daemon_ctx *d = data;
     if (cw_sink_put(d->sink, a, cw_wall_ms()) < 0)
         CW_LOG(CW_LOG_ERR, "alert", "out of memory queueing alert %s", a->id);
@@ -313,7 +172,7 @@ static void batch_applied(daemon_ctx *d, const read_batch *rb) {
         d->holding = 1;
         flush(d); /* reads again once it is out */
     }
-    read_more(d);
+    cw__read_more(d);
 }
 
 static void on_apply_more(uv_idle_t *h);
@@ -388,7 +247,7 @@ static void on_read(cw_conn *c, redisReply *r, void *privdata) {
     else d->ahead = rb;
     d->ahead_tail = rb;
     d->nahead++;
-    if (rb->n == (size_t)d->cfg->stream_batch) read_more(d); /* Redis prepares the next one meanwhile */
+    if (rb->n == (size_t)d->cfg->stream_batch) cw__read_more(d); /* Redis prepares the next one meanwhile */
     if (cw_batch_size(rb->b)) {
         uv_queue_work(&d->loop, &rb->work, decode_work, decode_done);
     } else {
@@ -426,7 +285,7 @@ static const char STREAM_CHECK[] =
     "end "
     "return r";
 
-static void read_more(daemon_ctx *d) {
+void cw__read_more(daemon_ctx *d) {
     /* the first read waits for the stream's size (see on_xinfo) and the lease */
     if (d->stopping || d->reading || d->reads_held || d->read_all || d->nahead >= AHEAD || d->reconciling ||
         !d->stream_checked || !d->lease_held || !cw_conn_is_ready(d->reader))
@@ -815,7 +674,7 @@ static void flush(daemon_ctx *d) {
     if (d->holding && !pending) {
         d->holding = d->reads_held = 0;
         d->flush_at = d->read_ahead + (uint64_t)d->cfg->flush_entries;
-        read_more(d);
+        cw__read_more(d);
     }
 }
 
@@ -914,7 +773,7 @@ static void on_xinfo(cw_conn *c, redisReply *r, void *privdata) {
             replay_done(d);
             return;
         }
-        read_more(d);
+        cw__read_more(d);
         return;
     }
     if (!r || r->type != REDIS_REPLY_ARRAY) return;
@@ -942,7 +801,7 @@ static void on_xinfo(cw_conn *c, redisReply *r, void *privdata) {
             d->replay_started = cw_mono_s();
             d->replay_events0 = cw_engine_counts_of(d->engine)->events;
         }
-        read_more(d);
+        cw__read_more(d);
     }
     int64_t lag = added - d->stream_base - (int64_t)d->read_total;
     d->lag = d->caught_up || lag < 0 ? 0 : lag;
@@ -1018,7 +877,7 @@ static void write_health(daemon_ctx *d, int stopped) {
     }
     for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
     if (stopped) { /* then the lease goes: the reply to that ends the stop */
-        if (cw_conn_command(d->writer, argc, argv, lens, 0, NULL, NULL) < 0 || lease_release(d, on_final_health) < 0)
+        if (cw_conn_command(d->writer, argc, argv, lens, 0, NULL, NULL) < 0 || cw__lease_release(d, on_final_health) < 0)
             d->final_health = 2;
         return;
     }
@@ -1045,21 +904,20 @@ static void progress_tick(daemon_ctx *d) {
     CW_LOG(CW_LOG_INFO, "stream", "%s", d->progress);
 }
 
-static void snapshot_tick(daemon_ctx *d);
 
 static void on_flush_timer(uv_timer_t *t) {
     daemon_ctx *d = t->data;
     flush(d);
-    snapshot_tick(d);
+    cw__snapshot_tick(d);
     progress_tick(d);
     cw_dead_tick(d->dead, cw_wall_ms());
     uint64_t now = uv_now(&d->loop);
-    if (now - d->lease_asked >= LEASE_RENEW_MS) lease_ask(d, NULL);
+    if (now - d->lease_asked >= LEASE_RENEW_MS) cw__lease_ask(d, NULL);
     if (now - d->last_health >= 1000 && can_write(d)) { /* while refused, the probe writes it */
         d->last_health = now;
         write_health(d, 0);
     }
-    read_more(d); /* reading paused for the writer resumes here */
+    cw__read_more(d); /* reading paused for the writer resumes here */
     if (now - d->status_at >= 2000) {
         uint64_t events = cw_engine_counts_of(d->engine)->events;
         double rate = d->status_at ? (double)(events - d->status_events) * 1000.0 / (double)(now - d->status_at) : 0;
@@ -1071,429 +929,6 @@ static void on_flush_timer(uv_timer_t *t) {
     }
 }
 
-/* ---- Snapshots ---------------------------------------------------------- */
-
-/* Writes the whole state at this instant: the daemon's own position and
- * counts, then each module's section (the order is the file format's).
- * Runs in the forked child (periodic) or in the process at shutdown;
- * touches no loop or Redis handle. */
-static int snapshot_write(daemon_ctx *d, size_t *size, char *err, size_t errlen) {
-    cw_snap_writer *w = cw_snap_writer_open(d->snap_path, err, errlen);
-    if (!w) return -1;
-    const cw_engine_counts *n = cw_engine_counts_of(d->engine);
-    cw_snap_put_i64(w, d->cfg->utc_offset_min);
-    cw_snap_put_u32(w, (uint32_t)d->cfg->rolling_days);
-    cw_snap_put_str(w, d->cfg->stream_key);
-    cw_snap_put_str(w, d->last_id);
-    cw_engine_save_clock(d->engine, w);
-    cw_snap_put_u64(w, n->events);
-    cw_snap_put_u64(w, n->duplicates);
-    cw_snap_put_u64(w, cw_dead_total(d->dead));
-    cw_snap_put_u64(w, d->read_total);
-    cw_snap_put_u64(w, n->after_close);
-    cw_snap_put_i64(w, d->stream_base);
-    cw_snap_put_u8(w, (uint8_t)d->base_known);
-    cw_dead_save(d->dead, w);
-    cw_engine_save_state(d->engine, w);
-    cw_sink_save(d->sink, w);
-    return cw_snap_writer_commit(w, size, err, errlen);
-}
-
-/* Loads the snapshot if there is one. Returns 0 (loaded, or none: a
- * fresh start), -1 when it is refused (logged, with what to do). */
-static int snapshot_load(daemon_ctx *d) {
-    double t0 = cw_mono_s();
-    size_t len = 0;
-    char *buf = cw_snap_read_file(d->snap_path, &len);
-    if (!buf) {
-        if (errno == ENOTDIR)
-            CW_LOG(CW_LOG_WARNING, "snapshot", "[daemon] state_dir %s is not a directory: snapshots will fail until it is",
-                   d->cfg->state_dir);
-        if (errno == ENOENT || errno == ENOTDIR) {
-            CW_LOG(CW_LOG_INFO, "snapshot", "no snapshot at %s: starting empty, reading %s from its start", d->snap_path,
-                   d->cfg->stream_key);
-            return 0;
-        }
-        CW_LOG(CW_LOG_ERR, "snapshot", "cannot read %s: %s", d->snap_path, strerror(errno));
-        return -1;
-    }
-    char err[512] = "";
-    cw_snap_reader r;
-    int ok = cw_snap_reader_init(&r, buf, len, err, sizeof(err)) == 0;
-    uint32_t version = ok ? r.version : 0;
-    if (ok) {
-        int64_t off = cw_snap_get_i64(&r);
-        uint32_t rolling = cw_snap_get_u32(&r);
-        char stream[256];
-        cw_snap_get_str(&r, stream, sizeof(stream));
-        if (!r.bad && (off != d->cfg->utc_offset_min || (int)rolling != d->cfg->rolling_days ||
-                       strcmp(stream, d->cfg->stream_key) != 0)) {
-            snprintf(err, sizeof(err),
-                     "made for stream %s, utc_offset %+lld min, rolling %u days; the configuration says %s, %+d min, %d days",
-                     stream, (long long)off, rolling, d->cfg->stream_key, d->cfg->utc_offset_min, d->cfg->rolling_days);
-            ok = 0;
-        }
-    }
-    if (ok) {
-        cw_engine_counts *n = cw_engine_counts_of(d->engine);
-        cw_snap_get_str(&r, d->last_id, sizeof(d->last_id));
-        cw_engine_load_clock(d->engine, &r);
-        n->events = cw_snap_get_u64(&r);
-        n->duplicates = cw_snap_get_u64(&r);
-        cw_dead_set_total(d->dead, cw_snap_get_u64(&r));
-        d->read_total = d->received = cw_snap_get_u64(&r);
-        n->after_close = cw_snap_get_u64(&r);
-        d->stream_base = cw_snap_get_i64(&r);
-        d->base_known = cw_snap_get_u8(&r);
-        ok = cw_dead_load(d->dead, &r) == 0 && cw_engine_load_state(d->engine, &r) == 0 &&
-             cw_sink_load(d->sink, &r) == 0 && !r.bad && r.p == r.end;
-        if (!ok && !err[0]) snprintf(err, sizeof(err), "its contents do not parse (corrupt, or out of memory)");
-    }
-    free(buf);
-    if (!ok) {
-        CW_LOG(CW_LOG_ERR, "snapshot",
-               "refusing %s: %s. Move it away, or start once with --rebuild to replay %s from its start", d->snap_path,
-               err, d->cfg->stream_key);
-        return -1;
-    }
-    /* alerts a crashed process published after this snapshot are read
-     * back before the stream (a clean stop leaves none) */
-    const char *pos = cw_sink_log_position(d->sink);
-    d->reconciling = 1;
-    snprintf(d->reconcile_from, sizeof(d->reconcile_from), "%s", pos[0] && version >= 2 ? pos : "0-0");
-    if (version < 2) /* no firing set was saved: it is read back from the whole alert log */
-        CW_LOG(CW_LOG_NOTICE, "snapshot", "%s is of format version %u: the firing set is rebuilt from %s",
-               d->snap_path, version, d->cfg->alerts_log_key);
-    CW_LOG(CW_LOG_NOTICE, "snapshot", "loaded %s (%zu bytes) in %.0f ms: %zu open cases, resuming after %s",
-           d->snap_path, len, (cw_mono_s() - t0) * 1000, cw_engine_open_cases(d->engine), d->last_id);
-    return 0;
-}
-
-/* Starts a periodic snapshot: fork, and let the child write the state as
- * it was at the fork (copy-on-write) while the loop goes on. */
-static void snapshot_start(daemon_ctx *d) {
-    double t0 = cw_mono_s();
-    pid_t pid = fork();
-    if (pid < 0) {
-        CW_LOG(CW_LOG_ERR, "snapshot", "cannot fork the snapshot writer: %s", strerror(errno));
-        return;
-    }
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the daemon */
-        char err[512];
-        size_t size = 0;
-        int rc = snapshot_write(d, &size, err, sizeof(err));
-        if (rc < 0) CW_LOG(CW_LOG_ERR, "snapshot", "%s", err);
-        _exit(rc < 0 ? 1 : 0);
-    }
-    d->snap_fork_ms = (cw_mono_s() - t0) * 1000;
-    d->snap_child = pid;
-    d->snap_started = uv_now(&d->loop);
-}
-
-/* Reaps a finished snapshot writer. */
-static void snapshot_reap(daemon_ctx *d, int block) {
-    if (!d->snap_child) return;
-    int st;
-    pid_t child = d->snap_child;
-    pid_t r = waitpid(child, &st, block ? 0 : WNOHANG);
-    if (r == 0) return;
-    d->snap_child = 0;
-    int ok = r > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
-    /* stopped on purpose: by us at shutdown (the final snapshot replaces
-     * it), or by SIGTERM/SIGINT (systemd stops the whole control group):
-     * not a failure, and its temporary file goes */
-    int sig = r > 0 && WIFSIGNALED(st) ? WTERMSIG(st) : 0;
-    if (r > 0 && (d->snap_cancel || sig == SIGTERM || sig == SIGINT)) {
-        char tmp[600];
-        snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", d->snap_path, (long)child);
-        int removed = unlink(tmp) == 0;
-        CW_LOG(CW_LOG_INFO, "snapshot", "snapshot writer %ld stopped (%s)%s; the next snapshot replaces it", (long)child,
-               sig ? strsignal(sig) : "exited", removed ? ", its temporary file removed" : "");
-        d->snap_cancel = 0;
-        return;
-    }
-    char msg[700];
-    if (ok) {
-        if (d->snap_failing) {
-            CW_LOG(CW_LOG_NOTICE, "snapshot", "snapshots are written again");
-            snprintf(msg, sizeof(msg), "casewatchd %s 状态快照 %s 已恢复写入，快照失败预警解除", d->cfg->instance,
-                     d->snap_path);
-            cw_engine_system_alert(d->engine, "system.snapshot", "write", 0, "red", "快照失败", msg, cw_wall_ms());
-        }
-        d->snap_failing = 0;
-        CW_LOG(CW_LOG_DEBUG, "snapshot", "written in %llu ms (fork held the loop %.1f ms)",
-               (unsigned long long)(uv_now(&d->loop) - d->snap_started), d->snap_fork_ms);
-    } else if (!d->snap_failing++) {
-        CW_LOG(CW_LOG_ERR, "snapshot", "writing %s failed; the last good snapshot stays; retrying", d->snap_path);
-        snprintf(msg, sizeof(msg), "casewatchd %s 无法写入状态快照 %s（磁盘已满或目录不可写），崩溃后将从上一个快照恢复；正在重试",
-                 d->cfg->instance, d->snap_path);
-        cw_engine_system_alert(d->engine, "system.snapshot", "write", 1, "red", "快照失败", msg, cw_wall_ms());
-    }
-}
-
-static void snapshot_tick(daemon_ctx *d) {
-    snapshot_reap(d, 0);
-    uint64_t now = uv_now(&d->loop);
-    if (!d->cfg->snapshot_interval_ms || d->snap_child || d->stopping || !d->lease_held) return;
-    if (now - d->last_snapshot < (uint64_t)d->cfg->snapshot_interval_ms) return;
-    d->last_snapshot = now;
-    snapshot_start(d);
-}
-
-/* ---- After a crash: what the lost process published ------------------ */
-
-static void reconcile_more(daemon_ctx *d);
-
-/* One alert state subscribers saw (or will see) becomes the known state;
- * entries of other states (an acknowledgement) change nothing. */
-static void reconcile_json(const char *json, void *data) {
-    daemon_ctx *d = data;
-    json_t *a = json_loads(json, 0, NULL);
-    const char *id = json_string_value(json_object_get(a, "id"));
-    const char *st = json_string_value(json_object_get(a, "state"));
-    if (id && st && (strcmp(st, "firing") == 0 || strcmp(st, "resolved") == 0))
-        cw_engine_reconcile(d->engine, id, strcmp(st, "firing") == 0);
-    json_decref(a);
-}
-
-static void on_reconcile(cw_conn *c, redisReply *r, void *privdata) {
-    (void)c;
-    daemon_ctx *d = privdata;
-    if (!r) return; /* the writer went away: asked again when it is back */
-    size_t n = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
-    for (size_t i = 0; i < n; i++) {
-        const redisReply *e = r->element[i], *f = e->element[1];
-        snprintf(d->reconcile_from, sizeof(d->reconcile_from), "%s", e->element[0]->str);
-        for (size_t j = 0; j + 1 < f->elements; j += 2) {
-            if (strcmp(f->element[j]->str, "a") != 0) continue;
-            /* delivered before the crash: not to be sent again */
-            cw_sink_delivered(d->sink, f->element[j + 1]->str, f->element[j + 1]->len);
-            reconcile_json(f->element[j + 1]->str, d);
-        }
-    }
-    if (r->type == REDIS_REPLY_ERROR) CW_LOG(CW_LOG_ERR, "alert", "reading back the alert log: %s", r->str);
-    if (n == 1000) {
-        reconcile_more(d);
-        return;
-    }
-    d->reconciling = 0;
-    /* what is still queued will be published after all: it is the latest word */
-    cw_sink_each(d->sink, reconcile_json, d);
-    /* judge every held period against what subscribers last saw */
-    cw_engine_touch_all(d->engine);
-    CW_LOG(CW_LOG_INFO, "alert", "alert log read back up to %s; reading the stream", d->reconcile_from);
-    read_more(d);
-}
-
-static void reconcile_more(daemon_ctx *d) {
-    if (!d->reconciling || !cw_conn_is_ready(d->writer)) return;
-    char from[50];
-    snprintf(from, sizeof(from), "(%s", d->reconcile_from);
-    const char *argv[] = {"XRANGE", d->cfg->alerts_log_key, from, "+", "COUNT", "1000"};
-    size_t lens[6];
-    for (int i = 0; i < 6; i++) lens[i] = strlen(argv[i]);
-    cw_conn_command(d->writer, 6, argv, lens, 0, on_reconcile, d);
-}
-
-/* ---- One writer per instance: the lease --------------------------------
- *
- * <health_prefix>:<instance>:lease holds "<pid>@<host> <since ms>" of the
- * daemon that may write for the instance, for LEASE_MS, renewed every
- * LEASE_RENEW_MS by the loop (one script: renew if ours, take if free).
- * Until it holds the lease a daemon reads nothing, writes nothing and
- * snapshots nothing; a second daemon of the same instance says once who
- * holds it and waits, asking every second, and takes over when the lease
- * lapses (or at once when the holder is a process of this host that no
- * longer exists: a crash, restarted by systemd). A clean stop releases it.
- * A holder that finds the lease in another's hands (it stalled past
- * LEASE_MS) stops writing and reading and waits like a second daemon. */
-static const char LEASE_TAKE[] =
-    "local v = redis.call('GET', KEYS[1]) "
-    "if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end "
-    "if v == false or v == ARGV[3] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end "
-    "return v";
-static const char LEASE_RELEASE[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
-
-static void on_lease(cw_conn *c, redisReply *r, void *privdata);
-
-/* Asks for (or renews) the lease; `gone`: the value of a holder known to
- * be dead, which may be replaced. */
-static void lease_ask(daemon_ctx *d, const char *gone) {
-    if (d->lease_asking || d->stopping || !cw_conn_is_ready(d->writer)) return;
-    char ms[16];
-    snprintf(ms, sizeof(ms), "%d", LEASE_MS);
-    const char *argv[] = {"EVAL", LEASE_TAKE, "1", d->lease_key, d->lease_val, ms, gone ? gone : ""};
-    size_t lens[7];
-    for (int i = 0; i < 7; i++) lens[i] = strlen(argv[i]);
-    d->lease_asked = uv_now(&d->loop);
-    if (cw_conn_command(d->writer, 7, argv, lens, 0, on_lease, d) == 0) d->lease_asking = 1;
-}
-
-/* Releases the lease if it is still ours; cb sees the reply. Returns -1
- * when nothing was sent (cb never called). */
-static int lease_release(daemon_ctx *d, cw_conn_reply_cb cb) {
-    if (!d->lease_held) return -1;
-    const char *argv[] = {"EVAL", LEASE_RELEASE, "1", d->lease_key, d->lease_val};
-    size_t lens[5];
-    for (int i = 0; i < 5; i++) lens[i] = strlen(argv[i]);
-    return cw_conn_command(d->writer, 5, argv, lens, 0, cb, d);
-}
-
-/* "<pid>@<host> <since ms>" as a sentence; *pid and host (of hostlen). */
-static void lease_describe(const char *v, long *pid, char *host, size_t hostlen, char *out, size_t outlen) {
-    long long since = 0;
-    const char *at = strchr(v, '@'), *sp = strrchr(v, ' ');
-    *pid = atol(v);
-    host[0] = '\0';
-    if (at && sp && sp > at) {
-        snprintf(host, hostlen, "%.*s", (int)(sp - at - 1), at + 1);
-        since = atoll(sp + 1);
-    }
-    char when[64] = "?";
-    time_t t = (time_t)(since / 1000);
-    struct tm tm;
-    if (since > 0 && gmtime_r(&t, &tm)) strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-    snprintf(out, outlen, "pid %ld on host %s since %s", *pid, host[0] ? host : "?", when);
-}
-
-static void writer_resumed(daemon_ctx *d);
-static void remove_stale_snapshots(daemon_ctx *d);
-static void begin_shutdown(daemon_ctx *d);
-
-/* A daemon that waited while another held the lease takes over from the
- * state that one left (its final snapshot, newer than the one loaded at
- * start); nothing was read or written yet, so the state is made again
- * and loaded. (A SIGHUP taken while waiting is not kept.) Returns 0, or
- * -1 when the snapshot is refused (logged) or memory runs out. */
-static int state_reload(daemon_ctx *d) {
-    char err[512] = "out of memory";
-    cw_engine_out out = {on_alert, d};
-    cw_engine *e = cw_engine_new(d->cfg, &out, err, sizeof(err));
-    cw_sink *s = cw_sink_new(d->cfg);
-    cw_dead *q = cw_dead_new(d->cfg);
-    if (!e || !s || !q) {
-        CW_LOG(CW_LOG_ERR, "daemon", "taking over instance %s: %s", d->cfg->instance, err);
-        cw_engine_free(e);
-        cw_sink_free(s);
-        cw_dead_free(q);
-        return -1;
-    }
-    cw_engine_free(d->engine);
-    cw_sink_free(d->sink);
-    cw_dead_free(d->dead);
-    d->engine = e;
-    d->sink = s;
-    d->dead = q;
-    load_calendar(d, d->cfg, "");
-    snprintf(d->last_id, sizeof(d->last_id), "0-0");
-    d->read_pos[0] = '\0';
-    d->read_total = d->received = 0;
-    d->stream_base = 0;
-    d->base_known = d->stream_checked = d->reconciling = 0;
-    CW_LOG(CW_LOG_NOTICE, "snapshot", "taking over instance %s: loading the state its last holder left", d->cfg->instance);
-    if (snapshot_load(d) < 0) return -1;
-    /* a replay goes on from that state: before it, that state's firing set */
-    return d->replay ? cw_sink_replay_begin(d->sink, 0) : 0;
-}
-
-static void on_lease(cw_conn *c, redisReply *r, void *privdata) {
-    (void)c;
-    daemon_ctx *d = privdata;
-    d->lease_asking = 0;
-    if (!r || d->stopping) return; /* the writer went away: asked again once it is back */
-    uint64_t now = uv_now(&d->loop);
-    if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
-        d->lease_renewed = now;
-        d->lease_errlogged = 0;
-        if (d->lease_held) return;
-        d->lease_held = 1;
-        d->lease_lost = 0;
-        if (!d->lease_ever && d->lease_holder[0] && state_reload(d) < 0) {
-            d->exit_code = 2; /* said why; the refused snapshot stays as it is */
-            d->lease_lost = 1;
-            begin_shutdown(d);
-            return;
-        }
-        if (!d->lease_ever || d->lease_holder[0])
-            CW_LOG(d->lease_holder[0] ? CW_LOG_NOTICE : CW_LOG_INFO, "daemon",
-                   "write lease %s taken (%d s, renewed every second): this daemon writes for instance %s",
-                   d->lease_key, LEASE_MS / 1000, d->cfg->instance);
-        d->lease_holder[0] = '\0';
-        if (!d->lease_ever) remove_stale_snapshots(d);
-        d->lease_ever = 1;
-        writer_resumed(d);
-        return;
-    }
-    if (r->type == REDIS_REPLY_STRING) {
-        char host[256], who[400];
-        long pid;
-        lease_describe(r->str, &pid, host, sizeof(host), who, sizeof(who));
-        if (strcmp(host, d->host) == 0 && pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) < 0 &&
-            errno == ESRCH) {
-            CW_LOG(CW_LOG_NOTICE, "daemon", "the write lease of instance %s is held by %s, which no longer runs: taking it over",
-                   d->cfg->instance, who);
-            lease_ask(d, r->str);
-            return;
-        }
-        if (d->lease_held) {
-            CW_LOG(CW_LOG_ERR, "daemon",
-                   "the write lease of instance %s was taken by %s (this daemon could not renew it in time): not "
-                   "reading or writing until it lapses",
-                   d->cfg->instance, who);
-            d->lease_held = 0;
-            d->lease_lost = 1;
-        } else if (strcmp(d->lease_holder, r->str) != 0) {
-            CW_LOG(CW_LOG_WARNING, "daemon",
-                   "instance %s is held by %s (lease %s): this daemon does not read or write; waiting for it to stop "
-                   "or its lease to lapse",
-                   d->cfg->instance, who, d->lease_key);
-        }
-        snprintf(d->lease_holder, sizeof(d->lease_holder), "%s", r->str);
-        return;
-    }
-    /* refused (OOM refuses the SET of a free lease): asked again in a second */
-    if (!d->lease_errlogged++)
-        CW_LOG(CW_LOG_ERR, "daemon", "the write lease %s: %s; asking again every second", d->lease_key,
-               r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-    if (d->lease_held && now - d->lease_renewed >= LEASE_MS) {
-        CW_LOG(CW_LOG_ERR, "daemon", "the write lease %s lapsed: not reading or writing until it is taken again",
-               d->lease_key);
-        d->lease_held = 0;
-    }
-}
-
-/* Stale temporary snapshot files of this instance (<instance>.snap.tmp.<pid>,
- * left by a writer killed mid-way): removed once this daemon holds the
- * lease, so never a file another live daemon of the instance writes. */
-static void remove_stale_snapshots(daemon_ctx *d) {
-    DIR *dir = opendir(d->cfg->state_dir);
-    if (!dir) return;
-    char prefix[300];
-    int pl = snprintf(prefix, sizeof(prefix), "%s.snap.tmp.", d->cfg->instance);
-    int n = 0;
-    unsigned long long bytes = 0;
-    struct dirent *e;
-    while ((e = readdir(dir))) {
-        const char *name = e->d_name;
-        if (strncmp(name, prefix, (size_t)pl) != 0 || !name[pl] || strspn(name + pl, "0123456789") != strlen(name + pl))
-            continue;
-        if (d->snap_child && atol(name + pl) == (long)d->snap_child) continue;
-        char path[1024];
-        snprintf(path, sizeof(path), "%s/%s", d->cfg->state_dir, name);
-        struct stat st;
-        if (stat(path, &st) == 0 && unlink(path) == 0) {
-            n++;
-            bytes += (unsigned long long)st.st_size;
-        }
-    }
-    closedir(dir);
-    if (n)
-        CW_LOG(CW_LOG_NOTICE, "snapshot", "removed %d stale temporary snapshot file%s of instance %s (%.1f MB) from %s", n,
-               n == 1 ? "" : "s", d->cfg->instance, (double)bytes / 1e6, d->cfg->state_dir);
-}
-
 /* ---- Life cycle --------------------------------------------------------- */
 
 static void on_conn_state(cw_conn *c, int ready, void *data) {
@@ -1503,17 +938,17 @@ static void on_conn_state(cw_conn *c, int ready, void *data) {
     if (c == d->reader) {
         /* from the last entry received: the batches read ahead are still applied */
         CW_LOG(CW_LOG_INFO, "stream", "reading %s after %s", d->cfg->stream_key, d->read_pos[0] ? d->read_pos : d->last_id);
-        read_more(d);
+        cw__read_more(d);
         return;
     }
-    /* nothing is written before the lease is held (see on_lease) */
-    lease_ask(d, NULL);
+    /* nothing is written before the lease is held (see cw__on_lease) */
+    cw__lease_ask(d, NULL);
 }
 
 /* The writer is READY and the lease held: hash writes handed out before
  * the writer dropped may be lost, and rows judged while it was down were
  * not written: write everything again (idempotent HSETs). */
-static void writer_resumed(daemon_ctx *d) {
+void cw__writer_resumed(daemon_ctx *d) {
     if (d->writer_was_ready || d->rows_dropped) {
         cw_engine_touch_all(d->engine);
         parked_clear(d);
@@ -1522,10 +957,10 @@ static void writer_resumed(daemon_ctx *d) {
     d->rows_dropped = 0;
     cw_sink_resync(d->sink); /* the firing hash is rewritten whole before more alerts */
     if (!d->stream_checked) ask_stream_size(d);
-    reconcile_more(d);
+    cw__reconcile_more(d);
     send_alerts(d);
     send_dead(d);
-    read_more(d);
+    cw__read_more(d);
 }
 
 #define DRAIN_MS 4000 /* how long shutdown waits for Redis to acknowledge */
@@ -1575,7 +1010,7 @@ static void on_drain_timer(uv_timer_t *t) {
     if (d->snap_child) { /* cancelled: the final snapshot is newer */
         d->snap_cancel = 1;
         kill(d->snap_child, SIGKILL);
-        snapshot_reap(d, 1);
+        cw__snapshot_reap(d, 1);
     }
     char err[512];
     size_t size = 0;
@@ -1583,7 +1018,7 @@ static void on_drain_timer(uv_timer_t *t) {
     if (!d->lease_ever || d->lease_lost) /* the holder's snapshot is not ours to overwrite */
         CW_LOG(CW_LOG_NOTICE, "snapshot", "no final snapshot: this daemon %s the write lease of instance %s",
                d->lease_ever ? "lost" : "never held", d->cfg->instance);
-    else if (snapshot_write(d, &size, err, sizeof(err)) < 0)
+    else if (cw__snapshot_write(d, &size, err, sizeof(err)) < 0)
         CW_LOG(CW_LOG_ERR, "snapshot", "final snapshot: %s", err);
     else
         CW_LOG(CW_LOG_INFO, "snapshot", "final snapshot %s: %zu bytes in %.0f ms, after %s", d->snap_path, size,
@@ -1595,7 +1030,7 @@ static void on_drain_timer(uv_timer_t *t) {
 }
 
 /* Shutdown, first half: stop reading, write what is pending. */
-static void begin_shutdown(daemon_ctx *d) {
+void cw__begin_shutdown(daemon_ctx *d) {
     if (d->stopping) return;
     d->stopping = 1;
     cw_notify_stopping();
@@ -1614,7 +1049,7 @@ static void on_signal(uv_signal_t *s, int signum) {
     daemon_ctx *d = s->data;
     if (d->stopping) return;
     CW_LOG(CW_LOG_NOTICE, "daemon", "%s received, shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
-    begin_shutdown(d);
+    cw__begin_shutdown(d);
 }
 
 /* --replay reached the tip it was asked for: the one line, then the
@@ -1627,7 +1062,7 @@ static void replay_done(daemon_ctx *d) {
            (unsigned long long)n, (unsigned long long)d->read_total, secs, secs > 0 ? (double)n / secs : 0.0,
            d->max_stall_ms);
     fflush(stdout);
-    begin_shutdown(d);
+    cw__begin_shutdown(d);
 }
 
 /* Loop stalls: a 10 ms timer that notes how late it runs. */
@@ -1672,7 +1107,7 @@ static void on_sighup(uv_signal_t *s, int signum) {
         cw_notify_ready();
         return;
     }
-    load_calendar(d, nc, "SIGHUP: "); /* a bad file keeps the calendar in use */
+    cw__load_calendar(d, nc, "SIGHUP: "); /* a bad file keeps the calendar in use */
     const cw_config *oc = d->cfg;
     if (strcmp(nc->redis_host, oc->redis_host) || nc->redis_port != oc->redis_port ||
         strcmp(nc->stream_key, oc->stream_key) || nc->utc_offset_min != oc->utc_offset_min ||
@@ -1686,7 +1121,7 @@ static void on_sighup(uv_signal_t *s, int signum) {
 /* Loads [calendar] file into the engine. A missing file means weekends
  * only (with a warning); a malformed one is refused (-1, logged, naming
  * file and line) and the calendar in use stays. */
-static int load_calendar(daemon_ctx *d, const cw_config *cfg, const char *when) {
+int cw__load_calendar(daemon_ctx *d, const cw_config *cfg, const char *when) {
     const char *path = cfg->calendar_file;
     cw_calendar *cal = NULL;
     if (path && path[0]) {
@@ -1762,7 +1197,7 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
         return 1;
     }
     char err[512];
-    cw_engine_out out = {on_alert, &d};
+    cw_engine_out out = {cw__on_alert, &d};
     d.engine = cw_engine_new(cfg, &out, err, sizeof(err));
     if (!d.engine) {
         CW_LOG(CW_LOG_ERR, "config", "%s", err);
@@ -1770,7 +1205,7 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     }
     if (!cw_engine_rules(d.engine))
         CW_LOG(CW_LOG_WARNING, "config", "no [rule ...] sections: indicators only, no alerts will be raised");
-    if (load_calendar(&d, cfg, "") < 0) return fail_early(&d, 1);
+    if (cw__load_calendar(&d, cfg, "") < 0) return fail_early(&d, 1);
     d.sink = cw_sink_new(cfg);
     d.dead = cw_dead_new(cfg);
     d.parked = cw_map_new();
@@ -1782,7 +1217,7 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     if (opts && opts->rebuild) {
         CW_LOG(CW_LOG_NOTICE, "snapshot", "--rebuild: ignoring %s, replaying %s from its start", d.snap_path,
                cfg->stream_key);
-    } else if (snapshot_load(&d) < 0) {
+    } else if (cw__snapshot_load(&d) < 0) {
         return fail_early(&d, 2); /* said why */
     }
     if (d.replay && cw_sink_replay_begin(d.sink, opts->rebuild) < 0) return fail_early(&d, 1);
