@@ -34,10 +34,12 @@ int cw_sink_send(cw_sink *s, cw_conn *w, size_t max_unsent);
 
 /* The firing set (PROTOCOL.md §3a). Every alert's log entry and the change
  * it makes to the hash <firing_key> (HSET when firing; HDEL from it and
- * from <acks_key> when resolved) are written by one atomic script per
- * batch of alerts, so the log and the hash never disagree. The sink keeps
- * the JSON of every alert Redis acknowledged as firing, and rewrites the
- * hash whole from it (removing acknowledgements of ids no longer firing)
+ * from <acks_key> when resolved) are written by one MULTI/EXEC per batch
+ * of alerts, so the log and the hash never disagree; the batch is
+ * published once EXEC's reply says it landed. The sink keeps the JSON of
+ * every alert Redis acknowledged as firing, and rewrites the hash whole
+ * from it (in parts, swapped in atomically; removing acknowledgements of
+ * ids no longer firing)
  * before sending anything else after cw_sink_resync, after cw_sink_load,
  * and on the first send of a new sink.
  *
