@@ -1,7 +1,8 @@
 /* casewatchd's I/O shell around the engine. Read top to bottom, this file
  * is the data path:
  *
- *   read      XREAD from the last entry applied (reader connection)
+ *   read      XREAD from the last entry applied (reader connection; in
+ *             --replay on a worker instead, cw_replay_read)
  *   decode    each reply copied into a batch and decoded on libuv's
  *             thread pool, up to AHEAD batches ahead (cw_batch)
  *   engine    entries applied in stream order (cw_engine): the unusable

@@ -87,8 +87,9 @@ static void *xr_string(const redisReadTask *t, char *str, size_t len) {
             if (cw_batch_add_entry(rr->b, str, len) < 0) return NULL;
             rr->entry_added = 1;
         }
-    } else if (depth == 5 && field_part(rr, t, t->type == REDIS_REPLY_STRING ? str : "", t->type == REDIS_REPLY_STRING ? len : 0) < 0) {
-        return NULL;
+    } else if (depth == 5) { /* a status or an error reads as "" too */
+        int text = t->type == REDIS_REPLY_STRING;
+        if (field_part(rr, t, text ? str : "", text ? len : 0) < 0) return NULL;
     }
     return at_depth(rr, depth);
 }
