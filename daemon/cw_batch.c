@@ -11,6 +11,10 @@ struct cw_batch {
     size_t nfields, capfields;
     char *bytes; /* every id, name and value, NUL-terminated */
     size_t capbytes;
+    /* cw_batch_add_*: bytes used so far, a name waiting for its value
+     * (its offset + 1, 0: none, and its length), memory ran out */
+    size_t nbytes, pending, pending_len;
+    int oom;
     int64_t now_ms;
 };
 
@@ -102,6 +106,96 @@ int cw_batch_fill(cw_batch *b, const redisReply *entries, int64_t now_ms) {
         }
         be->ok = 0;
         be->why[0] = '\0';
+    }
+    return 0;
+}
+
+/* ---- Filled as a reply is parsed (cw_batch_begin .. cw_batch_end) ---- */
+
+void cw_batch_begin(cw_batch *b, int64_t now_ms) {
+    b->n = b->nfields = b->nbytes = b->pending = 0;
+    b->oom = 0;
+    b->now_ms = now_ms;
+}
+
+/* Copies s into the batch's bytes (NUL-terminated); its offset, or -1.
+ * The bytes may still move: pointers into them are set by cw_batch_end. */
+static long long add_bytes(cw_batch *b, const char *s, size_t len) {
+    if (b->oom || fit((void **)&b->bytes, &b->capbytes, b->nbytes + len + 1, 1) < 0) {
+        b->oom = 1;
+        return -1;
+    }
+    size_t at = b->nbytes;
+    if (len) memcpy(b->bytes + at, s, len);
+    b->bytes[at + len] = '\0';
+    b->nbytes += len + 1;
+    return (long long)at;
+}
+
+/* The last entry's name without a value is not a field. */
+static void drop_pending(cw_batch *b) {
+    if (b->pending) b->nbytes = b->pending - 1;
+    b->pending = 0;
+}
+
+int cw_batch_add_entry(cw_batch *b, const char *id, size_t len) {
+    drop_pending(b);
+    if (b->oom || fit((void **)&b->entries, &b->cap, b->n + 1, sizeof(*b->entries)) < 0 || add_bytes(b, id, len) < 0) {
+        b->oom = 1;
+        return -1;
+    }
+    cw_batch_entry *e = &b->entries[b->n++];
+    e->id = NULL; /* set by cw_batch_end */
+    e->fields = NULL;
+    e->nfields = 0;
+    e->ok = 0;
+    e->why[0] = '\0';
+    return 0;
+}
+
+int cw_batch_add_string(cw_batch *b, const char *s, size_t len) {
+    if (!b->n) return 0; /* no entry: nothing it belongs to */
+    long long at = add_bytes(b, s, len);
+    if (at < 0) return -1;
+    if (!b->pending) { /* a name: a field once its value comes */
+        b->pending = (size_t)at + 1;
+        b->pending_len = len;
+        return 0;
+    }
+    b->pending = 0;
+    if (fit((void **)&b->fields, &b->capfields, b->nfields + 1, sizeof(*b->fields)) < 0) {
+        b->oom = 1;
+        return -1;
+    }
+    cw_entry_field *f = &b->fields[b->nfields++];
+    f->name = f->value = NULL; /* set by cw_batch_end */
+    f->name_len = b->pending_len;
+    f->value_len = len;
+    b->entries[b->n - 1].nfields++;
+    return 0;
+}
+
+/* The strings lie in the bytes in the order they were added: one walk
+ * sets every pointer. */
+int cw_batch_end(cw_batch *b) {
+    drop_pending(b);
+    if (b->oom) {
+        b->n = b->nfields = 0;
+        return -1;
+    }
+    char *o = b->bytes;
+    cw_entry_field *f = b->fields;
+    for (size_t i = 0; i < b->n; i++) {
+        cw_batch_entry *e = &b->entries[i];
+        e->id = o;
+        o += strlen(o) + 1; /* a stream id holds no NUL */
+        e->fields = f;
+        for (size_t j = 0; j < e->nfields; j++, f++) {
+            f->name = o;
+            o += f->name_len + 1;
+            f->value = o;
+            o += f->value_len + 1;
+        }
     }
     return 0;
 }

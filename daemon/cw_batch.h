@@ -34,6 +34,19 @@ void cw_batch_free(cw_batch *b);
  * or -1 when out of memory (the batch is then empty). */
 int cw_batch_fill(cw_batch *b, const redisReply *entries, int64_t now_ms);
 
+/* Filling a batch entry by entry, string by string, as a reply is parsed
+ * (cw_replay_read's reader callbacks: no reply tree, one copy of each
+ * string): cw_batch_begin, then for each entry cw_batch_add_entry and its
+ * fields' names and values in turn with cw_batch_add_string (a name left
+ * without its value is dropped, as cw_batch_fill does), then
+ * cw_batch_end, after which the entries may be read. The add functions
+ * return 0, or -1 when out of memory (cw_batch_end then fails too and
+ * the batch is empty). One thread at a time, like the rest. */
+void cw_batch_begin(cw_batch *b, int64_t now_ms);
+int cw_batch_add_entry(cw_batch *b, const char *id, size_t len);
+int cw_batch_add_string(cw_batch *b, const char *s, size_t len);
+int cw_batch_end(cw_batch *b);
+
 /* Decodes and validates every entry. Touches nothing but b: may run on
  * another thread while the loop works on other batches. */
 void cw_batch_decode(cw_batch *b);

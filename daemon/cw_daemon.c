@@ -1,7 +1,8 @@
 /* casewatchd's I/O shell around the engine. Read top to bottom, this file
  * is the data path:
  *
- *   read      XREAD from the last entry applied (reader connection)
+ *   read      XREAD from the last entry applied (reader connection; in
+ *             --replay on a worker instead, cw_replay_read)
  *   decode    each reply copied into a batch and decoded on libuv's
  *             thread pool, up to AHEAD batches ahead (cw_batch)
  *   engine    entries applied in stream order (cw_engine): the unusable
@@ -206,6 +207,32 @@ static void on_apply_more(uv_idle_t *h) {
     apply_ready(h->data);
 }
 
+/* A reply read into rb joins the batches read ahead, in stream order.
+ * stream: the reply held the stream, with n entries, the last one's id
+ * last (else it held none). The next read starts at once when this one
+ * was full: Redis prepares it while this one is decoded and applied. */
+static void batch_received(daemon_ctx *d, read_batch *rb, int stream, size_t n, const char *last) {
+    if (stream) {
+        rb->n = n;
+        if (last) snprintf(d->read_pos, sizeof(d->read_pos), "%s", last);
+        int more = rb->n == (size_t)d->cfg->stream_batch && !(d->replay && id_cmp(last, d->replay_until) >= 0);
+        /* a replay going on after this batch, at a flush point: no read
+         * past it until it is applied and its flush is out (see flush) */
+        rb->hold = d->replay && more && d->read_ahead + rb->n >= d->flush_at;
+        d->read_ahead += rb->n;
+        d->received += rb->n;
+        if (d->replay && !more) d->read_all = 1;
+        if (rb->hold) d->reads_held = 1;
+    }
+    if (d->ahead_tail) d->ahead_tail->next = rb;
+    else d->ahead = rb;
+    d->ahead_tail = rb;
+    d->nahead++;
+    if (rb->n == (size_t)d->cfg->stream_batch) cw__read_more(d);
+}
+
+static void on_read_check(cw_conn *c, redisReply *r, void *privdata);
+
 static void on_read(cw_conn *c, redisReply *r, void *privdata) {
     (void)c;
     daemon_ctx *d = privdata;
@@ -222,38 +249,66 @@ static void on_read(cw_conn *c, redisReply *r, void *privdata) {
         cw_conn_drop(d->reader, "out of memory");
         return;
     }
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
-        const redisReply *entries = r->element[0]->element[1];
-        if (cw_batch_fill(rb->b, entries, cw_wall_ms()) < 0) { /* the wall clock event times are checked against */
-            rb->next = d->spare_batches;
-            d->spare_batches = rb;
-            CW_LOG(CW_LOG_ERR, "stream", "out of memory copying a batch of %s; reading it again", d->cfg->stream_key);
-            cw_conn_drop(d->reader, "out of memory");
-            return;
-        }
-        rb->n = entries->elements;
-        const char *last = rb->n ? entries->element[rb->n - 1]->element[0]->str : NULL;
-        if (last) snprintf(d->read_pos, sizeof(d->read_pos), "%s", last);
-        int more = rb->n == (size_t)d->cfg->stream_batch && !(d->replay && id_cmp(last, d->replay_until) >= 0);
-        /* a replay going on after this batch, at a flush point: no read
-         * past it until it is applied and its flush is out (see flush) */
-        rb->hold = d->replay && more && d->read_ahead + rb->n >= d->flush_at;
-        d->read_ahead += rb->n;
-        d->received += rb->n;
-        if (d->replay && !more) d->read_all = 1;
-        if (rb->hold) d->reads_held = 1;
+    int stream = r->type == REDIS_REPLY_ARRAY && r->elements == 1;
+    const redisReply *entries = stream ? r->element[0]->element[1] : NULL;
+    if (stream && cw_batch_fill(rb->b, entries, cw_wall_ms()) < 0) { /* the wall clock event times are checked against */
+        rb->next = d->spare_batches;
+        d->spare_batches = rb;
+        CW_LOG(CW_LOG_ERR, "stream", "out of memory copying a batch of %s; reading it again", d->cfg->stream_key);
+        cw_conn_drop(d->reader, "out of memory");
+        return;
     }
-    if (d->ahead_tail) d->ahead_tail->next = rb;
-    else d->ahead = rb;
-    d->ahead_tail = rb;
-    d->nahead++;
-    if (rb->n == (size_t)d->cfg->stream_batch) cw__read_more(d); /* Redis prepares the next one meanwhile */
+    size_t n = stream ? entries->elements : 0;
+    batch_received(d, rb, stream, n, n ? entries->element[n - 1]->element[0]->str : NULL);
     if (cw_batch_size(rb->b)) {
         uv_queue_work(&d->loop, &rb->work, decode_work, decode_done);
     } else {
         rb->decoded = 1;
         apply_ready(d);
     }
+}
+
+/* --replay reads off the loop (cw_replay_read): the stream check and the
+ * XREAD on a worker, the batch parsed and decoded there; here it comes
+ * back ready to apply, as a decoded batch of on_read does. A failed read
+ * is read again from read_pos once the reader may (on_replay_ready). */
+static void on_replay_read(cw_batch *b, const cw_replay_read_result *res, void *data) {
+    (void)b; /* rb->b */
+    read_batch *rb = data;
+    daemon_ctx *d = rb->d;
+    d->reading = 0;
+    if (res->check) on_read_check(NULL, (redisReply *)res->check, d);
+    if (!res->ok || d->stopping) {
+        if (res->refused) CW_LOG(CW_LOG_ERR, "stream", "XREAD refused: %s", res->why);
+        if (res->nomem)
+            CW_LOG(CW_LOG_ERR, "stream", "out of memory copying a batch of %s; reading it again", d->cfg->stream_key);
+        rb->next = d->spare_batches;
+        d->spare_batches = rb;
+        return;
+    }
+    batch_received(d, rb, res->stream, res->n, res->last);
+    rb->decoded = 1;
+    apply_ready(d);
+}
+
+static void replay_read(daemon_ctx *d) {
+    read_batch *rb = batch_take(d);
+    if (!rb) { /* the flush timer tries again */
+        CW_LOG(CW_LOG_ERR, "stream", "out of memory for a batch of %s; reading it again", d->cfg->stream_key);
+        return;
+    }
+    if (cw_replay_read_start(d->rread, d->read_pos, rb->b, on_replay_read, rb) < 0) {
+        rb->next = d->spare_batches;
+        d->spare_batches = rb;
+        return;
+    }
+    d->reading = 1;
+}
+
+static void on_replay_ready(void *data) {
+    daemon_ctx *d = data;
+    CW_LOG(CW_LOG_INFO, "stream", "reading %s after %s", d->cfg->stream_key, d->read_pos[0] ? d->read_pos : d->last_id);
+    cw__read_more(d);
 }
 
 /* Reading pauses while the writer is this far behind (Redis refusing or
@@ -267,8 +322,6 @@ static int writer_far_behind(daemon_ctx *d) {
     return cw_sink_pending(d->sink) >= PAUSE_ALERTS / div || cw_dead_pending(d->dead) >= PAUSE_DEAD / div ||
            cw_dead_pending_bytes(d->dead) >= PAUSE_DEAD_BYTES / div;
 }
-
-static void on_read_check(cw_conn *c, redisReply *r, void *privdata);
 
 /* What the stream is right before each read, in one round trip with it
  * (the reply is small: no entry is copied): {length, entries-added,
@@ -288,7 +341,7 @@ static const char STREAM_CHECK[] =
 void cw__read_more(daemon_ctx *d) {
     /* the first read waits for the stream's size (see on_xinfo) and the lease */
     if (d->stopping || d->reading || d->reads_held || d->read_all || d->nahead >= AHEAD || d->reconciling ||
-        !d->stream_checked || !d->lease_held || !cw_conn_is_ready(d->reader))
+        !d->stream_checked || !d->lease_held || !(d->rread ? cw_replay_read_idle(d->rread) : cw_conn_is_ready(d->reader)))
         return;
     if (writer_far_behind(d)) {
         if (!d->read_paused) /* a catch-up outrunning the writer is normal; Redis refusing is not */
@@ -301,10 +354,14 @@ void cw__read_more(daemon_ctx *d) {
     }
     if (d->read_paused) CW_LOG(CW_LOG_INFO, "stream", "reading resumed");
     d->read_paused = 0;
+    if (!d->read_pos[0]) snprintf(d->read_pos, sizeof(d->read_pos), "%s", d->last_id);
+    if (d->rread) {
+        replay_read(d);
+        return;
+    }
     char count[16], block[16];
     snprintf(count, sizeof(count), "%d", d->cfg->stream_batch);
     snprintf(block, sizeof(block), "%d", d->cfg->stream_block_ms);
-    if (!d->read_pos[0]) snprintf(d->read_pos, sizeof(d->read_pos), "%s", d->last_id);
     const char *argv[] = {"XREAD", "COUNT", count, "BLOCK", block, "STREAMS", d->cfg->stream_key, d->read_pos};
     size_t lens[8];
     for (int i = 0; i < 8; i++) lens[i] = strlen(argv[i]);
@@ -1036,6 +1093,8 @@ void cw__begin_shutdown(daemon_ctx *d) {
     cw_notify_stopping();
     cw_conn_close(d->reader, NULL, NULL);
     d->reader = NULL;
+    cw_replay_read_close(d->rread); /* a read in flight ends first (on_replay_read) */
+    d->rread = NULL;
     flush(d);
     if (can_write(d)) write_health(d, 0);
     uv_timer_stop(&d->probe_timer);
@@ -1225,9 +1284,10 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
         return fail_early(&d, 2); /* said why */
     }
     if (d.replay && cw_sink_replay_begin(d.sink, opts->rebuild) < 0) return fail_early(&d, 1);
-    d.reader = cw_conn_new(&d.loop, cfg, "read", on_conn_state, &d);
+    if (d.replay) d.rread = cw_replay_read_new(&d.loop, cfg, STREAM_CHECK, on_replay_ready, &d);
+    else d.reader = cw_conn_new(&d.loop, cfg, "read", on_conn_state, &d);
     d.writer = cw_conn_new(&d.loop, cfg, "write", on_conn_state, &d);
-    if (!d.reader || !d.writer) {
+    if (!(d.reader || d.rread) || !d.writer) {
         CW_LOG(CW_LOG_ERR, "daemon", "out of memory");
         return fail_early(&d, 1);
     }
@@ -1264,7 +1324,7 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
     signal(SIGPIPE, SIG_IGN);
     CW_LOG(CW_LOG_INFO, "daemon", "casewatchd %s starting: instance %s, stream %s on %s:%d", CW_VERSION, cfg->instance,
            cfg->stream_key, cfg->redis_host, cfg->redis_port);
-    cw_conn_start(d.reader);
+    if (d.reader) cw_conn_start(d.reader);
     cw_conn_start(d.writer);
     uv_run(&d.loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(&d.loop);

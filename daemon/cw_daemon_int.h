@@ -35,6 +35,7 @@
 #include "cw_map.h"
 #include "cw_notify.h"
 #include "cw_period.h"
+#include "cw_replay_read.h"
 #include "cw_sink.h"
 #include "cw_snap.h"
 
@@ -44,7 +45,8 @@ enum { WRITES_OK, WRITES_REFUSED, WRITES_RETRYING };
 typedef struct daemon_ctx {
     uv_loop_t loop;
     const cw_config *cfg;
-    cw_conn *reader; /* blocking stream reads hold this one */
+    cw_conn *reader; /* blocking stream reads hold this one (live) */
+    cw_replay_read *rread; /* --replay: stream reads off the loop instead */
     cw_conn *writer; /* hashes, alerts, dead letters, health */
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t flush_timer, watchdog_timer, stall_timer;

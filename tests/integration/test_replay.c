@@ -10,6 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -265,10 +270,277 @@ static void a_backfill_from_a_snapshot_announces_what_changed_since_it(void **st
     redisFree(c);
 }
 
+/* ---- A replay interrupted: Redis restarting, SIGTERM ---------------------- */
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every indicator hash as key -> its fields and values, sorted. */
+static cw_map *indicators_of(redisContext *c) {
+    cw_map *m = cw_map_new();
+    redisReply *keys = redisCommand(c, "KEYS casewatch:ind:*");
+    assert_int_equal(keys->type, REDIS_REPLY_ARRAY);
+    for (size_t k = 0; k < keys->elements; k++) {
+        redisReply *r = redisCommand(c, "HGETALL %s", keys->element[k]->str);
+        size_t n = r->elements / 2, len = 1;
+        char **fv = calloc(n + 1, sizeof(*fv));
+        for (size_t i = 0; i < n; i++) {
+            size_t l = r->element[2 * i]->len + r->element[2 * i + 1]->len + 2;
+            fv[i] = malloc(l);
+            snprintf(fv[i], l, "%s=%s", r->element[2 * i]->str, r->element[2 * i + 1]->str);
+            len += l;
+        }
+        qsort(fv, n, sizeof(*fv), cmp_str);
+        char *all = calloc(1, len);
+        for (size_t i = 0; i < n; i++) {
+            strcat(all, fv[i]);
+            strcat(all, "\n");
+            free(fv[i]);
+        }
+        free(fv);
+        cw_map_put(m, keys->element[k]->str, keys->element[k]->len, all);
+        freeReplyObject(r);
+    }
+    freeReplyObject(keys);
+    return m;
+}
+
+static void assert_same_indicators(cw_map *want, cw_map *got) {
+    assert_int_equal(cw_map_size(want), cw_map_size(got));
+    size_t pos = 0;
+    const char *key;
+    void *v;
+    while (cw_map_next(want, &pos, &key, NULL, &v)) {
+        const char *g = cw_map_get(got, key, strlen(key));
+        if (!g) fail_msg("%s is missing after the interrupted replay", key);
+        if (strcmp(g, v) != 0) fail_msg("%s differs:\n  whole:       %s\n  interrupted: %s", key, (char *)v, g);
+    }
+}
+
+/* What a replay wrote, gone (the stream stays). */
+static void clear_outputs(redisContext *c) {
+    redisReply *keys = redisCommand(c, "KEYS casewatch:ind:*");
+    for (size_t k = 0; k < keys->elements; k++) freeReplyObject(redisCommand(c, "DEL %s", keys->element[k]->str));
+    freeReplyObject(keys);
+    freeReplyObject(redisCommand(c, "DEL %s %s casewatch:events:dead", LOG, FIRING));
+}
+
+/* casewatchd --replay --rebuild in the background, its stdout and stderr
+ * to files under the state directory; returns its pid. */
+static pid_t replay_start(const char *dir, const char *extra, char *out, char *err, size_t len) {
+    char bin[256], port[64], sd[96];
+    cw_test_bin("casewatchd", bin, sizeof(bin));
+    snprintf(port, sizeof(port), "redis.port=%d", cw_test_redis.port);
+    snprintf(sd, sizeof(sd), "daemon.state_dir=%s", dir);
+    snprintf(out, len, "%s/replay.out", dir);
+    snprintf(err, len, "%s/replay.err", dir);
+    char *argv[] = {bin, "-c", CONF, "-o", port, "-o", sd, "-o", "daemon.log_level=warning", "-o",
+                    (char *)(extra ? extra : "daemon.instance=main"), "--replay", "--rebuild", NULL};
+    pid_t pid = fork();
+    if (pid == 0) {
+        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644), e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(o, 1);
+        dup2(e, 2);
+        execv(bin, argv);
+        _exit(127);
+    }
+    assert_true(pid > 0);
+    return pid;
+}
+
+/* Its exit status (fails the test after 60 s). */
+static int replay_wait(pid_t pid) {
+    for (int i = 0; i < 6000; i++) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        cw_test_sleep_ms(10);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    fail_msg("the replay did not end within 60 s");
+    return -1;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char *buf = calloc(1, 1 << 20);
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* Waits until Redis has answered `n` XREADs since the last CONFIG
+ * RESETSTAT (the replay is that far). */
+static void wait_xreads(redisContext *c, long long n) {
+    for (int i = 0; i < 20000 && calls(c, "xread") < n; i++) cw_test_sleep_ms(1);
+    assert_true(calls(c, "xread") >= n);
+}
+
+static const char *const big_args[] = {"--seed", "5", "--cases", "20000", "--lines", "100000", "--days", "730",
+                                       "--late-rate", "0", "--dup-rate", "0.01", "--overdue-rate", "0.03", NULL};
+
+/* Redis killed (SIGKILL; the stream survives in its last SAVE) and
+ * restarted. */
+static void restart_redis(redisContext *c) {
+    (void)c;
+    assert_int_equal(cw_testredis_restart(&cw_test_redis), 0);
+}
+
+/* Redis paused past five read timeouts (redis.timeout_ms=300), then on. */
+static void pause_redis(redisContext *c) {
+    (void)c;
+    kill(cw_test_redis.pid, SIGSTOP);
+    cw_test_sleep_ms(1500);
+    kill(cw_test_redis.pid, SIGCONT);
+}
+
+/* A replay of 100,000 entries, interrupted after a tenth of its XREADs
+ * (extra: one more -o), must end as one that ran through: the same line
+ * (every entry read once), the same indicator hashes and firing hash; the
+ * reader saw the interruption (the log says `seen`). */
+static void replay_interrupted(void (*interrupt)(redisContext *), const char *extra, const char *seen) {
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    char *lines = cw_test_gen(big_args);
+    long long n = 0;
+    for (const char *p = lines; *p; p++) n += *p == '\n';
+    cw_test_feed_raw(lines, strlen(lines));
+    free(lines);
+
+    /* the reference: a replay that runs through */
+    const char *dir = cw_test_state_dir();
+    char out[256], err[256];
+    freeReplyObject(redisCommand(c, "CONFIG RESETSTAT"));
+    assert_int_equal(replay_wait(replay_start(dir, extra, out, err, sizeof(out))), 0);
+    long long xreads = calls(c, "xread");
+    char *ref = slurp(out);
+    cw_map *want = indicators_of(c), *want_firing = hash_of(c, FIRING);
+    assert_true(cw_map_size(want) > 100 && xreads > 50);
+
+    /* the same replay, interrupted */
+    clear_outputs(c);
+    freeReplyObject(redisCommand(c, "SAVE"));
+    freeReplyObject(redisCommand(c, "CONFIG RESETSTAT"));
+    pid_t pid = replay_start(cw_test_state_dir(), extra, out, err, sizeof(out));
+    wait_xreads(c, xreads / 10);
+    redisFree(c);
+    interrupt(c);
+    assert_int_equal(replay_wait(pid), 0);
+    c = cw_testredis_connect(&cw_test_redis);
+    char *got = slurp(out), *log = slurp(err);
+    int saw = 0;
+    for (const char *l = strstr(log, "] read: redis"); l && !saw; l = strstr(l + 1, "] read: redis")) {
+        const char *s = strstr(l, seen), *eol = strchr(l, '\n');
+        saw = s && (!eol || s < eol);
+    }
+    if (!saw) fail_msg("the reader did not log '%s' (the replay ended first?): %s", seen, log);
+    char want_line[96];
+    snprintf(want_line, sizeof(want_line), "(%lld entries read)", n);
+    if (!strstr(got, want_line)) fail_msg("expected '%s' in: %s", want_line, got);
+    assert_memory_equal(ref, got, (size_t)(strstr(ref, " in ") - ref)); /* "replayed N events (M entries read)" */
+    cw_map *have = indicators_of(c), *have_firing = hash_of(c, FIRING);
+    assert_same_indicators(want, have);
+    assert_same_hash(want_firing, have_firing);
+    print_message("%lld entries, interrupted after %lld of %lld XREADs; %zu indicator hashes and %zu alerts firing "
+                  "as in a replay that ran through\n", n, xreads / 10, xreads, cw_map_size(have), cw_map_size(have_firing));
+    free(ref), free(got), free(log);
+    free_values(want), free_values(want_firing), free_values(have), free_values(have_firing);
+    redisFree(c);
+}
+
+/* Redis restarted while a replay reads: it reads again from the entry
+ * after the last one it received. */
+static void a_replay_whose_redis_restarts_midway_resumes_where_it_was(void **state) {
+    (void)state;
+    replay_interrupted(restart_redis, NULL, "unavailable");
+}
+
+/* Redis silent past the timeout while a replay reads: the read gives up
+ * (a replay never hangs on it), and reads again once Redis answers. */
+static void a_replay_whose_redis_pauses_past_the_timeout_reads_again_where_it_was(void **state) {
+    (void)state;
+    replay_interrupted(pause_redis, "redis.timeout_ms=300", "no reply within 300 ms");
+}
+
+/* SIGTERM while Redis is silent in the middle of a replay: the replay
+ * stops within its timeouts (a read in flight gives up), exits 0. */
+static void a_replay_stopped_while_redis_is_silent_exits_within_its_timeouts(void **state) {
+    (void)state;
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    char *lines = cw_test_gen(big_args);
+    cw_test_feed_raw(lines, strlen(lines));
+    free(lines);
+    char out[256], err[256];
+    freeReplyObject(redisCommand(c, "CONFIG RESETSTAT"));
+    pid_t pid = replay_start(cw_test_state_dir(), "redis.timeout_ms=300", out, err, sizeof(out));
+    wait_xreads(c, 10);
+    kill(cw_test_redis.pid, SIGSTOP);
+    cw_test_sleep_ms(100);
+    double t0 = now_s();
+    kill(pid, SIGTERM);
+    int rc = replay_wait(pid);
+    double took = now_s() - t0;
+    kill(cw_test_redis.pid, SIGCONT);
+    assert_int_equal(rc, 0);
+    if (took > 8.0) fail_msg("the replay took %.1f s to stop", took);
+    print_message("stopped in %.1f s with Redis silent\n", took);
+    redisFree(c);
+}
+
+/* SIGTERM in the middle of a replay: it stops reading, announces the net
+ * change of what it has applied (every alert firing so far, logged once,
+ * "replay": true, against nothing before a rebuild), writes its final
+ * snapshot and exits 0 without the line of a replay that reached the tip. */
+static void a_replay_stopped_midway_announces_its_net_change_so_far_and_exits_cleanly(void **state) {
+    (void)state;
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    char *lines = cw_test_gen(big_args);
+    cw_test_feed_raw(lines, strlen(lines));
+    free(lines);
+    const char *dir = cw_test_state_dir();
+    char out[256], err[256], snap[256];
+    freeReplyObject(redisCommand(c, "CONFIG RESETSTAT"));
+    pid_t pid = replay_start(dir, NULL, out, err, sizeof(out));
+    wait_xreads(c, 30);
+    kill(pid, SIGTERM);
+    assert_int_equal(replay_wait(pid), 0);
+    char *got = slurp(out), *log = slurp(err);
+    if (strstr(got, "replayed ")) fail_msg("the replay ran to the tip before SIGTERM: %s", got);
+    size_t resolved;
+    size_t logged = replay_entries(c, 0, &resolved);
+    cw_map *firing = hash_of(c, FIRING);
+    assert_true(logged > 0);
+    assert_int_equal(logged, cw_map_size(firing));
+    assert_int_equal(resolved, 0);
+    snprintf(snap, sizeof(snap), "%s/main.snap", dir);
+    assert_int_equal(access(snap, F_OK), 0);
+    long long read = cw_test_hget_ll(c, "casewatch:daemon:main", "entries_read");
+    assert_true(read > 0 && read < xlen(c, "casewatch:events"));
+    print_message("stopped after %lld entries: %zu alerts firing, each logged once\n", read, logged);
+    free(got), free(log);
+    free_values(firing);
+    redisFree(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_replay_logs_only_its_net_change_and_ends_as_a_live_run_and_a_second_one_logs_nothing),
         cmocka_unit_test(a_backfill_from_a_snapshot_announces_what_changed_since_it),
+        cmocka_unit_test(a_replay_whose_redis_restarts_midway_resumes_where_it_was),
+        cmocka_unit_test(a_replay_whose_redis_pauses_past_the_timeout_reads_again_where_it_was),
+        cmocka_unit_test(a_replay_stopped_while_redis_is_silent_exits_within_its_timeouts),
+        cmocka_unit_test(a_replay_stopped_midway_announces_its_net_change_so_far_and_exits_cleanly),
     };
     return cmocka_run_group_tests_name("replay", tests, cw_testredis_group_setup, cw_testredis_group_teardown);
 }

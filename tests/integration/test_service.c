@@ -277,6 +277,46 @@ static void a_long_password_is_read_whole_and_one_too_long_is_refused_by_name(vo
     redisFree(c);
 }
 
+/* A --replay reads on a blocking connection of its own (cw_replay_read):
+ * with a password required, it authenticates there as on the others and
+ * reads the stream to its tip. */
+static void a_replay_authenticates_its_reads_too(void **state) {
+    (void)state;
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    freeReplyObject(redisCommand(c, "ACL SETUSER casewatchd on >r3play-s3cret ~casewatch:* &* +@all"));
+    const char *lines = "{\"v\":1,\"id\":\"a1\",\"ts\":1596211200000,\"type\":\"arrest.accepted\",\"case\":\"x\",\"unit\":\"410923\"}\n"
+                        "{\"v\":1,\"id\":\"a2\",\"ts\":1596211300000,\"type\":\"arrest.accepted\",\"case\":\"y\",\"unit\":\"410923\"}\n";
+    cw_test_feed_raw(lines, strlen(lines));
+    char pw[64], pwo[96], bin[256], port[64], sd[96];
+    cw_test_tmpfile("r3play-s3cret\n", 14, pw, sizeof(pw));
+    chmod(pw, 0600);
+    snprintf(pwo, sizeof(pwo), "redis.password_file=%s", pw);
+    cw_test_bin("casewatchd", bin, sizeof(bin));
+    snprintf(port, sizeof(port), "redis.port=%d", cw_test_redis.port);
+    snprintf(sd, sizeof(sd), "daemon.state_dir=%s", cw_test_state_dir());
+    /* from here on, a connection that does not authenticate is refused */
+    freeReplyObject(redisCommand(c, "CONFIG SET requirepass n0t-the-daemons"));
+    char *argv[] = {"/usr/bin/timeout", "30", bin, "-c", "/dev/null", "-o", port, "-o", "redis.user=casewatchd", "-o", pwo,
+                    "-o", sd, "-o", "daemon.log_level=warning", "--replay", NULL};
+    char *out, *err;
+    int rc = cw_test_run(argv, NULL, 0, &out, &err);
+    freeReplyObject(redisCommand(c, "CONFIG SET requirepass %s", ""));
+    redisContext *open_again = cw_testredis_connect(&cw_test_redis); /* the next tests connect without a password */
+    redisReply *pong = redisCommand(open_again, "PING");
+    assert_int_equal(pong->type, REDIS_REPLY_STATUS);
+    freeReplyObject(pong);
+    redisFree(open_again);
+    if (rc != 0) fail_msg("the replay exited %d: %s", rc, err);
+    if (!strstr(out, "replayed 2 events (2 entries read)")) fail_msg("expected the replay's line in: %s", out);
+    assert_int_equal(cw_test_hget_ll(c, "casewatch:ind:unit:410923:2020", "cases"), 2);
+    assert_null(strstr(err, "r3play-s3cret"));
+    free(out), free(err);
+    unlink(pw);
+    freeReplyObject(redisCommand(c, "ACL DELUSER casewatchd"));
+    redisFree(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(the_daemon_speaks_sd_notify),
@@ -284,6 +324,7 @@ int main(void) {
         cmocka_unit_test(the_unit_verifies_and_make_install_lays_out_everything),
         cmocka_unit_test(the_daemon_authenticates_and_never_logs_the_password),
         cmocka_unit_test(a_long_password_is_read_whole_and_one_too_long_is_refused_by_name),
+        cmocka_unit_test(a_replay_authenticates_its_reads_too),
     };
     return cmocka_run_group_tests_name("casewatchd as a service", tests, cw_testredis_group_setup,
                                        cw_testredis_group_teardown);

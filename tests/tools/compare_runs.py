@@ -401,7 +401,8 @@ def dump(port, instance, out_path):
     for eid, f in xrange_all(r, ALERT_LOG):
         if eid == SEED_ID:
             continue
-        fields = [(text(f[j]), text(f[j + 1])) for j in range(0, len(f), 2)]
+        # the whole JSON (text() would cut an alert of over 512 bytes to a digest)
+        fields = [(text(f[j]), f[j + 1].decode("utf-8", "backslashreplace")) for j in range(0, len(f), 2)]
         for name, value in fields:
             if name != "a":
                 raise RuntimeError("alert log entry %s has field %s" % (eid, name))
@@ -412,7 +413,7 @@ def dump(port, instance, out_path):
             continue
         dead.append({"id": eid.decode(), "fields": [[text(f[j]), text(f[j + 1])] for j in range(0, len(f), 2)]})
     fh = r.cmd("HGETALL", FIRING) or []
-    firing = dict(sorted((text(fh[j]), strip_emitted(text(fh[j + 1]))) for j in range(0, len(fh), 2)))
+    firing = dict(sorted((text(fh[j]), strip_emitted(fh[j + 1].decode("utf-8", "backslashreplace"))) for j in range(0, len(fh), 2)))
     hh = r.cmd("HGETALL", HEALTH_PREFIX + instance) or []
     health = {text(hh[j]): text(hh[j + 1]) for j in range(0, len(hh), 2)}
     with open(out_path, "w", encoding="utf-8") as f:

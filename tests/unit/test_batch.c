@@ -83,9 +83,72 @@ static void a_batch_decodes_its_own_copy_of_the_reply(void **state) {
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* Filled string by string as a reply is parsed (cw_replay_read): 3,000
+ * entries (the bytes move many times as they grow), values holding NULs,
+ * a name left without its value (dropped, as cw_batch_fill drops it), an
+ * entry without fields; every pointer right after cw_batch_end, and the
+ * batch decodes like one copied from a reply tree. */
+static void a_batch_filled_part_by_part_holds_every_entry_and_field_as_added(void **state) {
+    (void)state;
+    cw_event ev = cw_test_event("ev-2", "南检刑诉受[2020]8号", "410923", CW_EV_ARREST_ACCEPTED, NOW - 7200000);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(cw_event_encode(&ev, &sb), 0);
+    cw_batch *b = cw_batch_new();
+    assert_non_null(b);
+    for (int round = 0; round < 2; round++) { /* the second reuses the grown batch */
+        cw_batch_begin(b, NOW);
+        char id[48];
+        for (int i = 0; i < 3000; i++) {
+            snprintf(id, sizeof(id), "1596211200000-%d", i);
+            assert_int_equal(cw_batch_add_entry(b, id, strlen(id)), 0);
+            if (i % 3 == 0) {
+                assert_int_equal(cw_batch_add_string(b, "e", 1), 0);
+                assert_int_equal(cw_batch_add_string(b, sb.data, sb.size), 0);
+            } else if (i % 3 == 1) {
+                assert_int_equal(cw_batch_add_string(b, "k", 1), 0);
+                assert_int_equal(cw_batch_add_string(b, "a\0b", 3), 0);
+                assert_int_equal(cw_batch_add_string(b, "dangling", 8), 0); /* no value follows */
+            }
+        }
+        assert_int_equal(cw_batch_end(b), 0);
+        cw_batch_decode(b);
+        assert_int_equal(cw_batch_size(b), 3000);
+        for (int i = 0; i < 3000; i++) {
+            const cw_batch_entry *e = cw_batch_at(b, (size_t)i);
+            snprintf(id, sizeof(id), "1596211200000-%d", i);
+            assert_string_equal(e->id, id);
+            if (i % 3 == 0) {
+                assert_int_equal(e->nfields, 1);
+                assert_true(e->ok);
+                assert_string_equal(e->ev.case_id, "南检刑诉受[2020]8号");
+                assert_int_equal(e->ev.ts, NOW - 7200000);
+            } else if (i % 3 == 1) {
+                assert_int_equal(e->nfields, 1);
+                assert_false(e->ok);
+                assert_int_equal(e->fields[0].name_len, 1);
+                assert_memory_equal(e->fields[0].name, "k", 2);
+                assert_int_equal(e->fields[0].value_len, 3);
+                assert_memory_equal(e->fields[0].value, "a\0b", 4);
+            } else {
+                assert_int_equal(e->nfields, 0);
+                assert_false(e->ok);
+            }
+        }
+    }
+    /* strings before any entry belong to none */
+    cw_batch_begin(b, NOW);
+    assert_int_equal(cw_batch_add_string(b, "x", 1), 0);
+    assert_int_equal(cw_batch_end(b), 0);
+    assert_int_equal(cw_batch_size(b), 0);
+    cw_batch_free(b);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_batch_decodes_its_own_copy_of_the_reply),
+        cmocka_unit_test(a_batch_filled_part_by_part_holds_every_entry_and_field_as_added),
     };
     return cmocka_run_group_tests_name("cw_batch", tests, NULL, NULL);
 }
