@@ -677,6 +677,8 @@ int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *f) {
     /* the same names as before, mostly: a compare, not a lookup */
     if (ev->dept[0] && (!c->dept || strcmp(name_at(t, c->dept), ev->dept) != 0)) c->dept = intern(t, ev->dept);
     if (ev->pros[0] && (!c->pros || strcmp(name_at(t, c->pros), ev->pros) != 0)) c->pros = intern(t, ev->pros);
+    if (ev->dept[0] && c->dept) f->dept = name_at(t, c->dept);
+    if (ev->pros[0] && c->pros) f->pros = name_at(t, c->pros);
     if (c->nids > t->most_ids) t->most_ids = c->nids;
 
     switch (ev->type) {

@@ -27,6 +27,10 @@ typedef struct cw_case_facts {
     int letter_replied; /* 1 procedural, 2 substantive (received seen) */
     int letter_ontime;
     int letter_counted; /* its clock ran out before: already counted as due */
+    /* the event's dept and pros as the table interned them (equal strings
+     * that stay put until the table is freed: counters may remember them
+     * by address), or NULL (not interned: use the event's) */
+    const char *dept, *pros;
 } cw_case_facts;
 
 /* Where the statutory clocks report: a light of a clock of a case

@@ -129,9 +129,27 @@ typedef struct scope_slot {
     scope *sc; /* NULL: empty */
 } scope_slot;
 
+/* A remembered lookup of a named scope by the address of its name: a
+ * name interned by the case table (cw_case_facts) comes back at the same
+ * address, and a compare confirms it (see named_lookup). */
+typedef struct memo {
+    const char *name;
+    scope *sc;
+} memo;
+#define MEMO_BITS 10
+
+/* A unit's scope by its 6-byte code as a number. */
+typedef struct unit_slot {
+    uint64_t code; /* 0: empty */
+    scope *sc;
+} unit_slot;
+
 struct cw_ind {
     scope_slot *index; /* (kind, code, raw name) -> scope; scopes are never removed */
     size_t index_cap;
+    unit_slot *units; /* unit code -> its scope */
+    size_t units_cap, nunits;
+    memo memo[1 << MEMO_BITS];
     scope *first, *last;
     size_t nscopes;
     scope *rolling;  /* scopes whose window must be written */
@@ -172,11 +190,13 @@ cw_ind *cw_ind_new(int offset_min, int rolling_days, int keep_quarters) {
     if (!x) return NULL;
     x->index_cap = 64;
     x->index = calloc(x->index_cap, sizeof(*x->index));
+    x->units_cap = 16;
+    x->units = calloc(x->units_cap, sizeof(*x->units));
     x->offset_min = offset_min;
     x->rolling_days = rolling_days;
     x->keep_quarters = keep_quarters;
     snprintf(x->rolling_name, sizeof(x->rolling_name), "rolling-%dd", rolling_days);
-    if (!x->index) {
+    if (!x->index || !x->units) {
         cw_ind_free(x);
         return NULL;
     }
@@ -198,6 +218,7 @@ void cw_ind_free(cw_ind *x) {
         scope_free(sc);
     }
     free(x->index);
+    free(x->units);
     for (entry *e = x->spare, *n; e; e = n) {
         n = e->next_dirty;
         free(e);
@@ -264,9 +285,16 @@ static inline uint64_t mix(uint64_t a, uint64_t b) {
     return (uint64_t)r ^ (uint64_t)(r >> 64);
 }
 
-static uint64_t scope_hash(char kind, const char *code, size_t code_len, const char *name, size_t nl) {
+/* The n < 8 bytes at p as a word (byte by byte: a memcpy of a variable
+ * length is a call). */
+static inline uint64_t tail_word(const unsigned char *p, size_t n) {
     uint64_t w = 0;
-    memcpy(&w, code, code_len);
+    for (size_t i = 0; i < n; i++) w |= (uint64_t)p[i] << (8 * i);
+    return w;
+}
+
+static uint64_t scope_hash(char kind, const char *code, size_t code_len, const char *name, size_t nl) {
+    uint64_t w = tail_word((const unsigned char *)code, code_len);
     uint64_t h = mix((w << 8 | (uint8_t)kind) ^ 0x243F6A8885A308D3ULL ^ ((uint64_t)nl << 56), 0x9E3779B97F4A7C15ULL);
     const unsigned char *p = (const unsigned char *)name;
     while (nl >= 8) {
@@ -275,11 +303,7 @@ static uint64_t scope_hash(char kind, const char *code, size_t code_len, const c
         p += 8;
         nl -= 8;
     }
-    if (nl) {
-        w = 0;
-        memcpy(&w, p, nl);
-        h = mix(h ^ w, 0xBF58476D1CE4E5B9ULL);
-    }
+    if (nl) h = mix(h ^ tail_word(p, nl), 0xBF58476D1CE4E5B9ULL);
     return mix(h, 0x94D049BB133111EBULL);
 }
 
@@ -351,8 +375,46 @@ static scope *region_scope(cw_ind *x, char kind, const char *code, size_t code_l
     return scope_add(x, kind, code, code_len, NULL, 0, strdup(name));
 }
 
+static uint64_t unit_code(const char *unit) {
+    uint64_t w = 0;
+    memcpy(&w, unit, 6);
+    return w | (uint64_t)1 << 63; /* never 0 */
+}
+
+static size_t unit_home(uint64_t code, size_t cap) {
+    return (size_t)(mix(code, 0x9E3779B97F4A7C15ULL) & (cap - 1));
+}
+
+/* Remembers u under its code (the table at most half full). 0 or -1. */
+static int unit_put(cw_ind *x, scope *u) {
+    if ((x->nunits + 1) * 2 > x->units_cap) {
+        size_t cap = x->units_cap * 2;
+        unit_slot *nu = calloc(cap, sizeof(*nu));
+        if (!nu) return -1;
+        for (size_t i = 0; i < x->units_cap; i++) {
+            if (!x->units[i].code) continue;
+            size_t j = unit_home(x->units[i].code, cap);
+            while (nu[j].code) j = (j + 1) & (cap - 1);
+            nu[j] = x->units[i];
+        }
+        free(x->units);
+        x->units = nu;
+        x->units_cap = cap;
+    }
+    uint64_t code = unit_code(u->code);
+    size_t i = unit_home(code, x->units_cap);
+    while (x->units[i].code) i = (i + 1) & (x->units_cap - 1);
+    x->units[i].code = code;
+    x->units[i].sc = u;
+    x->nunits++;
+    return 0;
+}
+
 /* A unit's scope, with its city, province and nation. */
 static scope *unit_scope(cw_ind *x, const char *unit) {
+    uint64_t code = unit_code(unit);
+    for (size_t i = unit_home(code, x->units_cap); x->units[i].code; i = (i + 1) & (x->units_cap - 1))
+        if (x->units[i].code == code) return x->units[i].sc;
     scope *sc = scope_find(x, 'u', unit, 6, NULL, 0);
     if (sc) return sc;
     scope *city = region_scope(x, 'c', unit, 4), *province = region_scope(x, 'P', unit, 2),
@@ -362,6 +424,7 @@ static scope *unit_scope(cw_ind *x, const char *unit) {
     snprintf(name, sizeof(name), "unit:%.6s", unit);
     sc = scope_add(x, 'u', unit, 6, NULL, 0, strdup(name));
     if (!sc) return NULL;
+    (void)unit_put(x, sc); /* out of memory: found by the index, slower */
     sc->chain[0] = city, sc->chain[1] = province, sc->chain[2] = nation;
     return sc;
 }
@@ -380,6 +443,23 @@ static scope *named_scope(cw_ind *x, char kind, const char *unit, const char *ra
     name[11] = ':';
     if (cw_key_escape(raw, nl, name + 12, SCOPE_MAX - 12) < 0) name[12] = '\0';
     return scope_add(x, kind, unit, 6, raw, nl, name);
+}
+
+/* named_scope through the memo: a name met at this address before, for
+ * this unit and kind, is its scope when it still reads the same. */
+static scope *named_lookup(cw_ind *x, char kind, const char *unit, const char *raw) {
+    uint64_t u = unit_code(unit) ^ (uint64_t)(unsigned char)kind;
+    memo *m = &x->memo[mix((uint64_t)(uintptr_t)raw ^ u, 0x9E3779B97F4A7C15ULL) >> (64 - MEMO_BITS)];
+    if (m->name == raw) {
+        scope *sc = m->sc;
+        if (sc->kind == kind && memcmp(sc->code, unit, 6) == 0 && strcmp(sc->raw, raw) == 0) return sc;
+    }
+    scope *sc = named_scope(x, kind, unit, raw);
+    if (sc) {
+        m->name = raw;
+        m->sc = sc;
+    }
+    return sc;
 }
 
 /* The scope a name written by this module denotes (snapshots, tests),
@@ -491,10 +571,11 @@ static void mark_dirty(cw_ind *x, entry *e) {
 }
 
 /* Adds the event's deltas to one entry. */
-static inline void add(entry *e, const delta *d, int64_t ts) {
-    if (d->n == 1) e->c[d->counter[0]] += d->by[0]; /* most events and every clock count */
+static inline void add(entry *e, const delta *restrict d, int64_t ts) {
+    uint64_t *restrict c = e->c;
+    if (d->n == 1) c[d->counter[0]] += d->by[0]; /* most events and every clock count */
     else
-        for (int i = 0; i < d->n; i++) e->c[d->counter[i]] += d->by[i];
+        for (int i = 0; i < d->n; i++) c[d->counter[i]] += d->by[i];
     e->event_ts = ts;
 }
 
@@ -616,8 +697,8 @@ static int deltas(const cw_event *ev, const cw_case_facts *f, delta *out) {
  * (when known), its unit and the unit's regions. */
 static int add_to_case_scopes(cw_ind *x, const char *unit, const char *dept, const char *pros, int64_t ts,
                               const delta *d) {
-    scope *p = pros && pros[0] ? named_scope(x, 'p', unit, pros) : NULL;
-    scope *dp = dept && dept[0] ? named_scope(x, 'd', unit, dept) : NULL;
+    scope *p = pros && pros[0] ? named_lookup(x, 'p', unit, pros) : NULL;
+    scope *dp = dept && dept[0] ? named_lookup(x, 'd', unit, dept) : NULL;
     scope *u = unit_scope(x, unit);
     if ((pros && pros[0] && !p) || (dept && dept[0] && !dp) || !u) return -1;
     day_codes(x, ts);
@@ -631,7 +712,8 @@ int cw_ind_apply(cw_ind *x, const cw_event *ev, const cw_case_facts *facts) {
     delta d;
     if (!deltas(ev, facts, &d)) return 0;
     /* the scopes of INDICATORS.md §1 */
-    return add_to_case_scopes(x, ev->unit, ev->dept, ev->pros, ev->ts, &d);
+    return add_to_case_scopes(x, ev->unit, facts->dept ? facts->dept : ev->dept, facts->pros ? facts->pros : ev->pros,
+                              ev->ts, &d);
 }
 
 void cw_ind_set_today(cw_ind *x, int64_t today) {
