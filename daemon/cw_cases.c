@@ -315,22 +315,23 @@ static int64_t due_of(const cw_cases *t, const open_case *c, int k) {
     return cw_deadline_due_from_last(t->cal, (int64_t)c->due[k] - 1, 1);
 }
 
-/* The day a light of a clock comes on (0: that light is off for it). */
-static int64_t light_day(const cw_cases *t, const open_case *c, int k, int light) {
+/* The day a light of clock k due at `due` (due_of) comes on (0: that
+ * light is off for it). */
+static int64_t light_day(const cw_cases *t, int k, int64_t due, int light) {
     const cw_clock_rule *r = &t->clocks.k[k];
-    int64_t due = due_of(t, c, k);
     if (light == CW_LIGHT_YELLOW) return r->warn_days ? due - r->warn_days : 0;
     if (light == CW_LIGHT_ORANGE) return r->urgent_days ? due - r->urgent_days : 0;
     return due;
 }
 
-/* Tells the listener of a light of clock k of c coming on or going off. */
-static void tell(cw_cases *t, const open_case *c, int k, int light, int firing, int64_t today, int64_t ts) {
+/* Tells the listener of a light of clock k of c (due at `due`: due_of)
+ * coming on or going off. */
+static void tell_due(cw_cases *t, const open_case *c, int k, int64_t due, int light, int firing, int64_t today,
+                     int64_t ts) {
     if (!t->listener.light) return;
     char unit[7];
     memcpy(unit, c->key, 6);
     unit[6] = '\0';
-    int64_t due = due_of(t, c, k);
     cw_light l = {.clock = k,
                   .light = light,
                   .firing = firing,
@@ -344,6 +345,10 @@ static void tell(cw_cases *t, const open_case *c, int k, int light, int firing, 
     t->listener.light(&l, t->listener.data);
 }
 
+static void tell(cw_cases *t, const open_case *c, int k, int light, int firing, int64_t today, int64_t ts) {
+    if (t->listener.light) tell_due(t, c, k, due_of(t, c, k), light, firing, today, ts);
+}
+
 /* Brings every running clock of c to the light it should show on local
  * day `today`: one light at a time, the one before going off as the next
  * comes on, and a clock already past several boundaries showing only the
@@ -352,19 +357,20 @@ static int64_t light_up(cw_cases *t, open_case *c, int64_t today, int64_t ts) {
     int64_t next = 0;
     for (int k = 0; k < CW_NCLOCKS; k++) {
         if (!c->due[k]) continue;
+        int64_t due = due_of(t, c, k); /* once: with a calendar it is a scan */
         int target = CW_LIGHT_NONE;
         for (int light = CW_LIGHT_YELLOW; light <= CW_LIGHT_RED; light++) {
-            int64_t day = light_day(t, c, k, light);
+            int64_t day = light_day(t, k, due, light);
             if (!day) continue;
             if (day <= today) target = light;
             else if (light > c->lights[k] && (!next || day < next)) next = day;
         }
         if (target <= c->lights[k]) continue;
-        if (c->lights[k]) tell(t, c, k, c->lights[k], 0, today, ts);
+        if (c->lights[k]) tell_due(t, c, k, due, c->lights[k], 0, today, ts);
         c->lights[k] = (uint8_t)target;
         if (target == CW_LIGHT_RED && k == CW_CLOCK_LETTER_PROCEDURAL) c->flags |= F_LETTER_DUE_P;
         if (target == CW_LIGHT_RED && k == CW_CLOCK_LETTER_SUBSTANTIVE) c->flags |= F_LETTER_DUE_S;
-        tell(t, c, k, target, 1, today, ts);
+        tell_due(t, c, k, due, target, 1, today, ts);
     }
     return next;
 }
