@@ -653,12 +653,36 @@ int cw_cases_admit(const cw_cases *t, const cw_event *ev, size_t max_open, size_
     return 1;
 }
 
-int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *f) {
-    memset(f, 0, sizeof(*f));
+void cw_cases_keys(const cw_event *ev, cw_case_keys *k) {
     char key[7 + CW_CASE_MAX + 1];
     size_t klen = case_key(ev, key);
-    uint64_t kh = cw_hash(key, klen), h = id_hash_k(kh, ev->id);
-    open_case *c = cw_map_get(t->open, key, klen);
+    k->key_hash = cw_hash(key, klen);
+    k->id_hash = id_hash_k(k->key_hash, ev->id);
+    k->map_hash = cw_map_hash(key, klen);
+    k->klen = (uint32_t)klen;
+}
+
+void cw_cases_prefetch(const cw_cases *t, const cw_case_keys *k, int stage) {
+    if (!k->klen) return;
+    cw_map_prefetch(t->open, k->map_hash, stage);
+    if (stage == 0) __builtin_prefetch(&t->set[k->id_hash & (t->set_cap - 1)]);
+}
+
+int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *f) {
+    cw_case_keys k;
+    cw_cases_keys(ev, &k);
+    return cw_cases_apply_keys(t, ev, &k, f);
+}
+
+int cw_cases_apply_keys(cw_cases *t, const cw_event *ev, const cw_case_keys *keys, cw_case_facts *f) {
+    memset(f, 0, sizeof(*f));
+    char key[7 + CW_CASE_MAX + 1];
+    size_t klen = keys->klen;
+    memcpy(key, ev->unit, 6);
+    key[6] = '|';
+    memcpy(key + 7, ev->case_id, klen - 7);
+    uint64_t kh = keys->key_hash, h = keys->id_hash;
+    open_case *c = cw_map_get_hashed(t->open, key, klen, keys->map_hash);
     if (c) {
         if (case_has_id(c, h)) return 1;
     } else if (set_has(t, h)) {

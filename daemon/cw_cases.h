@@ -79,6 +79,27 @@ void cw_cases_free(cw_cases *t);
  * remembers closed cases as it does their ids), -1 on out of memory. */
 int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *facts);
 
+/* An event's keys in the table, worked out ahead of its apply: the hashes
+ * of its case key "unit|case" and of its id. cw_cases_keys is a pure
+ * function of the event: any thread may call it (the daemon's decode
+ * workers do), so that the loop neither hashes nor measures them. */
+typedef struct cw_case_keys {
+    uint64_t key_hash; /* cw_hash of the case key (stable: snapshots hold what derives from it) */
+    uint64_t id_hash;  /* the dedupe hash of the event id (stable: snapshots hold it) */
+    uint64_t map_hash; /* the open-case map's own hash of the case key */
+    uint32_t klen;     /* of the case key; 0: not worked out */
+} cw_case_keys;
+void cw_cases_keys(const cw_event *ev, cw_case_keys *k);
+
+/* cw_cases_apply with ev's keys (k: cw_cases_keys of that same event). */
+int cw_cases_apply_keys(cw_cases *t, const cw_event *ev, const cw_case_keys *k, cw_case_facts *facts);
+
+/* Hints that the event of k is applied soon: stage 0 fetches its case's
+ * map slot and its closed-window slot into the cache, stage 1 (a few
+ * events later, the slot there by then) its case record. Changes
+ * nothing; any k (not worked out: nothing). */
+void cw_cases_prefetch(const cw_cases *t, const cw_case_keys *k, int stage);
+
 size_t cw_cases_open(const cw_cases *t);
 
 /* Caps against hostile or broken input: whether ev may be applied without
