@@ -1,5 +1,6 @@
 #include "cw_ind.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -780,6 +781,39 @@ int cw_ind_value(const uint64_t *c, int i, double *out) {
     return 0;
 }
 
+void cw_ind_format_value(double v, char out[32]) {
+    /* v = M * 2^-k exactly; v * 10^4 rounded to nearest, ties to even (as
+     * glibc's printf in the default rounding mode), in integer arithmetic:
+     * no double rounding on the way */
+    if (signbit(v) || !(v < 1e15)) { /* negative (-0 too), NaN, inf, huge: as ever */
+        snprintf(out, 32, "%.4f", v);
+        return;
+    }
+    int exp;
+    double m = frexp(v, &exp); /* v = m * 2^exp, m in [0.5, 1) (or 0) */
+    uint64_t mant = (uint64_t)ldexp(m, 53);
+    int k = 53 - exp; /* v = mant * 2^-k; k >= 3 below 1e15 */
+    uint64_t q;
+    if (mant == 0 || k >= 120) {
+        q = 0; /* below 2^-53: rounds to 0.0000 */
+    } else {
+        unsigned __int128 x = (unsigned __int128)mant * 10000u;
+        unsigned __int128 half = (unsigned __int128)1 << (k - 1), rest = x & ((half << 1) - 1);
+        q = (uint64_t)(x >> k);
+        if (rest > half || (rest == half && (q & 1))) q++;
+    }
+    char digits[20], *p = cw_u64_digits(q / 10000u, digits);
+    size_t len = (size_t)(digits + sizeof(digits) - p);
+    memcpy(out, p, len);
+    unsigned f = (unsigned)(q % 10000u);
+    out[len] = '.';
+    out[len + 1] = (char)('0' + f / 1000u);
+    out[len + 2] = (char)('0' + f / 100u % 10u);
+    out[len + 3] = (char)('0' + f / 10u % 10u);
+    out[len + 4] = (char)('0' + f % 10u);
+    out[len + 5] = '\0';
+}
+
 static void emit_counters(const char *scope_name, const char *period, const uint64_t *c, int64_t event_ts,
                           cw_ind_emit_fn emit, void *data) {
     const char *fields[NCOUNTERS + NIND];
@@ -799,7 +833,7 @@ static void emit_counters(const char *scope_name, const char *period, const uint
         double v;
         if (cw_ind_value(c, (int)i, &v) < 0) continue; /* undefined until its denominator is */
         fields[n] = indicators[i].name;
-        snprintf(values[n], sizeof(values[n]), "%.4f", v);
+        cw_ind_format_value(v, values[n]);
         vp[n] = values[n];
         n++;
     }
