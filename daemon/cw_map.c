@@ -193,7 +193,7 @@ void cw_map_prefetch(const cw_map *m, uint64_t hash, int stage) {
     /* the run from home to the first empty slot: a few slots, mostly in
      * the line just fetched */
     size_t mask = m->cap - 1;
-    for (int walked = 0; m->slots[i].key && walked < 8; i = (i + 1) & mask, walked++)
+    for (int walked = 0; m->slots[i].key && walked < 4; i = (i + 1) & mask, walked++)
         if (m->slots[i].hash32 == h32) {
             __builtin_prefetch(m->slots[i].value);
             __builtin_prefetch(m->slots[i].key); /* borrowed keys live in their values, further on */
