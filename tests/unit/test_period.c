@@ -113,13 +113,13 @@ static void period_names_are_read_and_shifted_as_sscanf_and_snprintf_did(void **
                                       "2020-Q9", "99999", "202", "2020-", "2020-Q", "2020-Q34", "2020-7", " 202",
                                       "-202", "+202-Q1", " 20-Q1", "-020-07", "2020-+7", "2020- 7", "2020x07",
                                       "rolling-30d", "rolling-", "abcd", "2020-Q3 ", "20 0"};
-    static char names[5000][8];
+    static char names[5000][24];
     size_t n = 0;
-    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) snprintf(names[n++], 8, "%s", odd[i]);
-    for (int y = 0; y <= 9999; y += 7) {
-        snprintf(names[n++], 8, "%04d", y);
-        snprintf(names[n++], 8, "%04d-Q%d", y, y % 6);
-        snprintf(names[n++], 8, "%04d-%02d", y, y % 14);
+    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) snprintf(names[n++], sizeof(names[0]), "%s", odd[i]);
+    for (unsigned y = 0; y <= 9999; y += 7) {
+        snprintf(names[n++], sizeof(names[0]), "%04u", y);
+        snprintf(names[n++], sizeof(names[0]), "%04u-Q%u", y, y % 6);
+        snprintf(names[n++], sizeof(names[0]), "%04u-%02u", y, y % 14);
     }
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(cw_period_kind_of(names[i]), old_kind_of(names[i]));
