@@ -115,7 +115,8 @@ typedef struct scope {
     char raw[CW_NAME_MAX + 1]; /* a prosecutor's or department's name as it came ("" for others) */
     char *name;               /* "unit:410923", "dept:410923:第一检察部" (escaped as in keys) */
     struct scope *chain[3];   /* a unit's city, province and nation */
-    entry *cur[NPERIODS];     /* the entries of the last event's periods */
+    entry *cur[NPERIODS];     /* the entries of the last event's periods ... */
+    int64_t cur_day;          /* ... when they are those of this day (day_codes), else -1 */
     entry **entries;          /* this scope's periods ... */
     uint32_t *codes;          /* ... and their codes, side by side for the scan */
     size_t n, cap;
@@ -349,6 +350,7 @@ static scope *scope_add(cw_ind *x, char kind, const char *code, size_t code_len,
                         char *name) {
     scope *sc = calloc(1, sizeof(*sc));
     if (!sc || !name) goto fail;
+    sc->cur_day = -1;
     sc->kind = kind;
     sc->code_len = (uint8_t)code_len;
     memcpy(sc->code, code, code_len);
@@ -514,7 +516,7 @@ static void scope_drop(cw_ind *x, scope *sc, int days_only) {
             continue;
         }
         for (int p = 0; p < NPERIODS; p++)
-            if (sc->cur[p] == e) sc->cur[p] = NULL;
+            if (sc->cur[p] == e) sc->cur[p] = NULL, sc->cur_day = -1;
         e->next_dirty = x->spare; /* kept for the next entry made: a replay makes and drops days all along */
         x->spare = e;
     }
@@ -591,12 +593,18 @@ static void mark_rolling(cw_ind *x, scope *sc) {
  * The day bucket is never dirty (see mark_dirty); the others are marked
  * once. */
 static int add_to_scope(cw_ind *x, scope *sc, int64_t ts, const delta *d) {
+    if (sc->cur_day != x->codes_day) { /* another day than the last count here: its periods */
+        for (int p = 0; p < NPERIODS; p++) {
+            entry *e = sc->cur[p];
+            if (!e || e->code != x->codes[p]) {
+                if (!(e = scope_entry(x, sc, x->codes[p]))) return -1;
+                sc->cur[p] = e;
+            }
+        }
+        sc->cur_day = x->codes_day;
+    }
     for (int p = 0; p < NPERIODS; p++) {
         entry *e = sc->cur[p];
-        if (!e || e->code != x->codes[p]) {
-            if (!(e = scope_entry(x, sc, x->codes[p]))) return -1;
-            sc->cur[p] = e;
-        }
         add(e, d, ts);
         if (p != P_DAY && !e->dirty) mark_dirty(x, e);
     }
