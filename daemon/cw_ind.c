@@ -236,15 +236,39 @@ size_t cw_ind_entries(const cw_ind *x) {
 
 /* ---- Period codes and their names ---------------------------------------- */
 
-/* "2020-07", "2020-Q3", "2020", or "d<day>" for a rolling day bucket. */
+/* v in decimal, zero-padded to width, at out (as %0*d of a v >= 0);
+ * returns its length. */
+static size_t put_padded(char *out, uint64_t v, size_t width) {
+    char digits[20], *p = cw_u64_digits(v, digits);
+    size_t len = (size_t)(digits + sizeof(digits) - p), n = 0;
+    while (len + n < width) out[n++] = '0';
+    memcpy(out + n, p, len);
+    return n + len;
+}
+
+/* "2020-07", "2020-Q3", "2020", or "d<day>" for a rolling day bucket
+ * (by hand: every row written and every snapshot entry names one). */
 static void code_name(uint32_t code, char out[16]) {
-    int64_t i = CODE_INDEX(code);
+    uint64_t i = (uint64_t)CODE_INDEX(code); /* 28 bits: 11 characters at most */
+    size_t n;
     switch (CODE_KIND(code)) {
-    case P_MONTH: snprintf(out, 16, "%04d-%02d", (int)(i / 12), (int)(i % 12 + 1)); break;
-    case P_QUARTER: snprintf(out, 16, "%04d-Q%d", (int)(i / 4), (int)(i % 4 + 1)); break;
-    case P_YEAR: snprintf(out, 16, "%04d", (int)i); break;
-    default: snprintf(out, 16, "d%lld", (long long)i); break;
+    case P_MONTH:
+        n = put_padded(out, i / 12, 4);
+        out[n++] = '-';
+        n += put_padded(out + n, i % 12 + 1, 2);
+        break;
+    case P_QUARTER:
+        n = put_padded(out, i / 4, 4);
+        out[n++] = '-', out[n++] = 'Q';
+        n += put_padded(out + n, i % 4 + 1, 1);
+        break;
+    case P_YEAR: n = put_padded(out, i, 4); break;
+    default:
+        out[0] = 'd';
+        n = 1 + put_padded(out + 1, i, 1);
+        break;
     }
+    out[n] = '\0';
 }
 
 /* The code of a period name, or 0. */
