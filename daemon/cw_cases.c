@@ -456,6 +456,7 @@ int cw_cases_advance_some(cw_cases *t, int64_t today, size_t budget) {
     while (t->nheap && t->heap[0].day <= t->today) {
         if (budget && left-- == 0) return 1;
         light_entry e = heap_pop(t);
+        if (t->nheap) __builtin_prefetch(t->heap[0].c); /* the next one's record, while this one is judged */
         open_case *c = e.c;
         c->refs--;
         if (c->flags & F_DEAD) {
@@ -623,6 +624,13 @@ static void clocks_and_checks(cw_cases *t, open_case *c, const cw_event *ev) {
 
 /* Removes a closed case: its lights go off, its ids move to the window. */
 static void case_close(cw_cases *t, open_case *c, int64_t ts) {
+    /* the window's slots of its ids, and of the oldest ids they push out:
+     * random places in a big table, asked for all at once */
+    for (uint32_t i = 0; i < c->nids; i++) {
+        __builtin_prefetch(&t->set[case_id(c, i) & (t->set_cap - 1)]);
+        if (t->ring_len == t->ring_cap)
+            __builtin_prefetch(&t->set[t->ring[(t->ring_head + i) % t->ring_cap] & (t->set_cap - 1)]);
+    }
     for (int k = 0; k < CW_NCLOCKS; k++) clock_stop(t, c, k, ts);
     for (uint32_t i = 0; i < c->nids; i++) window_add(t, case_id(c, i));
     window_add(t, closed_mark(c->key, c->klen));
