@@ -667,13 +667,16 @@ void cw_cases_keys(const cw_event *ev, cw_case_keys *k) {
     k->key_hash = cw_hash(key, klen);
     k->id_hash = id_hash_k(k->key_hash, ev->id);
     k->map_hash = cw_map_hash(key, klen);
+    k->mark_hash = closed_mark_k(k->key_hash);
     k->klen = (uint32_t)klen;
 }
 
 void cw_cases_prefetch(const cw_cases *t, const cw_case_keys *k, int stage) {
     if (!k->klen) return;
-    cw_map_prefetch(t->open, k->map_hash, stage);
-    if (stage == 0) __builtin_prefetch(&t->set[k->id_hash & (t->set_cap - 1)]);
+    if (cw_map_prefetch(t->open, k->map_hash, stage) || stage == 0) return;
+    /* not open: a new case, or one closed (within the window) */
+    __builtin_prefetch(&t->set[k->id_hash & (t->set_cap - 1)]);
+    __builtin_prefetch(&t->set[k->mark_hash & (t->set_cap - 1)]);
 }
 
 int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *f) {
@@ -689,13 +692,13 @@ int cw_cases_apply_keys(cw_cases *t, const cw_event *ev, const cw_case_keys *key
     memcpy(key, ev->unit, 6);
     key[6] = '|';
     memcpy(key + 7, ev->case_id, klen - 7);
-    uint64_t kh = keys->key_hash, h = keys->id_hash;
+    uint64_t h = keys->id_hash;
     open_case *c = cw_map_get_hashed(t->open, key, klen, keys->map_hash);
     if (c) {
         if (case_has_id(c, h)) return 1;
     } else if (set_has(t, h)) {
         return 1;
-    } else if (set_has(t, closed_mark_k(kh))) {
+    } else if (set_has(t, keys->mark_hash)) {
         /* the case closed (within the window): count the event, keep the
          * case closed, remember the id */
         window_add(t, h);
@@ -705,7 +708,7 @@ int cw_cases_apply_keys(cw_cases *t, const cw_event *ev, const cw_case_keys *key
     if (ev->type == CW_EV_CASE_CLOSED) {
         if (c) case_close(t, c, ev->ts);
         else {
-            window_add(t, closed_mark_k(kh));
+            window_add(t, keys->mark_hash);
         }
         window_add(t, h);
         return 0;

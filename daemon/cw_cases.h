@@ -87,6 +87,7 @@ typedef struct cw_case_keys {
     uint64_t key_hash; /* cw_hash of the case key (stable: snapshots hold what derives from it) */
     uint64_t id_hash;  /* the dedupe hash of the event id (stable: snapshots hold it) */
     uint64_t map_hash; /* the open-case map's own hash of the case key */
+    uint64_t mark_hash; /* what the closed-case window remembers of the case itself (stable) */
     uint32_t klen;     /* of the case key; 0: not worked out */
 } cw_case_keys;
 void cw_cases_keys(const cw_event *ev, cw_case_keys *k);
@@ -95,9 +96,10 @@ void cw_cases_keys(const cw_event *ev, cw_case_keys *k);
 int cw_cases_apply_keys(cw_cases *t, const cw_event *ev, const cw_case_keys *k, cw_case_facts *facts);
 
 /* Hints that the event of k is applied soon: stage 0 fetches its case's
- * map slot and its closed-window slot into the cache, stage 1 (a few
- * events later, the slot there by then) its case record. Changes
- * nothing; any k (not worked out: nothing). */
+ * map slot into the cache, stage 1 (a few events later, the slot there
+ * by then) its case record, or when the case is not open the
+ * closed-case window's slots it will be looked for in. Changes nothing;
+ * any k (not worked out: nothing). */
 void cw_cases_prefetch(const cw_cases *t, const cw_case_keys *k, int stage);
 
 size_t cw_cases_open(const cw_cases *t);

@@ -21,8 +21,9 @@ void *cw_map_get_hashed(const cw_map *m, const char *key, size_t len, uint64_t h
 /* Hints that a lookup of that hash comes soon: stage 0 fetches its home
  * slot into the cache; stage 1 (once that slot is there) the values
  * whose slots carry the same hash bits (where the map's values hold
- * their keys, the records themselves). Changes nothing. */
-void cw_map_prefetch(const cw_map *m, uint64_t hash, int stage);
+ * their keys, the records themselves), and returns how many it found (0:
+ * the key is surely absent). Changes nothing. */
+int cw_map_prefetch(const cw_map *m, uint64_t hash, int stage);
 /* Inserts or replaces. Returns 0 or -1 (out of memory). */
 int cw_map_put(cw_map *m, const char *key, size_t len, void *value);
 /* Inserts without copying the key: it must stay valid and unchanged
