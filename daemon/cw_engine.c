@@ -201,7 +201,8 @@ void cw_engine_check_capacity(cw_engine *e) {
 /* ---- Events: case table -> counters ---------------------------------------- */
 
 void cw_engine_prepare(const cw_event *ev, cw_event_keys *k) {
-    cw_cases_keys(ev, &k->c);
+    if (ev) cw_cases_keys(ev, &k->c);
+    else memset(k, 0, sizeof(*k));
 }
 
 void cw_engine_ahead(cw_engine *e, const cw_event_keys *k) {

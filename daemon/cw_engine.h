@@ -60,8 +60,8 @@ cw_verdict cw_engine_apply(cw_engine *e, const cw_event *ev, char *why, size_t w
 /* What applying an event needs of it that is a pure function of the
  * event (the hashes of its case key and id), worked out ahead:
  * cw_engine_prepare touches nothing but k, so any thread may call it
- * (the daemon's decode workers do, cw_batch_decode). Zeroed: not worked
- * out. */
+ * (the daemon's decode workers do, cw_batch_decode). Zeroed (what
+ * cw_engine_prepare makes of a NULL ev): not worked out. */
 typedef struct cw_event_keys {
     cw_case_keys c;
 } cw_event_keys;

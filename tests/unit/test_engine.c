@@ -228,8 +228,8 @@ static char *state_bytes(const cw_engine *e, size_t *len) {
  * events to come, cw_engine_apply_keys) and cw_engine_apply give the same
  * verdicts, alerts, rows and snapshot on a stream with redeliveries,
  * closed cases, late events and names that change; keys never worked out
- * (a zeroed cw_event_keys) and hints of events that never come change
- * nothing. */
+ * (cw_engine_prepare of no event) and hints of events that never come
+ * change nothing. */
 static void events_applied_with_keys_worked_out_ahead_change_the_engine_as_plain_applies_do(void **state) {
     (void)state;
     cw_config *cfg = cw_test_config(RULES);
@@ -255,7 +255,8 @@ static void events_applied_with_keys_worked_out_ahead_change_the_engine_as_plain
         if (i % 7 == 0) evs[i].dept[0] = '\0';
         if (evs[i].type == CW_EV_PROSECUTION_DECIDED) evs[i].decision = CW_DECISION_PROSECUTE;
         if (i % 97 == 5) evs[i] = evs[i - 5]; /* a redelivery */
-        if (i % 13 != 0) cw_engine_prepare(&evs[i], &keys[i]); /* else left zeroed: not worked out */
+        memset(&keys[i], 0xa5, sizeof(keys[i]));
+        cw_engine_prepare(i % 13 != 0 ? &evs[i] : NULL, &keys[i]); /* NULL: not worked out (a dead letter's) */
     }
     cw_event_keys stray;
     cw_event never = event("never", "案-none", CW_EV_HEARING_HELD, at(3, 1, 0));
