@@ -204,6 +204,7 @@ void cw_batch_decode(cw_batch *b) {
     for (size_t i = 0; i < b->n; i++) {
         cw_batch_entry *e = &b->entries[i];
         e->ok = cw_event_decode_entry(b->dec, e->fields, e->nfields, b->now_ms, &e->ev, e->why, sizeof(e->why)) == 0;
+        cw_engine_prepare(e->ok ? &e->ev : NULL, &e->keys);
     }
 }
 

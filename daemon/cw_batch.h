@@ -13,6 +13,7 @@
 #include <hiredis.h>
 
 #include "../proto/cw_event.h"
+#include "cw_engine.h"
 
 typedef struct cw_batch cw_batch;
 
@@ -22,6 +23,7 @@ typedef struct cw_batch_entry {
     size_t nfields;
     int ok;        /* after cw_batch_decode: 1 and ev, or 0 and why */
     cw_event ev;
+    cw_event_keys keys; /* after cw_batch_decode, of an ok ev: cw_engine_prepare's (zeroed otherwise) */
     char why[256];
 } cw_batch_entry;
 

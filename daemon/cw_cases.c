@@ -315,22 +315,23 @@ static int64_t due_of(const cw_cases *t, const open_case *c, int k) {
     return cw_deadline_due_from_last(t->cal, (int64_t)c->due[k] - 1, 1);
 }
 
-/* The day a light of a clock comes on (0: that light is off for it). */
-static int64_t light_day(const cw_cases *t, const open_case *c, int k, int light) {
+/* The day a light of clock k due at `due` (due_of) comes on (0: that
+ * light is off for it). */
+static int64_t light_day(const cw_cases *t, int k, int64_t due, int light) {
     const cw_clock_rule *r = &t->clocks.k[k];
-    int64_t due = due_of(t, c, k);
     if (light == CW_LIGHT_YELLOW) return r->warn_days ? due - r->warn_days : 0;
     if (light == CW_LIGHT_ORANGE) return r->urgent_days ? due - r->urgent_days : 0;
     return due;
 }
 
-/* Tells the listener of a light of clock k of c coming on or going off. */
-static void tell(cw_cases *t, const open_case *c, int k, int light, int firing, int64_t today, int64_t ts) {
+/* Tells the listener of a light of clock k of c (due at `due`: due_of)
+ * coming on or going off. */
+static void tell_due(cw_cases *t, const open_case *c, int k, int64_t due, int light, int firing, int64_t today,
+                     int64_t ts) {
     if (!t->listener.light) return;
     char unit[7];
     memcpy(unit, c->key, 6);
     unit[6] = '\0';
-    int64_t due = due_of(t, c, k);
     cw_light l = {.clock = k,
                   .light = light,
                   .firing = firing,
@@ -344,6 +345,10 @@ static void tell(cw_cases *t, const open_case *c, int k, int light, int firing, 
     t->listener.light(&l, t->listener.data);
 }
 
+static void tell(cw_cases *t, const open_case *c, int k, int light, int firing, int64_t today, int64_t ts) {
+    if (t->listener.light) tell_due(t, c, k, due_of(t, c, k), light, firing, today, ts);
+}
+
 /* Brings every running clock of c to the light it should show on local
  * day `today`: one light at a time, the one before going off as the next
  * comes on, and a clock already past several boundaries showing only the
@@ -352,19 +357,20 @@ static int64_t light_up(cw_cases *t, open_case *c, int64_t today, int64_t ts) {
     int64_t next = 0;
     for (int k = 0; k < CW_NCLOCKS; k++) {
         if (!c->due[k]) continue;
+        int64_t due = due_of(t, c, k); /* once: with a calendar it is a scan */
         int target = CW_LIGHT_NONE;
         for (int light = CW_LIGHT_YELLOW; light <= CW_LIGHT_RED; light++) {
-            int64_t day = light_day(t, c, k, light);
+            int64_t day = light_day(t, k, due, light);
             if (!day) continue;
             if (day <= today) target = light;
             else if (light > c->lights[k] && (!next || day < next)) next = day;
         }
         if (target <= c->lights[k]) continue;
-        if (c->lights[k]) tell(t, c, k, c->lights[k], 0, today, ts);
+        if (c->lights[k]) tell_due(t, c, k, due, c->lights[k], 0, today, ts);
         c->lights[k] = (uint8_t)target;
         if (target == CW_LIGHT_RED && k == CW_CLOCK_LETTER_PROCEDURAL) c->flags |= F_LETTER_DUE_P;
         if (target == CW_LIGHT_RED && k == CW_CLOCK_LETTER_SUBSTANTIVE) c->flags |= F_LETTER_DUE_S;
-        tell(t, c, k, target, 1, today, ts);
+        tell_due(t, c, k, due, target, 1, today, ts);
     }
     return next;
 }
@@ -450,6 +456,7 @@ int cw_cases_advance_some(cw_cases *t, int64_t today, size_t budget) {
     while (t->nheap && t->heap[0].day <= t->today) {
         if (budget && left-- == 0) return 1;
         light_entry e = heap_pop(t);
+        if (t->nheap) __builtin_prefetch(t->heap[0].c); /* the next one's record, while this one is judged */
         open_case *c = e.c;
         c->refs--;
         if (c->flags & F_DEAD) {
@@ -617,6 +624,13 @@ static void clocks_and_checks(cw_cases *t, open_case *c, const cw_event *ev) {
 
 /* Removes a closed case: its lights go off, its ids move to the window. */
 static void case_close(cw_cases *t, open_case *c, int64_t ts) {
+    /* the window's slots of its ids, and of the oldest ids they push out:
+     * random places in a big table, asked for all at once */
+    for (uint32_t i = 0; i < c->nids; i++) {
+        __builtin_prefetch(&t->set[case_id(c, i) & (t->set_cap - 1)]);
+        if (t->ring_len == t->ring_cap)
+            __builtin_prefetch(&t->set[t->ring[(t->ring_head + i) % t->ring_cap] & (t->set_cap - 1)]);
+    }
     for (int k = 0; k < CW_NCLOCKS; k++) clock_stop(t, c, k, ts);
     for (uint32_t i = 0; i < c->nids; i++) window_add(t, case_id(c, i));
     window_add(t, closed_mark(c->key, c->klen));
@@ -647,17 +661,44 @@ int cw_cases_admit(const cw_cases *t, const cw_event *ev, size_t max_open, size_
     return 1;
 }
 
-int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *f) {
-    memset(f, 0, sizeof(*f));
+void cw_cases_keys(const cw_event *ev, cw_case_keys *k) {
     char key[7 + CW_CASE_MAX + 1];
     size_t klen = case_key(ev, key);
-    uint64_t kh = cw_hash(key, klen), h = id_hash_k(kh, ev->id);
-    open_case *c = cw_map_get(t->open, key, klen);
+    k->key_hash = cw_hash(key, klen);
+    k->id_hash = id_hash_k(k->key_hash, ev->id);
+    k->map_hash = cw_map_hash(key, klen);
+    k->mark_hash = closed_mark_k(k->key_hash);
+    k->klen = (uint32_t)klen;
+}
+
+void cw_cases_prefetch(const cw_cases *t, const cw_case_keys *k, int stage) {
+    if (!k->klen) return;
+    if (cw_map_prefetch(t->open, k->map_hash, stage) || stage == 0) return;
+    /* not open: a new case, or one closed (within the window) */
+    __builtin_prefetch(&t->set[k->id_hash & (t->set_cap - 1)]);
+    __builtin_prefetch(&t->set[k->mark_hash & (t->set_cap - 1)]);
+}
+
+int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *f) {
+    cw_case_keys k;
+    cw_cases_keys(ev, &k);
+    return cw_cases_apply_keys(t, ev, &k, f);
+}
+
+int cw_cases_apply_keys(cw_cases *t, const cw_event *ev, const cw_case_keys *keys, cw_case_facts *f) {
+    memset(f, 0, sizeof(*f));
+    char key[7 + CW_CASE_MAX + 1];
+    size_t klen = keys->klen;
+    memcpy(key, ev->unit, 6);
+    key[6] = '|';
+    memcpy(key + 7, ev->case_id, klen - 7);
+    uint64_t h = keys->id_hash;
+    open_case *c = cw_map_get_hashed(t->open, key, klen, keys->map_hash);
     if (c) {
         if (case_has_id(c, h)) return 1;
     } else if (set_has(t, h)) {
         return 1;
-    } else if (set_has(t, closed_mark_k(kh))) {
+    } else if (set_has(t, keys->mark_hash)) {
         /* the case closed (within the window): count the event, keep the
          * case closed, remember the id */
         window_add(t, h);
@@ -667,15 +708,18 @@ int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *f) {
     if (ev->type == CW_EV_CASE_CLOSED) {
         if (c) case_close(t, c, ev->ts);
         else {
-            window_add(t, closed_mark_k(kh));
+            window_add(t, keys->mark_hash);
         }
         window_add(t, h);
         return 0;
     }
     if (!c && !(c = case_new(t->open, key, klen))) return -1;
     if (case_add_id(c, h) < 0) return -1;
-    if (ev->dept[0]) c->dept = intern(t, ev->dept);
-    if (ev->pros[0]) c->pros = intern(t, ev->pros);
+    /* the same names as before, mostly: a compare, not a lookup */
+    if (ev->dept[0] && (!c->dept || strcmp(name_at(t, c->dept), ev->dept) != 0)) c->dept = intern(t, ev->dept);
+    if (ev->pros[0] && (!c->pros || strcmp(name_at(t, c->pros), ev->pros) != 0)) c->pros = intern(t, ev->pros);
+    if (ev->dept[0] && c->dept) f->dept = name_at(t, c->dept);
+    if (ev->pros[0] && c->pros) f->pros = name_at(t, c->pros);
     if (c->nids > t->most_ids) t->most_ids = c->nids;
 
     switch (ev->type) {

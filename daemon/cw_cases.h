@@ -27,6 +27,10 @@ typedef struct cw_case_facts {
     int letter_replied; /* 1 procedural, 2 substantive (received seen) */
     int letter_ontime;
     int letter_counted; /* its clock ran out before: already counted as due */
+    /* the event's dept and pros as the table interned them (equal strings
+     * that stay put until the table is freed: counters may remember them
+     * by address), or NULL (not interned: use the event's) */
+    const char *dept, *pros;
 } cw_case_facts;
 
 /* Where the statutory clocks report: a light of a clock of a case
@@ -74,6 +78,29 @@ void cw_cases_free(cw_cases *t);
  * case's case.closed (counted, but the case stays closed; the window
  * remembers closed cases as it does their ids), -1 on out of memory. */
 int cw_cases_apply(cw_cases *t, const cw_event *ev, cw_case_facts *facts);
+
+/* An event's keys in the table, worked out ahead of its apply: the hashes
+ * of its case key "unit|case" and of its id. cw_cases_keys is a pure
+ * function of the event: any thread may call it (the daemon's decode
+ * workers do), so that the loop neither hashes nor measures them. */
+typedef struct cw_case_keys {
+    uint64_t key_hash; /* cw_hash of the case key (stable: snapshots hold what derives from it) */
+    uint64_t id_hash;  /* the dedupe hash of the event id (stable: snapshots hold it) */
+    uint64_t map_hash; /* the open-case map's own hash of the case key */
+    uint64_t mark_hash; /* what the closed-case window remembers of the case itself (stable) */
+    uint32_t klen;     /* of the case key; 0: not worked out */
+} cw_case_keys;
+void cw_cases_keys(const cw_event *ev, cw_case_keys *k);
+
+/* cw_cases_apply with ev's keys (k: cw_cases_keys of that same event). */
+int cw_cases_apply_keys(cw_cases *t, const cw_event *ev, const cw_case_keys *k, cw_case_facts *facts);
+
+/* Hints that the event of k is applied soon: stage 0 fetches its case's
+ * map slot into the cache, stage 1 (a few events later, the slot there
+ * by then) its case record, or when the case is not open the
+ * closed-case window's slots it will be looked for in. Changes nothing;
+ * any k (not worked out: nothing). */
+void cw_cases_prefetch(const cw_cases *t, const cw_case_keys *k, int stage);
 
 size_t cw_cases_open(const cw_cases *t);
 

@@ -58,7 +58,7 @@ static void apply_entry(daemon_ctx *d, const cw_batch_entry *e) {
         return;
     }
     char why[200];
-    switch (cw_engine_apply(d->engine, &e->ev, why, sizeof(why))) {
+    switch (cw_engine_apply_keys(d->engine, &e->ev, &e->keys, why, sizeof(why))) {
     case CW_REFUSED:
         cw_dead_queue(d->dead, e->id, e->fields, e->nfields, why, cw_wall_ms());
         break;
@@ -187,6 +187,7 @@ static void apply_ready(daemon_ctx *d) {
         read_batch *rb = d->ahead;
         size_t n = cw_batch_size(rb->b);
         while (rb->done < n && budget) {
+            if (rb->done + CW_ENGINE_AHEAD < n) cw_engine_ahead(d->engine, &cw_batch_at(rb->b, rb->done + CW_ENGINE_AHEAD)->keys);
             apply_entry(d, cw_batch_at(rb->b, rb->done++));
             budget--;
         }

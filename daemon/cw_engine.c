@@ -26,6 +26,10 @@ struct cw_engine {
     int64_t clock_day;       /* the local day the deadline/rank clock has reached */
     char open_periods[3][8]; /* the month, quarter and year it is in */
     cw_engine_counts counts;
+    /* cw_engine_ahead: the keys of the last AHEAD_LAG events hinted */
+#define AHEAD_LAG 8
+    cw_case_keys ahead[AHEAD_LAG];
+    unsigned nahead;
 };
 
 /* ---- What changed goes out ----------------------------------------------- */
@@ -196,7 +200,31 @@ void cw_engine_check_capacity(cw_engine *e) {
 
 /* ---- Events: case table -> counters ---------------------------------------- */
 
+void cw_engine_prepare(const cw_event *ev, cw_event_keys *k) {
+    if (ev) cw_cases_keys(ev, &k->c);
+    else memset(k, 0, sizeof(*k));
+}
+
+void cw_engine_ahead(cw_engine *e, const cw_event_keys *k) {
+    if (!k->c.klen) return;
+    cw_cases_prefetch(e->cases, &k->c, 0);
+    /* the slot of the one AHEAD_LAG calls before is in the cache by now:
+     * its record next */
+    cw_case_keys *old = &e->ahead[e->nahead++ % AHEAD_LAG];
+    cw_cases_prefetch(e->cases, old, 1);
+    *old = k->c;
+}
+
 cw_verdict cw_engine_apply(cw_engine *e, const cw_event *ev, char *why, size_t whylen) {
+    return cw_engine_apply_keys(e, ev, NULL, why, whylen);
+}
+
+cw_verdict cw_engine_apply_keys(cw_engine *e, const cw_event *ev, const cw_event_keys *k, char *why, size_t whylen) {
+    cw_event_keys own;
+    if (!k || !k->c.klen) {
+        cw_engine_prepare(ev, &own);
+        k = &own;
+    }
     long value = 0;
     const char *cap = over_capacity(e, ev, &value);
     if (cap) {
@@ -210,7 +238,7 @@ cw_verdict cw_engine_apply(cw_engine *e, const cw_event *ev, char *why, size_t w
     if (e->follow_events) /* in stream order: every light due before this event is judged first */
         clock_moved(e, e->clock_limit && e->event_now > e->clock_limit ? e->clock_limit : e->event_now, 0);
     cw_case_facts facts;
-    int rc = cw_cases_apply(e->cases, ev, &facts);
+    int rc = cw_cases_apply_keys(e->cases, ev, &k->c, &facts);
     if (rc == 1) {
         e->counts.duplicates++;
         return CW_DUPLICATE;

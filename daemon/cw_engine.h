@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "../proto/cw_event.h"
+#include "cw_cases.h"
 #include "cw_config.h"
 #include "cw_rules.h"
 
@@ -55,6 +56,28 @@ typedef enum cw_verdict {
  * the clock follows events (cw_engine_follow_events), ev's time moves it
  * first. Fills why (for CW_REFUSED) and may raise alerts. */
 cw_verdict cw_engine_apply(cw_engine *e, const cw_event *ev, char *why, size_t whylen);
+
+/* What applying an event needs of it that is a pure function of the
+ * event (the hashes of its case key and id), worked out ahead:
+ * cw_engine_prepare touches nothing but k, so any thread may call it
+ * (the daemon's decode workers do, cw_batch_decode). Zeroed (what
+ * cw_engine_prepare makes of a NULL ev): not worked out. */
+typedef struct cw_event_keys {
+    cw_case_keys c;
+} cw_event_keys;
+void cw_engine_prepare(const cw_event *ev, cw_event_keys *k);
+
+/* cw_engine_apply with ev's keys (cw_engine_prepare of that same event;
+ * not worked out: computed here). The same verdicts and effects. */
+cw_verdict cw_engine_apply_keys(cw_engine *e, const cw_event *ev, const cw_event_keys *k, char *why, size_t whylen);
+
+/* A hint, on the engine's thread, that the event of k is applied
+ * CW_ENGINE_AHEAD events from now (k not worked out: none): its case's
+ * map slot is fetched into the cache now, and its case record a few
+ * calls later (the engine keeps a copy of the keys), so that neither
+ * waits for memory when its turn comes. Changes nothing else. */
+#define CW_ENGINE_AHEAD 12
+void cw_engine_ahead(cw_engine *e, const cw_event_keys *k);
 
 /* Whether the clock of deadlines and rankings is event time (replays,
  * catching up, clock = event: on) or only what cw_engine_advance says

@@ -1,5 +1,6 @@
 #include "cw_ind.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +8,6 @@
 #include "../proto/cw_text.h"
 #include "cw_cases.h"
 #include "cw_clock.h"
-#include "cw_map.h"
 #include "cw_period.h"
 #include "cw_snap.h"
 
@@ -81,10 +81,12 @@ static const struct {
 /* ---- The store: scopes holding their periods ---------------------------
  *
  * A scope (a prosecutor, department, unit, city, province, the nation) is
- * a record found by a raw key: its kind, unit and name as they came, not
- * escaped ('p' unit name, 'd' unit name, 'u' unit, 'c' city, 'P'
- * province, 'n'). A unit's record points at its city, province and nation,
- * so an event costs three lookups by name, not one per scope and period.
+ * a record found by its raw identity: its kind, unit or region code and
+ * name as they came, not escaped ('p' unit name, 'd' unit name, 'u' unit,
+ * 'c' city, 'P' province, 'n'), hashed in one pass without building a key
+ * (see scope_hash). A unit's record points at its city, province and
+ * nation, so an event costs three lookups by name, not one per scope and
+ * period.
  * A scope keeps its periods (months, quarters, years, and the day buckets
  * of the rolling window) as entries under integer codes, with the entries
  * of the last event's periods at hand: events mostly come in time order. */
@@ -106,9 +108,15 @@ typedef struct entry {
 } entry;
 
 typedef struct scope {
+    /* what it is found by (the index compares these): */
+    char kind;                /* 'p', 'd', 'u', 'c', 'P', 'n' */
+    uint8_t code_len, raw_len; /* of code and raw */
+    char code[CW_UNIT_LEN];   /* the unit or region code */
+    char raw[CW_NAME_MAX + 1]; /* a prosecutor's or department's name as it came ("" for others) */
     char *name;               /* "unit:410923", "dept:410923:第一检察部" (escaped as in keys) */
     struct scope *chain[3];   /* a unit's city, province and nation */
-    entry *cur[NPERIODS];     /* the entries of the last event's periods */
+    entry *cur[NPERIODS];     /* the entries of the last event's periods ... */
+    int64_t cur_day;          /* ... when they are those of this day (day_codes), else -1 */
     entry **entries;          /* this scope's periods ... */
     uint32_t *codes;          /* ... and their codes, side by side for the scan */
     size_t n, cap;
@@ -117,8 +125,33 @@ typedef struct scope {
     struct scope *next;       /* every scope, in the order they came */
 } scope;
 
+/* A slot of the scope index: open addressing by the scope's hash. */
+typedef struct scope_slot {
+    uint64_t h;
+    scope *sc; /* NULL: empty */
+} scope_slot;
+
+/* A remembered lookup of a named scope by the address of its name: a
+ * name interned by the case table (cw_case_facts) comes back at the same
+ * address, and a compare confirms it (see named_lookup). */
+typedef struct memo {
+    const char *name;
+    scope *sc;
+} memo;
+#define MEMO_BITS 10
+
+/* A unit's scope by its 6-byte code as a number. */
+typedef struct unit_slot {
+    uint64_t code; /* 0: empty */
+    scope *sc;
+} unit_slot;
+
 struct cw_ind {
-    cw_map *scopes; /* raw key -> scope */
+    scope_slot *index; /* (kind, code, raw name) -> scope; scopes are never removed */
+    size_t index_cap;
+    unit_slot *units; /* unit code -> its scope */
+    size_t units_cap, nunits;
+    memo memo[1 << MEMO_BITS];
     scope *first, *last;
     size_t nscopes;
     scope *rolling;  /* scopes whose window must be written */
@@ -157,12 +190,15 @@ size_t cw_ind_fields(size_t i, cw_ind_field *out) {
 cw_ind *cw_ind_new(int offset_min, int rolling_days, int keep_quarters) {
     cw_ind *x = calloc(1, sizeof(*x));
     if (!x) return NULL;
-    x->scopes = cw_map_new();
+    x->index_cap = 64;
+    x->index = calloc(x->index_cap, sizeof(*x->index));
+    x->units_cap = 16;
+    x->units = calloc(x->units_cap, sizeof(*x->units));
     x->offset_min = offset_min;
     x->rolling_days = rolling_days;
     x->keep_quarters = keep_quarters;
     snprintf(x->rolling_name, sizeof(x->rolling_name), "rolling-%dd", rolling_days);
-    if (!x->scopes) {
+    if (!x->index || !x->units) {
         cw_ind_free(x);
         return NULL;
     }
@@ -183,7 +219,8 @@ void cw_ind_free(cw_ind *x) {
         n = sc->next;
         scope_free(sc);
     }
-    cw_map_free(x->scopes); /* keys were the scopes' own */
+    free(x->index);
+    free(x->units);
     for (entry *e = x->spare, *n; e; e = n) {
         n = e->next_dirty;
         free(e);
@@ -199,15 +236,39 @@ size_t cw_ind_entries(const cw_ind *x) {
 
 /* ---- Period codes and their names ---------------------------------------- */
 
-/* "2020-07", "2020-Q3", "2020", or "d<day>" for a rolling day bucket. */
+/* v in decimal, zero-padded to width, at out (as %0*d of a v >= 0);
+ * returns its length. */
+static size_t put_padded(char *out, uint64_t v, size_t width) {
+    char digits[20], *p = cw_u64_digits(v, digits);
+    size_t len = (size_t)(digits + sizeof(digits) - p), n = 0;
+    while (len + n < width) out[n++] = '0';
+    memcpy(out + n, p, len);
+    return n + len;
+}
+
+/* "2020-07", "2020-Q3", "2020", or "d<day>" for a rolling day bucket
+ * (by hand: every row written and every snapshot entry names one). */
 static void code_name(uint32_t code, char out[16]) {
-    int64_t i = CODE_INDEX(code);
+    uint64_t i = (uint64_t)CODE_INDEX(code); /* 28 bits: 11 characters at most */
+    size_t n;
     switch (CODE_KIND(code)) {
-    case P_MONTH: snprintf(out, 16, "%04d-%02d", (int)(i / 12), (int)(i % 12 + 1)); break;
-    case P_QUARTER: snprintf(out, 16, "%04d-Q%d", (int)(i / 4), (int)(i % 4 + 1)); break;
-    case P_YEAR: snprintf(out, 16, "%04d", (int)i); break;
-    default: snprintf(out, 16, "d%lld", (long long)i); break;
+    case P_MONTH:
+        n = put_padded(out, i / 12, 4);
+        out[n++] = '-';
+        n += put_padded(out + n, i % 12 + 1, 2);
+        break;
+    case P_QUARTER:
+        n = put_padded(out, i / 4, 4);
+        out[n++] = '-', out[n++] = 'Q';
+        n += put_padded(out + n, i % 4 + 1, 1);
+        break;
+    case P_YEAR: n = put_padded(out, i, 4); break;
+    default:
+        out[0] = 'd';
+        n = 1 + put_padded(out + 1, i, 1);
+        break;
     }
+    out[n] = '\0';
 }
 
 /* The code of a period name, or 0. */
@@ -241,83 +302,191 @@ static int code_quarter(uint32_t code) {
 
 /* ---- Scopes ------------------------------------------------------------- */
 
-/* The raw key of a scope: kind letter, then the unit or region code, then
- * (pros, dept) a \x1f and the name as it came. */
-static size_t raw_key(char kind, const char *code, size_t code_len, const char *name, char *out) {
-    size_t n = 0;
-    out[n++] = kind;
-    memcpy(out + n, code, code_len);
-    n += code_len;
-    if (name) {
-        size_t nl = strlen(name);
-        out[n++] = '\x1f';
-        memcpy(out + n, name, nl);
-        n += nl;
+/* The index's hash of a scope's identity (kind, code of at most 6 bytes,
+ * raw name of nl bytes; NULL for units and regions), in one pass over its
+ * parts, 8 bytes a step: the hot path of every event and clock count finds
+ * three scopes this way. Not persisted: may change. */
+static inline uint64_t mix(uint64_t a, uint64_t b) {
+    __uint128_t r = (__uint128_t)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+/* The n < 8 bytes at p as a word (byte by byte: a memcpy of a variable
+ * length is a call). */
+static inline uint64_t tail_word(const unsigned char *p, size_t n) {
+    uint64_t w = 0;
+    for (size_t i = 0; i < n; i++) w |= (uint64_t)p[i] << (8 * i);
+    return w;
+}
+
+static uint64_t scope_hash(char kind, const char *code, size_t code_len, const char *name, size_t nl) {
+    uint64_t w = tail_word((const unsigned char *)code, code_len);
+    uint64_t h = mix((w << 8 | (uint8_t)kind) ^ 0x243F6A8885A308D3ULL ^ ((uint64_t)nl << 56), 0x9E3779B97F4A7C15ULL);
+    const unsigned char *p = (const unsigned char *)name;
+    while (nl >= 8) {
+        memcpy(&w, p, 8);
+        h = mix(h ^ w, 0x9E3779B97F4A7C15ULL);
+        p += 8;
+        nl -= 8;
     }
-    return n;
+    if (nl) h = mix(h ^ tail_word(p, nl), 0xBF58476D1CE4E5B9ULL);
+    return mix(h, 0x94D049BB133111EBULL);
 }
 
-static scope *scope_find(const cw_ind *x, const char *key, size_t klen) {
-    return cw_map_get(x->scopes, key, klen);
+static scope *scope_find(const cw_ind *x, char kind, const char *code, size_t code_len, const char *name, size_t nl) {
+    uint64_t h = scope_hash(kind, code, code_len, name, nl);
+    size_t m = x->index_cap - 1;
+    for (size_t i = h & m; x->index[i].sc; i = (i + 1) & m) {
+        scope *sc = x->index[i].sc;
+        if (x->index[i].h == h && sc->kind == kind && sc->code_len == code_len && sc->raw_len == nl &&
+            memcmp(sc->code, code, code_len) == 0 && (!nl || memcmp(sc->raw, name, nl) == 0))
+            return sc;
+    }
+    return NULL;
 }
 
-/* A new scope named `name` (taken) under key; NULL on out of memory. */
-static scope *scope_add(cw_ind *x, const char *key, size_t klen, char *name) {
+/* Puts sc into the index (growing it at half full). Returns 0 or -1. */
+static int index_put(cw_ind *x, scope *sc) {
+    if ((x->nscopes + 1) * 2 > x->index_cap) {
+        size_t cap = x->index_cap * 2;
+        scope_slot *ni = calloc(cap, sizeof(*ni));
+        if (!ni) return -1;
+        for (size_t i = 0; i < x->index_cap; i++) {
+            if (!x->index[i].sc) continue;
+            size_t j = x->index[i].h & (cap - 1);
+            while (ni[j].sc) j = (j + 1) & (cap - 1);
+            ni[j] = x->index[i];
+        }
+        free(x->index);
+        x->index = ni;
+        x->index_cap = cap;
+    }
+    uint64_t h = scope_hash(sc->kind, sc->code, sc->code_len, sc->raw, sc->raw_len);
+    size_t m = x->index_cap - 1, i = h & m;
+    while (x->index[i].sc) i = (i + 1) & m;
+    x->index[i].h = h;
+    x->index[i].sc = sc;
+    return 0;
+}
+
+/* A new scope of that identity named `name` (taken); NULL on out of memory. */
+static scope *scope_add(cw_ind *x, char kind, const char *code, size_t code_len, const char *raw, size_t nl,
+                        char *name) {
     scope *sc = calloc(1, sizeof(*sc));
-    if (!sc || !name || cw_map_put(x->scopes, key, klen, sc) < 0) {
-        free(sc);
-        free(name);
-        return NULL;
-    }
+    if (!sc || !name) goto fail;
+    sc->cur_day = -1;
+    sc->kind = kind;
+    sc->code_len = (uint8_t)code_len;
+    memcpy(sc->code, code, code_len);
+    sc->raw_len = (uint8_t)nl;
+    if (nl) memcpy(sc->raw, raw, nl);
+    if (index_put(x, sc) < 0) goto fail;
     sc->name = name;
     if (x->last) x->last->next = sc;
     else x->first = sc;
     x->last = sc;
     x->nscopes++;
     return sc;
+fail:
+    free(sc);
+    free(name);
+    return NULL;
 }
 
 static scope *region_scope(cw_ind *x, char kind, const char *code, size_t code_len) {
-    char key[16];
-    size_t klen = raw_key(kind, code, code_len, NULL, key);
-    scope *sc = scope_find(x, key, klen);
+    scope *sc = scope_find(x, kind, code, code_len, NULL, 0);
     if (sc) return sc;
     char name[16];
     if (kind == 'n') snprintf(name, sizeof(name), "nation");
     else snprintf(name, sizeof(name), "region:%.*s", (int)code_len, code);
-    return scope_add(x, key, klen, strdup(name));
+    return scope_add(x, kind, code, code_len, NULL, 0, strdup(name));
+}
+
+static uint64_t unit_code(const char *unit) {
+    uint64_t w = 0;
+    memcpy(&w, unit, 6);
+    return w | (uint64_t)1 << 63; /* never 0 */
+}
+
+static size_t unit_home(uint64_t code, size_t cap) {
+    return (size_t)(mix(code, 0x9E3779B97F4A7C15ULL) & (cap - 1));
+}
+
+/* Remembers u under its code (the table at most half full). 0 or -1. */
+static int unit_put(cw_ind *x, scope *u) {
+    if ((x->nunits + 1) * 2 > x->units_cap) {
+        size_t cap = x->units_cap * 2;
+        unit_slot *nu = calloc(cap, sizeof(*nu));
+        if (!nu) return -1;
+        for (size_t i = 0; i < x->units_cap; i++) {
+            if (!x->units[i].code) continue;
+            size_t j = unit_home(x->units[i].code, cap);
+            while (nu[j].code) j = (j + 1) & (cap - 1);
+            nu[j] = x->units[i];
+        }
+        free(x->units);
+        x->units = nu;
+        x->units_cap = cap;
+    }
+    uint64_t code = unit_code(u->code);
+    size_t i = unit_home(code, x->units_cap);
+    while (x->units[i].code) i = (i + 1) & (x->units_cap - 1);
+    x->units[i].code = code;
+    x->units[i].sc = u;
+    x->nunits++;
+    return 0;
 }
 
 /* A unit's scope, with its city, province and nation. */
 static scope *unit_scope(cw_ind *x, const char *unit) {
-    char key[16];
-    size_t klen = raw_key('u', unit, 6, NULL, key);
-    scope *sc = scope_find(x, key, klen);
+    uint64_t code = unit_code(unit);
+    for (size_t i = unit_home(code, x->units_cap); x->units[i].code; i = (i + 1) & (x->units_cap - 1))
+        if (x->units[i].code == code) return x->units[i].sc;
+    scope *sc = scope_find(x, 'u', unit, 6, NULL, 0);
     if (sc) return sc;
     scope *city = region_scope(x, 'c', unit, 4), *province = region_scope(x, 'P', unit, 2),
           *nation = region_scope(x, 'n', "", 0);
     if (!city || !province || !nation) return NULL;
     char name[16];
     snprintf(name, sizeof(name), "unit:%.6s", unit);
-    sc = scope_add(x, key, klen, strdup(name));
+    sc = scope_add(x, 'u', unit, 6, NULL, 0, strdup(name));
     if (!sc) return NULL;
+    (void)unit_put(x, sc); /* out of memory: found by the index, slower */
     sc->chain[0] = city, sc->chain[1] = province, sc->chain[2] = nation;
     return sc;
 }
 
-/* A prosecutor's or department's scope: "pros:410923:<escaped name>". */
+/* A prosecutor's or department's scope: "pros:410923:<escaped name>".
+ * raw is 1..CW_NAME_MAX bytes (an event's field). */
 static scope *named_scope(cw_ind *x, char kind, const char *unit, const char *raw) {
-    char key[SCOPE_MAX];
-    size_t klen = raw_key(kind, unit, 6, raw, key);
-    scope *sc = scope_find(x, key, klen);
+    size_t nl = strlen(raw);
+    if (nl > CW_NAME_MAX) nl = CW_NAME_MAX;
+    scope *sc = scope_find(x, kind, unit, 6, raw, nl);
     if (sc) return sc;
     char *name = malloc(SCOPE_MAX);
     if (!name) return NULL;
     memcpy(name, kind == 'p' ? "pros:" : "dept:", 5);
     memcpy(name + 5, unit, 6);
     name[11] = ':';
-    if (cw_key_escape(raw, strlen(raw), name + 12, SCOPE_MAX - 12) < 0) name[12] = '\0';
-    return scope_add(x, key, klen, name);
+    if (cw_key_escape(raw, nl, name + 12, SCOPE_MAX - 12) < 0) name[12] = '\0';
+    return scope_add(x, kind, unit, 6, raw, nl, name);
+}
+
+/* named_scope through the memo: a name met at this address before, for
+ * this unit and kind, is its scope when it still reads the same. */
+static scope *named_lookup(cw_ind *x, char kind, const char *unit, const char *raw) {
+    uint64_t u = unit_code(unit) ^ (uint64_t)(unsigned char)kind;
+    memo *m = &x->memo[mix((uint64_t)(uintptr_t)raw ^ u, 0x9E3779B97F4A7C15ULL) >> (64 - MEMO_BITS)];
+    if (m->name == raw) {
+        scope *sc = m->sc;
+        if (sc->kind == kind && memcmp(sc->code, unit, 6) == 0 && strcmp(sc->raw, raw) == 0) return sc;
+    }
+    scope *sc = named_scope(x, kind, unit, raw);
+    if (sc) {
+        m->name = raw;
+        m->sc = sc;
+    }
+    return sc;
 }
 
 /* The scope a name written by this module denotes (snapshots, tests),
@@ -326,33 +495,31 @@ static scope *scope_by_name(cw_ind *x, const char *name, int make) {
     size_t n = strlen(name);
     int digits = 1;
     if (strcmp(name, "nation") == 0) {
-        char key[4];
-        scope *sc = scope_find(x, key, raw_key('n', "", 0, NULL, key));
+        scope *sc = scope_find(x, 'n', "", 0, NULL, 0);
         return sc || !make ? sc : region_scope(x, 'n', "", 0);
     }
     if (strncmp(name, "region:", 7) == 0 && (n == 11 || n == 9)) {
         for (size_t i = 7; i < n; i++) digits &= name[i] >= '0' && name[i] <= '9';
         if (!digits) return NULL;
-        char kind = n == 11 ? 'c' : 'P', key[16];
-        scope *sc = scope_find(x, key, raw_key(kind, name + 7, n - 7, NULL, key));
+        char kind = n == 11 ? 'c' : 'P';
+        scope *sc = scope_find(x, kind, name + 7, n - 7, NULL, 0);
         return sc || !make ? sc : region_scope(x, kind, name + 7, n - 7);
     }
     if (n < 11 || name[4] != ':') return NULL;
     for (size_t i = 5; i < 11; i++) digits &= name[i] >= '0' && name[i] <= '9';
     if (!digits) return NULL;
     if (strncmp(name, "unit:", 5) == 0 && n == 11) {
-        char key[16];
-        scope *sc = scope_find(x, key, raw_key('u', name + 5, 6, NULL, key));
+        scope *sc = scope_find(x, 'u', name + 5, 6, NULL, 0);
         return sc || !make ? sc : unit_scope(x, name + 5);
     }
     char kind = strncmp(name, "pros:", 5) == 0 ? 'p' : strncmp(name, "dept:", 5) == 0 ? 'd' : 0;
     if (!kind || n < 13 || name[11] != ':') return NULL;
-    char unit[7], raw[SCOPE_MAX], key[SCOPE_MAX];
+    char unit[7], raw[SCOPE_MAX];
     memcpy(unit, name + 5, 6);
     unit[6] = '\0';
     cw_key_unescape(name + 12, raw, sizeof(raw));
     if (!raw[0] || strlen(raw) > CW_NAME_MAX) return NULL;
-    scope *sc = scope_find(x, key, raw_key(kind, unit, 6, raw, key));
+    scope *sc = scope_find(x, kind, unit, 6, raw, strlen(raw));
     return sc || !make ? sc : named_scope(x, kind, unit, raw);
 }
 
@@ -373,7 +540,7 @@ static void scope_drop(cw_ind *x, scope *sc, int days_only) {
             continue;
         }
         for (int p = 0; p < NPERIODS; p++)
-            if (sc->cur[p] == e) sc->cur[p] = NULL;
+            if (sc->cur[p] == e) sc->cur[p] = NULL, sc->cur_day = -1;
         e->next_dirty = x->spare; /* kept for the next entry made: a replay makes and drops days all along */
         x->spare = e;
     }
@@ -411,11 +578,13 @@ static entry *scope_entry(cw_ind *x, scope *sc, uint32_t code) {
     return e;
 }
 
-/* What an event adds: the few counters it moves, of NCOUNTERS. */
+/* What an event adds: the few counters it moves (at most 7: an extra
+ * item decided with a plea and a review time), of NCOUNTERS. */
+#define DELTA_MAX 8
 typedef struct delta {
     int n;
-    uint8_t counter[NCOUNTERS];
-    uint64_t by[NCOUNTERS];
+    uint8_t counter[DELTA_MAX];
+    uint64_t by[DELTA_MAX];
 } delta;
 
 /* An entry to write at the next flush (once, however often it changes).
@@ -429,11 +598,12 @@ static void mark_dirty(cw_ind *x, entry *e) {
 }
 
 /* Adds the event's deltas to one entry. */
-static void add(entry *e, const delta *d, cw_ind *x, int64_t ts) {
-    for (int i = 0; i < d->n; i++) e->c[d->counter[i]] += d->by[i];
+static inline void add(entry *e, const delta *restrict d, int64_t ts) {
+    uint64_t *restrict c = e->c;
+    if (d->n == 1) c[d->counter[0]] += d->by[0]; /* most events and every clock count */
+    else
+        for (int i = 0; i < d->n; i++) c[d->counter[i]] += d->by[i];
     e->event_ts = ts;
-    if (ts > x->newest_ts) x->newest_ts = ts;
-    mark_dirty(x, e);
 }
 
 static void mark_rolling(cw_ind *x, scope *sc) {
@@ -443,15 +613,24 @@ static void mark_rolling(cw_ind *x, scope *sc) {
     x->rolling = sc;
 }
 
-/* Adds d to the periods of the day of ts in one scope. */
+/* Adds d to the periods of the day of ts in one scope (day_codes: ts's).
+ * The day bucket is never dirty (see mark_dirty); the others are marked
+ * once. */
 static int add_to_scope(cw_ind *x, scope *sc, int64_t ts, const delta *d) {
+    if (sc->cur_day != x->codes_day) { /* another day than the last count here: its periods */
+        for (int p = 0; p < NPERIODS; p++) {
+            entry *e = sc->cur[p];
+            if (!e || e->code != x->codes[p]) {
+                if (!(e = scope_entry(x, sc, x->codes[p]))) return -1;
+                sc->cur[p] = e;
+            }
+        }
+        sc->cur_day = x->codes_day;
+    }
     for (int p = 0; p < NPERIODS; p++) {
         entry *e = sc->cur[p];
-        if (!e || e->code != x->codes[p]) {
-            if (!(e = scope_entry(x, sc, x->codes[p]))) return -1;
-            sc->cur[p] = e;
-        }
-        add(e, d, x, ts);
+        add(e, d, ts);
+        if (p != P_DAY && !e->dirty) mark_dirty(x, e);
     }
     mark_rolling(x, sc);
     return 0;
@@ -486,62 +665,64 @@ static int add_to_unit(cw_ind *x, scope *u, int64_t ts, const delta *d) {
     return 0;
 }
 
-/* The counters an event moves (INDICATORS.md §2). */
+/* Appends counter k moving by v (nothing when v is 0). */
+static inline void put(delta *d, int k, uint64_t v) {
+    if (!v) return;
+    d->counter[d->n] = (uint8_t)k;
+    d->by[d->n++] = v;
+}
+
+/* The counters an event moves (INDICATORS.md §2), each once, in counter
+ * order (the order adds are made in changes nothing: sums). */
 static int deltas(const cw_event *ev, const cw_case_facts *f, delta *out) {
-    uint64_t d[NCOUNTERS] = {0};
     uint64_t n = ev->n;
-    if (cw_event_type_is_extra_item(ev->type)) d[C_extra_items] = 1;
+    out->n = 0;
     switch (ev->type) {
-    case CW_EV_ARREST_ACCEPTED: d[C_cases] = 1; break;
+    case CW_EV_ARREST_ACCEPTED: put(out, C_cases, 1); break;
     case CW_EV_ARREST_DECIDED:
-        d[C_arrest_decided_persons] = n;
-        if (ev->decision == CW_DECISION_REJECT) d[C_not_arrested_persons] = n;
-        else d[C_arrested_persons] = n;
+        put(out, C_arrest_decided_persons, n);
+        if (ev->decision == CW_DECISION_REJECT) put(out, C_not_arrested_persons, n);
+        else put(out, C_arrested_persons, n);
         break;
     case CW_EV_PROSECUTION_ACCEPTED:
-        d[C_prosecution_accepted] = 1;
-        if (!cw_event_flag(ev, CW_F_ARRESTED)) d[C_cases] = 1;
+        if (!cw_event_flag(ev, CW_F_ARRESTED)) put(out, C_cases, 1);
+        put(out, C_prosecution_accepted, 1);
         break;
-    case CW_EV_PROSECUTION_RETURNED: d[C_returned] = 1; break;
-    case CW_EV_PROSECUTION_EXTENDED: d[C_extended] = 1; break;
+    case CW_EV_PROSECUTION_RETURNED: put(out, C_returned, 1); break;
+    case CW_EV_PROSECUTION_EXTENDED: put(out, C_extended, 1); break;
     case CW_EV_PROSECUTION_DECIDED:
-        d[C_decided_persons] = n;
-        if (ev->decision == CW_DECISION_NOT_PROSECUTE) d[C_not_prosecuted_persons] = n;
+        put(out, C_decided_persons, n);
+        if (ev->decision == CW_DECISION_NOT_PROSECUTE) put(out, C_not_prosecuted_persons, n);
         if (cw_event_flag(ev, CW_F_PLEA)) {
-            d[C_plea_persons] = n;
-            if (ev->sentencing == CW_SENTENCING_DETERMINATE) d[C_determinate_persons] = n;
+            put(out, C_plea_persons, n);
+            if (ev->sentencing == CW_SENTENCING_DETERMINATE) put(out, C_determinate_persons, n);
         }
         if (f->review_decided) {
-            d[C_review_decided] = 1;
-            d[C_review_ms] = (uint64_t)f->review_ms;
+            put(out, C_review_decided, 1);
+            put(out, C_review_ms, (uint64_t)f->review_ms);
         }
         break;
     case CW_EV_TRIAL_JUDGMENT:
         if (cw_event_has(ev, CW_F_ADOPTED)) {
-            d[C_recommendation_judged_persons] = n;
-            if (cw_event_flag(ev, CW_F_ADOPTED)) d[C_adopted_persons] = n;
+            put(out, C_recommendation_judged_persons, n);
+            if (cw_event_flag(ev, CW_F_ADOPTED)) put(out, C_adopted_persons, n);
         }
         break;
     case CW_EV_LETTER_REPLIED:
         /* a letter counts as due once: when replied, or earlier when its
          * clock ran out unreplied (cw_ind_letter_overdue) */
         if (f->letter_replied == 1) {
-            d[C_letters_procedural_due] = !f->letter_counted;
-            d[C_letters_procedural_ontime] = (uint64_t)f->letter_ontime;
+            put(out, C_letters_procedural_due, !f->letter_counted);
+            put(out, C_letters_procedural_ontime, (uint64_t)f->letter_ontime);
         } else if (f->letter_replied == 2) {
-            d[C_letters_substantive_due] = !f->letter_counted;
-            d[C_letters_substantive_ontime] = (uint64_t)f->letter_ontime;
+            put(out, C_letters_substantive_due, !f->letter_counted);
+            put(out, C_letters_substantive_ontime, (uint64_t)f->letter_ontime);
         }
         break;
-    case CW_EV_HEARING_HELD: d[C_hearings] = 1; break;
+    case CW_EV_HEARING_HELD: put(out, C_hearings, 1); break;
     default: break;
     }
-    out->n = 0;
-    for (int i = 0; i < NCOUNTERS; i++) {
-        if (!d[i]) continue;
-        out->counter[out->n] = (uint8_t)i;
-        out->by[out->n++] = d[i];
-    }
+    if (cw_event_type_is_extra_item(ev->type)) put(out, C_extra_items, 1);
     return out->n > 0;
 }
 
@@ -549,11 +730,12 @@ static int deltas(const cw_event *ev, const cw_case_facts *f, delta *out) {
  * (when known), its unit and the unit's regions. */
 static int add_to_case_scopes(cw_ind *x, const char *unit, const char *dept, const char *pros, int64_t ts,
                               const delta *d) {
-    scope *p = pros && pros[0] ? named_scope(x, 'p', unit, pros) : NULL;
-    scope *dp = dept && dept[0] ? named_scope(x, 'd', unit, dept) : NULL;
+    scope *p = pros && pros[0] ? named_lookup(x, 'p', unit, pros) : NULL;
+    scope *dp = dept && dept[0] ? named_lookup(x, 'd', unit, dept) : NULL;
     scope *u = unit_scope(x, unit);
     if ((pros && pros[0] && !p) || (dept && dept[0] && !dp) || !u) return -1;
     day_codes(x, ts);
+    if (ts > x->newest_ts) x->newest_ts = ts;
     if (p && add_to_scope(x, p, ts, d) < 0) return -1;
     if (dp && add_to_scope(x, dp, ts, d) < 0) return -1;
     return add_to_unit(x, u, ts, d);
@@ -563,7 +745,8 @@ int cw_ind_apply(cw_ind *x, const cw_event *ev, const cw_case_facts *facts) {
     delta d;
     if (!deltas(ev, facts, &d)) return 0;
     /* the scopes of INDICATORS.md §1 */
-    return add_to_case_scopes(x, ev->unit, ev->dept, ev->pros, ev->ts, &d);
+    return add_to_case_scopes(x, ev->unit, facts->dept ? facts->dept : ev->dept, facts->pros ? facts->pros : ev->pros,
+                              ev->ts, &d);
 }
 
 void cw_ind_set_today(cw_ind *x, int64_t today) {
@@ -577,27 +760,30 @@ size_t cw_ind_scopes(const cw_ind *x) {
 }
 
 size_t cw_ind_new_scopes(const cw_ind *x, const cw_event *ev) {
-    char key[SCOPE_MAX];
     size_t fresh = 0;
-    if (ev->pros[0]) fresh += !scope_find(x, key, raw_key('p', ev->unit, 6, ev->pros, key));
-    if (ev->dept[0]) fresh += !scope_find(x, key, raw_key('d', ev->unit, 6, ev->dept, key));
-    if (!scope_find(x, key, raw_key('u', ev->unit, 6, NULL, key))) {
+    if (ev->pros[0]) fresh += !scope_find(x, 'p', ev->unit, 6, ev->pros, strlen(ev->pros));
+    if (ev->dept[0]) fresh += !scope_find(x, 'd', ev->unit, 6, ev->dept, strlen(ev->dept));
+    if (!scope_find(x, 'u', ev->unit, 6, NULL, 0)) {
         fresh++;
-        fresh += !scope_find(x, key, raw_key('c', ev->unit, 4, NULL, key));
-        fresh += !scope_find(x, key, raw_key('P', ev->unit, 2, NULL, key));
-        fresh += !scope_find(x, key, raw_key('n', "", 0, NULL, key));
+        fresh += !scope_find(x, 'c', ev->unit, 4, NULL, 0);
+        fresh += !scope_find(x, 'P', ev->unit, 2, NULL, 0);
+        fresh += !scope_find(x, 'n', "", 0, NULL, 0);
     }
     return fresh;
 }
 
 int cw_ind_letter_overdue(cw_ind *x, const char *unit, const char *dept, const char *pros, int substantive, int64_t ts) {
-    delta d = {1, {substantive ? C_letters_substantive_due : C_letters_procedural_due}, {1}};
+    delta d;
+    d.n = 0;
+    put(&d, substantive ? C_letters_substantive_due : C_letters_procedural_due, 1);
     return add_to_case_scopes(x, unit, dept, pros, ts, &d);
 }
 
 int cw_ind_clock(cw_ind *x, const char *unit, const char *dept, const char *pros, int clock, int overdue, int64_t ts) {
     if (clock < 0 || clock >= CW_CLOCK_STALE) return 0;
-    delta d = {1, {C_arrest_review_started + 2 * clock + (overdue ? 1 : 0)}, {1}};
+    delta d;
+    d.n = 0;
+    put(&d, C_arrest_review_started + 2 * clock + (overdue ? 1 : 0), 1);
     return add_to_case_scopes(x, unit, dept, pros, ts, &d);
 }
 
@@ -627,6 +813,39 @@ int cw_ind_value(const uint64_t *c, int i, double *out) {
     return 0;
 }
 
+void cw_ind_format_value(double v, char out[32]) {
+    /* v = M * 2^-k exactly; v * 10^4 rounded to nearest, ties to even (as
+     * glibc's printf in the default rounding mode), in integer arithmetic:
+     * no double rounding on the way */
+    if (signbit(v) || !(v < 1e15)) { /* negative (-0 too), NaN, inf, huge: as ever */
+        snprintf(out, 32, "%.4f", v);
+        return;
+    }
+    int exp;
+    double m = frexp(v, &exp); /* v = m * 2^exp, m in [0.5, 1) (or 0) */
+    uint64_t mant = (uint64_t)ldexp(m, 53);
+    int k = 53 - exp; /* v = mant * 2^-k; k >= 3 below 1e15 */
+    uint64_t q;
+    if (mant == 0 || k >= 120) {
+        q = 0; /* below 2^-53: rounds to 0.0000 */
+    } else {
+        unsigned __int128 x = (unsigned __int128)mant * 10000u;
+        unsigned __int128 half = (unsigned __int128)1 << (k - 1), rest = x & ((half << 1) - 1);
+        q = (uint64_t)(x >> k);
+        if (rest > half || (rest == half && (q & 1))) q++;
+    }
+    char digits[20], *p = cw_u64_digits(q / 10000u, digits);
+    size_t len = (size_t)(digits + sizeof(digits) - p);
+    memcpy(out, p, len);
+    unsigned f = (unsigned)(q % 10000u);
+    out[len] = '.';
+    out[len + 1] = (char)('0' + f / 1000u);
+    out[len + 2] = (char)('0' + f / 100u % 10u);
+    out[len + 3] = (char)('0' + f / 10u % 10u);
+    out[len + 4] = (char)('0' + f % 10u);
+    out[len + 5] = '\0';
+}
+
 static void emit_counters(const char *scope_name, const char *period, const uint64_t *c, int64_t event_ts,
                           cw_ind_emit_fn emit, void *data) {
     const char *fields[NCOUNTERS + NIND];
@@ -646,7 +865,7 @@ static void emit_counters(const char *scope_name, const char *period, const uint
         double v;
         if (cw_ind_value(c, (int)i, &v) < 0) continue; /* undefined until its denominator is */
         fields[n] = indicators[i].name;
-        snprintf(values[n], sizeof(values[n]), "%.4f", v);
+        cw_ind_format_value(v, values[n]);
         vp[n] = values[n];
         n++;
     }

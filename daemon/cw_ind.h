@@ -62,6 +62,10 @@ int cw_ind_counter_index(const char *name);
 /* An indicator's value from raw counters: 0 and *out, or -1 while its
  * denominator is 0 (undefined). */
 int cw_ind_value(const uint64_t *counters, int indicator, double *out);
+/* An indicator's value as the hashes write it: the text of
+ * snprintf("%.4f", v), byte for byte (by hand for the values indicators
+ * take; snprintf itself costs ~1.7k instructions a value). */
+void cw_ind_format_value(double v, char out[32]);
 /* The counter an indicator divides by (its sample size). */
 int cw_ind_denominator(int indicator);
 

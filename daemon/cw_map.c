@@ -173,6 +173,38 @@ void *cw_map_get(const cw_map *m, const char *key, size_t len) {
     return found ? m->slots[i].value : NULL;
 }
 
+uint64_t cw_map_hash(const void *key, size_t len) {
+    return map_hash(key, len);
+}
+
+void *cw_map_get_hashed(const cw_map *m, const char *key, size_t len, uint64_t hash) {
+    int found;
+    size_t i = find(m, key, len, high32(hash), &found);
+    return found ? m->slots[i].value : NULL;
+}
+
+int cw_map_prefetch(const cw_map *m, uint64_t hash, int stage) {
+    uint32_t h32 = high32(hash);
+    size_t i = home(m, h32);
+    if (stage == 0) {
+        __builtin_prefetch(&m->slots[i]);
+        return 0;
+    }
+    int found = 0;
+    /* the run from home to the first empty slot: a few slots, mostly in
+     * the line just fetched */
+    size_t mask = m->cap - 1;
+    for (int walked = 0; m->slots[i].key; i = (i + 1) & mask, walked++) {
+        if (walked == 4) return 1; /* a long run: maybe further on */
+        if (m->slots[i].hash32 == h32) {
+            __builtin_prefetch(m->slots[i].value);
+            __builtin_prefetch(m->slots[i].key); /* borrowed keys live in their values, further on */
+            found++;
+        }
+    }
+    return found;
+}
+
 static int put(cw_map *m, const char *key, size_t len, void *value, int borrow) {
     if (len >= BORROWED) return -1;
     if ((m->size + 1) * 4 > m->cap * 3 && rehash(m, m->cap * 2) < 0) return -1;

@@ -13,6 +13,17 @@ cw_map *cw_map_new(void);
 /* Frees the map and its key copies, not the values. */
 void cw_map_free(cw_map *m);
 void *cw_map_get(const cw_map *m, const char *key, size_t len);
+/* The map's own hash of a key (cw_map_hash: a pure function, any thread
+ * may call it; not persisted, it may change between versions), for a
+ * lookup whose hash was worked out ahead, elsewhere. */
+uint64_t cw_map_hash(const void *key, size_t len);
+void *cw_map_get_hashed(const cw_map *m, const char *key, size_t len, uint64_t hash);
+/* Hints that a lookup of that hash comes soon: stage 0 fetches its home
+ * slot into the cache; stage 1 (once that slot is there) the values
+ * whose slots carry the same hash bits (where the map's values hold
+ * their keys, the records themselves), and returns how many it found (0:
+ * the key is surely absent). Changes nothing. */
+int cw_map_prefetch(const cw_map *m, uint64_t hash, int stage);
 /* Inserts or replaces. Returns 0 or -1 (out of memory). */
 int cw_map_put(cw_map *m, const char *key, size_t len, void *value);
 /* Inserts without copying the key: it must stay valid and unchanged

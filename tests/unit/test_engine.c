@@ -207,6 +207,91 @@ static void an_engine_loaded_from_its_snapshot_writes_the_same_rows(void **state
     cw_config_free(cfg);
 }
 
+/* The bytes of an engine's state section. */
+static char *state_bytes(const cw_engine *e, size_t *len) {
+    char err[256], path[] = "/tmp/cw_test_engine_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    cw_snap_writer *w = cw_snap_writer_open(path, err, sizeof(err));
+    assert_non_null(w);
+    cw_engine_save_clock(e, w);
+    cw_engine_save_state(e, w);
+    size_t size;
+    assert_int_equal(cw_snap_writer_commit(w, &size, err, sizeof(err)), 0);
+    char *buf = cw_snap_read_file(path, len);
+    unlink(path);
+    assert_non_null(buf);
+    return buf;
+}
+
+/* The daemon's way (keys worked out ahead on a worker, hints of the
+ * events to come, cw_engine_apply_keys) and cw_engine_apply give the same
+ * verdicts, alerts, rows and snapshot on a stream with redeliveries,
+ * closed cases, late events and names that change; keys never worked out
+ * (cw_engine_prepare of no event) and hints of events that never come
+ * change nothing. */
+static void events_applied_with_keys_worked_out_ahead_change_the_engine_as_plain_applies_do(void **state) {
+    (void)state;
+    cw_config *cfg = cw_test_config(RULES);
+    seen s1 = {0}, s2 = {0};
+    cw_engine_out out1 = {on_alert, &s1}, out2 = {on_alert, &s2};
+    char err[256], why1[200], why2[200];
+    cw_engine *plain = cw_engine_new(cfg, &out1, err, sizeof(err)), *keyed = cw_engine_new(cfg, &out2, err, sizeof(err));
+    assert_non_null(plain);
+    assert_non_null(keyed);
+    static const cw_event_type types[] = {CW_EV_ARREST_ACCEPTED, CW_EV_PROSECUTION_ACCEPTED, CW_EV_PROSECUTION_RETURNED,
+                                          CW_EV_HEARING_HELD, CW_EV_PROSECUTION_DECIDED, CW_EV_CASE_CLOSED};
+    enum { N = 600 };
+    static cw_event evs[N];
+    static cw_event_keys keys[N];
+    for (int i = 0; i < N; i++) {
+        char id[32], case_id[32];
+        int c = i % 37, step = i / 37;
+        snprintf(id, sizeof(id), "e%d", i);
+        snprintf(case_id, sizeof(case_id), "案%d", c);
+        int64_t ts = at(1, 1, 0) + (int64_t)i * 3 * 3600000LL - (i % 11 == 0 ? 20LL * 86400000 : 0); /* some late */
+        evs[i] = event(id, case_id, types[step % 6], ts);
+        if (i % 5 == 0) snprintf(evs[i].pros, sizeof(evs[i].pros), "P%d", i % 3);
+        if (i % 7 == 0) evs[i].dept[0] = '\0';
+        if (evs[i].type == CW_EV_PROSECUTION_DECIDED) evs[i].decision = CW_DECISION_PROSECUTE;
+        if (i % 97 == 5) evs[i] = evs[i - 5]; /* a redelivery */
+        memset(&keys[i], 0xa5, sizeof(keys[i]));
+        cw_engine_prepare(i % 13 != 0 ? &evs[i] : NULL, &keys[i]); /* NULL: not worked out (a dead letter's) */
+    }
+    cw_event_keys stray;
+    cw_event never = event("never", "案-none", CW_EV_HEARING_HELD, at(3, 1, 0));
+    cw_engine_prepare(&never, &stray);
+    for (int i = 0; i < N; i++) {
+        if (i + CW_ENGINE_AHEAD < N) cw_engine_ahead(keyed, &keys[i + CW_ENGINE_AHEAD]);
+        if (i % 50 == 0) cw_engine_ahead(keyed, &stray);
+        cw_verdict v1 = cw_engine_apply(plain, &evs[i], why1, sizeof(why1));
+        cw_verdict v2 = cw_engine_apply_keys(keyed, &evs[i], &keys[i], why2, sizeof(why2));
+        assert_int_equal(v1, v2);
+        if (i % 100 == 99) {
+            cw_engine_judge(plain, on_row, &s1, 0);
+            cw_engine_judge(keyed, on_row, &s2, 0);
+        }
+    }
+    assert_true(cw_engine_counts_of(plain)->duplicates > 0);
+    assert_true(cw_engine_counts_of(plain)->after_close > 0);
+    assert_int_equal(cw_engine_counts_of(keyed)->events, cw_engine_counts_of(plain)->events);
+    assert_int_equal(cw_engine_counts_of(keyed)->duplicates, cw_engine_counts_of(plain)->duplicates);
+    assert_int_equal(cw_engine_counts_of(keyed)->after_close, cw_engine_counts_of(plain)->after_close);
+    assert_int_equal(s2.n, s1.n);
+    for (int i = 0; i < s1.n; i++) assert_string_equal(s2.log[i], s1.log[i]);
+    assert_int_equal(s2.nrows, s1.nrows);
+    for (int i = 0; i < s1.nrows; i++) assert_string_equal(s2.rows[i], s1.rows[i]);
+    size_t l1, l2;
+    char *b1 = state_bytes(plain, &l1), *b2 = state_bytes(keyed, &l2);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(b1, b2, l1);
+    free(b1);
+    free(b2);
+    cw_engine_free(keyed);
+    cw_engine_free(plain);
+    cw_config_free(cfg);
+}
+
 /* A dead letter of many fields and huge values is cut to the bounds
  * when queued, and its saved queue loads again (the daemon used to
  * refuse its own snapshot past 16 fields or 1 MiB). */
@@ -259,6 +344,7 @@ int main(void) {
         cmocka_unit_test(rules_are_judged_when_nobody_writes_the_rows),
         cmocka_unit_test(an_event_past_a_cap_is_refused_naming_the_cap_and_raises_one_capacity_alert),
         cmocka_unit_test(an_engine_loaded_from_its_snapshot_writes_the_same_rows),
+        cmocka_unit_test(events_applied_with_keys_worked_out_ahead_change_the_engine_as_plain_applies_do),
         cmocka_unit_test(a_dead_letter_past_every_bound_is_cut_and_its_queue_loads_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

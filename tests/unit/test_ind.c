@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <math.h>
 
 #include "../../daemon/cw_cases.h"
 #include "../../daemon/cw_ind.h"
@@ -148,10 +149,48 @@ static void days_between_two_flushes_are_let_go_and_the_window_stays_right(void 
     cw_ind_free(x);
 }
 
+/* One value through both: the hand formatter and snprintf. */
+static void formats_as_snprintf(double v) {
+    char a[32], b[32];
+    cw_ind_format_value(v, a);
+    snprintf(b, sizeof(b), "%.4f", v);
+    if (strcmp(a, b) != 0) fail_msg("%.17g: %s, snprintf %s", v, a, b);
+}
+
+static void indicator_values_are_written_as_snprintf_wrote_them(void **state) {
+    (void)state;
+    /* what indicators are: counts over counts, milliseconds over days */
+    for (uint64_t den = 1; den <= 400; den++)
+        for (uint64_t num = 0; num <= 3 * den; num++) formats_as_snprintf((double)num / (double)den);
+    for (uint64_t ms = 0; ms < 90ull * 86400000; ms += 7777777) formats_as_snprintf((double)ms / 86400000.0);
+    /* exact ties at the fifth decimal (k/2^n) and their neighbours */
+    for (int n = 1; n <= 20; n++)
+        for (uint64_t k = 0; k < 5000; k++) {
+            double v = ldexp((double)k, -n);
+            formats_as_snprintf(v);
+            formats_as_snprintf(nextafter(v, 0));
+            formats_as_snprintf(nextafter(v, 1e300));
+        }
+    /* any bit pattern, large and tiny values, and what falls back */
+    uint64_t r = 88172645463325252ull;
+    for (int i = 0; i < 300000; i++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        double v;
+        memcpy(&v, &r, sizeof(v));
+        formats_as_snprintf(v);
+        formats_as_snprintf((double)(r % 100000000000ull) / 1e4);
+        formats_as_snprintf((double)(r >> 11) * 0x1p-53 * 1000.0);
+    }
+    static const double odd[] = {0.0, -0.0, 0.00005, 0.00004999999999999, 0.99995, 9.99995, 1e15, 9.99999999999999e14,
+                                 1e-320, 5e-324, 1.0 / 0.0, -1.0 / 0.0, 0.0 / 0.0, -1.5, 123456789.123456789};
+    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) formats_as_snprintf(odd[i]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_flush_in_slices_writes_every_hash_once_and_no_slice_is_over_budget),
         cmocka_unit_test(days_between_two_flushes_are_let_go_and_the_window_stays_right),
+        cmocka_unit_test(indicator_values_are_written_as_snprintf_wrote_them),
     };
     return cmocka_run_group_tests_name("counters", tests, NULL, NULL);
 }

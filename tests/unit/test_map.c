@@ -62,6 +62,24 @@ static cw_map *copied(const cw_map *src, long n, int reserve) {
 /* 300,000 keys sit in 524,288 slots (0.57 full) and 360,000 (0.69): the
  * loads at which, with nested homes, the copy into a map still growing
  * swept its homes twice and piled up. */
+/* A lookup by a hash worked out ahead (cw_map_hash) finds what a plain
+ * lookup finds, and hints of lookups to come change nothing. */
+static void a_lookup_by_a_hash_worked_out_ahead_finds_what_a_plain_lookup_finds(void **state) {
+    (void)state;
+    cw_map *m = filled(5000);
+    for (long i = 0; i < 6000; i++) { /* the last 1000 are absent */
+        char key[64];
+        int len = key_of(i, key, sizeof(key));
+        uint64_t h = cw_map_hash(key, (size_t)len);
+        cw_map_prefetch(m, h, 0);
+        cw_map_prefetch(m, h, 1);
+        assert_ptr_equal(cw_map_get_hashed(m, key, (size_t)len, h), cw_map_get(m, key, (size_t)len));
+        assert_true((cw_map_get(m, key, (size_t)len) != NULL) == (i < 5000));
+    }
+    assert_int_equal(cw_map_size(m), 5000);
+    cw_map_free(m);
+}
+
 static void a_map_filled_in_the_slot_order_of_a_bigger_map_finds_every_key_without_clustering(void **state) {
     (void)state;
     const long sizes[] = {300000, 360000};
@@ -256,6 +274,7 @@ static void a_snapshot_claiming_more_cases_than_it_holds_is_refused(void **state
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_lookup_by_a_hash_worked_out_ahead_finds_what_a_plain_lookup_finds),
         cmocka_unit_test(a_map_filled_in_the_slot_order_of_a_bigger_map_finds_every_key_without_clustering),
         cmocka_unit_test(a_map_that_reserved_its_count_takes_another_maps_slot_order_in_order),
         cmocka_unit_test(reserving_keeps_every_key_and_refuses_the_impossible),

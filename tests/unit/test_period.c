@@ -72,6 +72,66 @@ static void utc_offsets_parse_strictly(void **state) {
     assert_int_equal(cw_period_parse_offset("+08:00x", &m), -1);
 }
 
+/* What cw_period_kind_of and cw_period_shift said when they read every
+ * name with sscanf and wrote it with snprintf. */
+static cw_period_kind old_kind_of(const char *name) {
+    int y, x;
+    size_t n = strlen(name);
+    if (strncmp(name, "rolling-", 8) == 0) return CW_PERIOD_ROLLING;
+    if (n == 7 && sscanf(name, "%4d-Q%1d", &y, &x) == 2) return CW_PERIOD_QUARTER;
+    if (n == 7 && sscanf(name, "%4d-%2d", &y, &x) == 2) return CW_PERIOD_MONTH;
+    if (n == 4 && sscanf(name, "%4d", &y) == 1) return CW_PERIOD_YEAR;
+    return CW_PERIOD_NONE;
+}
+
+static int old_shift(const char *name, int delta, char out[8]) {
+    int y, x;
+    switch (old_kind_of(name)) {
+    case CW_PERIOD_QUARTER: {
+        sscanf(name, "%4d-Q%1d", &y, &x);
+        unsigned q = (unsigned)(y * 4 + x - 1 + delta);
+        snprintf(out, 8, "%04u-Q%u", (q / 4u) % 10000u, q % 4u + 1u);
+        return 0;
+    }
+    case CW_PERIOD_MONTH: {
+        sscanf(name, "%4d-%2d", &y, &x);
+        unsigned m = (unsigned)(y * 12 + x - 1 + delta);
+        snprintf(out, 8, "%04u-%02u", (m / 12u) % 10000u, m % 12u + 1u);
+        return 0;
+    }
+    case CW_PERIOD_YEAR:
+        sscanf(name, "%4d", &y);
+        snprintf(out, 8, "%04u", (unsigned)(y + delta) % 10000u);
+        return 0;
+    default: return -1;
+    }
+}
+
+static void period_names_are_read_and_shifted_as_sscanf_and_snprintf_did(void **state) {
+    (void)state;
+    static const char *const odd[] = {"", "2020", "2020-Q3", "2020-07", "0000-Q0", "9999-Q4", "0000-00", "2020-13",
+                                      "2020-Q9", "99999", "202", "2020-", "2020-Q", "2020-Q34", "2020-7", " 202",
+                                      "-202", "+202-Q1", " 20-Q1", "-020-07", "2020-+7", "2020- 7", "2020x07",
+                                      "rolling-30d", "rolling-", "abcd", "2020-Q3 ", "20 0"};
+    static char names[5000][24];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) snprintf(names[n++], sizeof(names[0]), "%s", odd[i]);
+    for (unsigned y = 0; y <= 9999; y += 7) {
+        snprintf(names[n++], sizeof(names[0]), "%04u", y);
+        snprintf(names[n++], sizeof(names[0]), "%04u-Q%u", y, y % 6);
+        snprintf(names[n++], sizeof(names[0]), "%04u-%02u", y, y % 14);
+    }
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(cw_period_kind_of(names[i]), old_kind_of(names[i]));
+        for (int delta = -13; delta <= 13; delta += 2) {
+            char a[8] = "x", b[8] = "x";
+            int ra = cw_period_shift(names[i], delta, a), rb = old_shift(names[i], delta, b);
+            assert_int_equal(ra, rb);
+            if (ra == 0) assert_string_equal(a, b);
+        }
+    }
+}
+
 static void the_map_survives_growth_and_deletes(void **state) {
     (void)state;
     cw_map *m = cw_map_new();
@@ -143,6 +203,7 @@ int main(void) {
         cmocka_unit_test(n_days_end_at_midnight_after_the_nth_day_not_counting_the_first),
         cmocka_unit_test(one_month_ends_on_the_same_date_next_month),
         cmocka_unit_test(utc_offsets_parse_strictly),
+        cmocka_unit_test(period_names_are_read_and_shifted_as_sscanf_and_snprintf_did),
         cmocka_unit_test(the_map_survives_growth_and_deletes),
         cmocka_unit_test(the_map_finds_every_key_after_much_churn),
     };
