@@ -43,18 +43,26 @@ int cw_event_type_from_name(const char *s, size_t len, cw_event_type *out) {
     return -1;
 }
 
-static const char *const decision_names[] = {"", "approve", "reject", "prosecute", "not_prosecute"};
-static const char *const sentencing_names[] = {"", "determinate", "range", "none"};
-static const char *const reply_names[] = {"", "procedural", "substantive"};
+/* The wire names of the enumerated values; [0] is "absent". */
+typedef struct name_len {
+    const char *name;
+    size_t len;
+} name_len;
+#define NAME(s) {s, sizeof(s) - 1}
+static const name_len decision_names[] = {NAME(""), NAME("approve"), NAME("reject"), NAME("prosecute"),
+                                          NAME("not_prosecute")};
+static const name_len sentencing_names[] = {NAME(""), NAME("determinate"), NAME("range"), NAME("none")};
+static const name_len reply_names[] = {NAME(""), NAME("procedural"), NAME("substantive")};
+#undef NAME
 
 const char *cw_decision_name(cw_decision d) {
-    return (unsigned)d < 5 ? decision_names[d] : "?";
+    return (unsigned)d < 5 ? decision_names[d].name : "?";
 }
 const char *cw_sentencing_name(cw_sentencing s) {
-    return (unsigned)s < 4 ? sentencing_names[s] : "?";
+    return (unsigned)s < 4 ? sentencing_names[s].name : "?";
 }
 const char *cw_reply_name(cw_reply r) {
-    return (unsigned)r < 3 ? reply_names[r] : "?";
+    return (unsigned)r < 3 ? reply_names[r].name : "?";
 }
 
 /* ---- Key table ------------------------------------------------------- */
@@ -182,7 +190,7 @@ static const uint8_t fixed_size[256] = {
 /* The whole size of the scalar whose first byte is p[0], for the kinds
  * an event is made of (those of fixed_size, and str and bin up to
  * 64 KiB), when its header lies in p[0..avail); else 0. */
-static inline size_t scalar_size(const uint8_t *p, size_t avail) {
+static size_t scalar_size(const uint8_t *p, size_t avail) {
     size_t size = fixed_size[p[0]];
     if (size) return size;
     switch (p[0]) {
@@ -212,16 +220,18 @@ static inline int frame_flat_map(const uint8_t *p, size_t lim, size_t *used) {
     } else {
         return 0;
     }
+    /* off may run past lim by one value (at most 64 KiB), never wraps,
+     * and every byte read lies below lim: the headers are checked
+     * against it before they are read, the end once after the loop */
     for (; pairs; pairs--) {
-        /* the key, a fixstr: its header and at least the value's header
-         * byte must lie below lim */
-        if (off >= lim || (p[off] & 0xe0) != 0xa0) return 0;
+        if (off >= lim || (p[off] & 0xe0) != 0xa0) return 0; /* the key, a fixstr */
         off += 1 + (size_t)(p[off] & 0x1f);
         if (off >= lim) return 0;
-        size_t size = scalar_size(p + off, lim - off);
-        if (size == 0 || size > lim - off) return 0;
+        size_t size = fixed_size[p[off]];
+        if (!size && !(size = scalar_size(p + off, lim - off))) return 0;
         off += size;
     }
+    if (off > lim) return 0;
     *used = off;
     return 1;
 }
@@ -362,6 +372,23 @@ static const char *kind_words(cw_key_kind k) {
     }
 }
 
+/* memcpy for the short strings of an event, without a call: two copies
+ * of a constant size that overlap in the middle cover 4 to 32 bytes. */
+static inline void copy_short(char *dst, const char *src, size_t n) {
+    if (n >= 8 && n <= 16) {
+        memcpy(dst, src, 8);
+        memcpy(dst + n - 8, src + n - 8, 8);
+    } else if (n > 16 && n <= 32) {
+        memcpy(dst, src, 16);
+        memcpy(dst + n - 16, src + n - 16, 16);
+    } else if (n >= 4 && n < 8) {
+        memcpy(dst, src, 4);
+        memcpy(dst + n - 4, src + n - 4, 4);
+    } else {
+        memcpy(dst, src, n);
+    }
+}
+
 /* Checks a string value's UTF-8 and length and copies it into dst. The
  * reasons come in this order: not UTF-8, a NUL byte, empty, too long. */
 static inline int take_str(const msgpack_object *o, const char *key, size_t min, size_t max, char *dst,
@@ -374,7 +401,7 @@ static inline int take_str(const msgpack_object *o, const char *key, size_t min,
     if (text == CW_UTF8_NUL) return fail(err, errlen, "key '%s' contains a NUL byte", key);
     if (n < min) return fail(err, errlen, "key '%s' is empty", key);
     if (n > max) return fail(err, errlen, "key '%s' is longer than %zu bytes", key, max);
-    memcpy(dst, o->via.str.ptr, n);
+    copy_short(dst, o->via.str.ptr, n);
     dst[n] = '\0';
     return 0;
 }
@@ -393,12 +420,9 @@ static inline int six_digits(const char *p) {
 
 /* Which of names[1..n) the string value is (index 0 is the "absent"
  * name ""), or 0 for none. */
-static int one_of(const msgpack_object *o, const char *const *names, int n) {
-    size_t len = o->via.str.size;
+static int one_of(const msgpack_object *o, const name_len *names, int n) {
     for (int i = 1; i < n; i++)
-        if (names[i][0] == (len ? o->via.str.ptr[0] : 0) && strlen(names[i]) == len &&
-            memcmp(o->via.str.ptr, names[i], len) == 0)
-            return i;
+        if (names[i].len == o->via.str.size && memcmp(o->via.str.ptr, names[i].name, names[i].len) == 0) return i;
     return 0;
 }
 
@@ -488,12 +512,12 @@ static int decode_map(const msgpack_object *root, int64_t now_ms, cw_event *ev, 
         ev->n = (uint32_t)n;
     }
 
-    if (seen & ((1u << (K_ADOPTED + 1)) - (1u << K_DETAINED)))
-        for (int k = K_DETAINED; k <= K_ADOPTED; k++) {
-            if (!HAS(k)) continue;
-            ev->present |= keys[k].flag;
-            if (val[k]->via.boolean) ev->flags |= keys[k].flag;
-        }
+    /* the booleans sent, lowest key first */
+    for (uint32_t b = seen & ((1u << (K_ADOPTED + 1)) - (1u << K_DETAINED)); b; b &= b - 1) {
+        int k = __builtin_ctz(b);
+        ev->present |= keys[k].flag;
+        if (val[k]->via.boolean) ev->flags |= keys[k].flag;
+    }
 
     if (HAS(K_DECISION)) {
         ev->decision = (cw_decision)one_of(val[K_DECISION], decision_names, 5);

@@ -88,14 +88,15 @@ static inline __attribute__((always_inline)) size_t ascii_prefix(const unsigned 
 }
 
 /* The scan behind cw_utf8_valid and cw_utf8_check, in one pass over
- * buf[0..len), reading nothing outside it: ASCII by ascii_prefix; a run
- * of three-byte characters whose lead is E1-EC (most CJK: they can be
- * neither overlong nor surrogates) two at a time where eight bytes are
- * left (little-endian), then one at a time; every other character by
- * cw__utf8_char. */
-static inline __attribute__((always_inline)) int utf8_scan(const char *buf, size_t len) {
-    const unsigned char *p = (const unsigned char *)buf, *end = p + len;
-    uint64_t zero = 0; /* non-zero once a NUL byte was seen */
+ * buf[0..len) from `from` on (the bytes before it were ASCII, and *zero
+ * says whether one was 0), reading nothing outside buf[0..len): ASCII by
+ * ascii_prefix; a run of three-byte characters whose lead is E1-EC (most
+ * CJK: they can be neither overlong nor surrogates) two at a time where
+ * eight bytes are left (little-endian), then one at a time; every other
+ * character by cw__utf8_char. Kept out of line, so that the callers'
+ * all-ASCII case stays a few instructions. */
+static __attribute__((noinline)) int utf8_scan(const char *buf, size_t len, size_t from, uint64_t zero) {
+    const unsigned char *p = (const unsigned char *)buf + from, *end = (const unsigned char *)buf + len;
     while (p < end) {
         if (*p < 0x80) {
             p += ascii_prefix(p, (size_t)(end - p), &zero);
@@ -126,11 +127,15 @@ static inline __attribute__((always_inline)) int utf8_scan(const char *buf, size
 }
 
 int cw_utf8_valid(const char *buf, size_t len) {
-    return utf8_scan(buf, len) != CW_UTF8_BAD;
+    return cw_utf8_check(buf, len) != CW_UTF8_BAD;
 }
 
 int cw_utf8_check(const char *buf, size_t len) {
-    return utf8_scan(buf, len);
+    if (len && (unsigned char)buf[0] >= 0x80) return utf8_scan(buf, len, 0, 0);
+    uint64_t zero = 0;
+    size_t ascii = ascii_prefix((const unsigned char *)buf, len, &zero);
+    if (ascii == len) return zero ? CW_UTF8_NUL : CW_UTF8_OK;
+    return utf8_scan(buf, len, ascii, zero);
 }
 
 static int needs_escape(unsigned char c) {
