@@ -70,9 +70,11 @@ static inline __attribute__((always_inline)) size_t ascii_prefix(const unsigned 
             break;
         }
         if (CW__LITTLE_ENDIAN) { /* w is the word at i, with a high byte */
-            size_t ascii = (size_t)__builtin_ctzll(w & HIGH8) / 8;
-            *zero |= ZERO_BYTE8(w) & ((1ULL << (8 * ascii)) - 1); /* ascii < 8 */
-            return i + ascii;
+            /* a zero byte flagged here is one of the text's (the padding
+             * of a last word is flagged only above a real zero), so the
+             * bytes past the ASCII ones need no mask */
+            *zero |= ZERO_BYTE8(w);
+            return i + (size_t)__builtin_ctzll(w & HIGH8) / 8;
         }
     } else if (len >= 4) {
         uint32_t a, b;
