@@ -118,14 +118,16 @@ static inline __attribute__((always_inline)) int key_lookup(const char *s, size_
         if (KEY_IS("plea")) return K_PLEA;
         return -1;
     }
-    if (len == 2) {
-        if (KEY_IS("id")) return K_ID;
-        if (KEY_IS("ts")) return K_TS;
-        return -1;
-    }
-    if (len == 1) {
-        if (s[0] == 'v') return K_V;
-        if (s[0] == 'n') return K_N;
+    if (len < 4) {
+        if (len == 2) {
+            if (KEY_IS("id")) return K_ID;
+            if (KEY_IS("ts")) return K_TS;
+            return -1;
+        }
+        if (len == 1) {
+            if (s[0] == 'v') return K_V;
+            if (s[0] == 'n') return K_N;
+        }
         return -1;
     }
     if (len == 8) {
@@ -395,12 +397,14 @@ static inline int take_str(const msgpack_object *o, const char *key, size_t min,
                     char *err, size_t errlen) {
     size_t n = o->via.str.size;
     int text = cw_utf8_check(o->via.str.ptr, n);
-    if (text == CW_UTF8_BAD) return fail(err, errlen, "key '%s' is not valid UTF-8", key);
-    /* U+0000 is valid UTF-8 but would cut the string short everywhere it
-     * is used as a C string, making two different ids the same */
-    if (text == CW_UTF8_NUL) return fail(err, errlen, "key '%s' contains a NUL byte", key);
-    if (n < min) return fail(err, errlen, "key '%s' is empty", key);
-    if (n > max) return fail(err, errlen, "key '%s' is longer than %zu bytes", key, max);
+    if (text != CW_UTF8_OK || n - min > max - min) { /* one test for the common case; min <= max */
+        if (text == CW_UTF8_BAD) return fail(err, errlen, "key '%s' is not valid UTF-8", key);
+        /* U+0000 is valid UTF-8 but would cut the string short everywhere
+         * it is used as a C string, making two different ids the same */
+        if (text == CW_UTF8_NUL) return fail(err, errlen, "key '%s' contains a NUL byte", key);
+        if (n < min) return fail(err, errlen, "key '%s' is empty", key);
+        return fail(err, errlen, "key '%s' is longer than %zu bytes", key, max);
+    }
     copy_short(dst, o->via.str.ptr, n);
     dst[n] = '\0';
     return 0;
@@ -552,10 +556,13 @@ int cw_event_decode(cw_event_decoder *d, const void *buf, size_t len, int64_t no
     if (len > CW_EVENT_MAX_BYTES)
         return fail(err, errlen, "event is %zu bytes, more than the cap of %d", len, CW_EVENT_MAX_BYTES);
     size_t used = 0;
-    const char *why = NULL;
-    int r = cw_msgpack_frame(buf, len, CW_EVENT_MAX_BYTES, &used, &why);
-    if (r < 0) return fail(err, errlen, "event is not acceptable msgpack: %s", why);
-    if (r == 0) return fail(err, errlen, "event is truncated msgpack");
+    /* the common case inline (len is within the cap), else the whole walk */
+    if (!frame_flat_map(buf, len, &used)) {
+        const char *why = NULL;
+        int r = cw_msgpack_frame(buf, len, CW_EVENT_MAX_BYTES, &used, &why);
+        if (r < 0) return fail(err, errlen, "event is not acceptable msgpack: %s", why);
+        if (r == 0) return fail(err, errlen, "event is truncated msgpack");
+    }
     if (used != len) return fail(err, errlen, "event has %zu trailing bytes after the msgpack value", len - used);
 
     cw_event_decoder tmp;
