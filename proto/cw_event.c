@@ -73,12 +73,19 @@ enum key_id {
     K_DECISION, K_SENTENCING, K_REPLY, K_COUNT
 };
 
-#define KEY(name, kind, flag) {name, sizeof(name) - 1, kind, flag}
+/* the msgpack-c object types a kind of key accepts, a bit per type */
+#define ACCEPTS(kind)                                                                                       \
+    ((kind) == CW_KIND_UINT ? 1u << MSGPACK_OBJECT_POSITIVE_INTEGER                                        \
+     : (kind) == CW_KIND_INT ? 1u << MSGPACK_OBJECT_POSITIVE_INTEGER | 1u << MSGPACK_OBJECT_NEGATIVE_INTEGER \
+     : (kind) == CW_KIND_BOOL ? 1u << MSGPACK_OBJECT_BOOLEAN                                                \
+                              : 1u << MSGPACK_OBJECT_STR)
+#define KEY(name, kind, flag) {name, sizeof(name) - 1, kind, flag, ACCEPTS(kind)}
 static const struct {
     const char *name;
     size_t len; /* of name */
     cw_key_kind kind;
-    unsigned flag; /* for booleans */
+    unsigned flag;    /* for booleans */
+    unsigned accepts; /* ACCEPTS(kind) */
 } keys[K_COUNT] = {
     [K_V] = KEY("v", CW_KIND_UINT, 0),
     [K_ID] = KEY("id", CW_KIND_STR, 0),
@@ -102,9 +109,8 @@ static const struct {
 
 /* Every key of every event is looked up: tests of the length, then
  * memcmps of a constant length, which the compiler inlines as a load and
- * a compare each; both in the order keys come in events (a chain of
- * compares costs less here than a jump table). The names are those of
- * keys[] above; test_event checks that each of them finds its own row
+ * a compare each, in the order keys come in events. The names are those
+ * of keys[] above; test_event checks that each of them finds its own row
  * and that near misses find none. */
 #define KEY_IS(lit) (memcmp(s, lit, sizeof(lit) - 1) == 0)
 static inline __attribute__((always_inline)) int key_lookup(const char *s, size_t len) {
@@ -436,22 +442,6 @@ static int decode_map(const msgpack_object *root, int64_t now_ms, cw_event *ev, 
     if (m->size > CW_EVENT_MAX_KEYS)
         return fail(err, errlen, "event map has %u keys, more than %d", m->size, CW_EVENT_MAX_KEYS);
 
-    /* the msgpack-c object types each key accepts, a bit per type */
-#define ACCEPTS(kind)                                                                                       \
-    ((kind) == CW_KIND_UINT ? 1u << MSGPACK_OBJECT_POSITIVE_INTEGER                                        \
-     : (kind) == CW_KIND_INT ? 1u << MSGPACK_OBJECT_POSITIVE_INTEGER | 1u << MSGPACK_OBJECT_NEGATIVE_INTEGER \
-     : (kind) == CW_KIND_BOOL ? 1u << MSGPACK_OBJECT_BOOLEAN                                                \
-                              : 1u << MSGPACK_OBJECT_STR)
-    static const uint16_t accepts[K_COUNT] = {
-        [K_V] = ACCEPTS(CW_KIND_UINT), [K_ID] = ACCEPTS(CW_KIND_STR), [K_TS] = ACCEPTS(CW_KIND_INT),
-        [K_TYPE] = ACCEPTS(CW_KIND_STR), [K_CASE] = ACCEPTS(CW_KIND_STR), [K_UNIT] = ACCEPTS(CW_KIND_STR),
-        [K_DEPT] = ACCEPTS(CW_KIND_STR), [K_PROS] = ACCEPTS(CW_KIND_STR), [K_N] = ACCEPTS(CW_KIND_UINT),
-        [K_DETAINED] = ACCEPTS(CW_KIND_BOOL), [K_COMPLEX] = ACCEPTS(CW_KIND_BOOL),
-        [K_ARRESTED] = ACCEPTS(CW_KIND_BOOL), [K_FAST] = ACCEPTS(CW_KIND_BOOL), [K_PLEA] = ACCEPTS(CW_KIND_BOOL),
-        [K_ADOPTED] = ACCEPTS(CW_KIND_BOOL), [K_DECISION] = ACCEPTS(CW_KIND_STR),
-        [K_SENTENCING] = ACCEPTS(CW_KIND_STR), [K_REPLY] = ACCEPTS(CW_KIND_STR),
-    };
-#undef ACCEPTS
     const msgpack_object *val[K_COUNT]; /* val[id] is set where seen has bit id */
     uint32_t seen = 0;
     for (uint32_t i = 0; i < m->size; i++) {
@@ -460,7 +450,7 @@ static int decode_map(const msgpack_object *root, int64_t now_ms, cw_event *ev, 
         int id = key_lookup(kv->key.via.str.ptr, kv->key.via.str.size);
         if (id < 0) continue; /* unknown extra keys are ignored */
         if (seen & (1u << id)) return fail(err, errlen, "key '%s' appears twice", keys[id].name);
-        if ((unsigned)kv->val.type >= 16 || !(accepts[id] >> kv->val.type & 1))
+        if ((unsigned)kv->val.type >= 32 || !(keys[id].accepts >> kv->val.type & 1))
             return fail(err, errlen, "key '%s' must be %s", keys[id].name, kind_words(keys[id].kind));
         val[id] = &kv->val;
         seen |= 1u << id;
