@@ -29,28 +29,40 @@ int cw_event_type_is_extra_item(cw_event_type t) {
     return (unsigned)t < CW_EV_TYPE_COUNT && types[t].extra_item;
 }
 
+/* One test per type, each a length compare and a memcmp of a constant
+ * length, which the compiler turns into a few word compares: no call,
+ * no loop over a table. Every event's type goes through here. */
 int cw_event_type_from_name(const char *s, size_t len, cw_event_type *out) {
-    for (int i = 0; i < CW_EV_TYPE_COUNT; i++) {
-        if (types[i].len == len && memcmp(types[i].name, s, len) == 0) {
-            *out = (cw_event_type)i;
-            return 0;
-        }
+#define CW__MATCH(e, name, zh, extra, req)                                    \
+    if (len == sizeof(name) - 1 && memcmp(s, name, sizeof(name) - 1) == 0) { \
+        *out = CW_EV_##e;                                                     \
+        return 0;                                                             \
     }
+    CW_EVENT_TYPES(CW__MATCH)
+#undef CW__MATCH
     return -1;
 }
 
-static const char *const decision_names[] = {"", "approve", "reject", "prosecute", "not_prosecute"};
-static const char *const sentencing_names[] = {"", "determinate", "range", "none"};
-static const char *const reply_names[] = {"", "procedural", "substantive"};
+/* The wire names of the enumerated values; [0] is "absent". */
+typedef struct name_len {
+    const char *name;
+    size_t len;
+} name_len;
+#define NAME(s) {s, sizeof(s) - 1}
+static const name_len decision_names[] = {NAME(""), NAME("approve"), NAME("reject"), NAME("prosecute"),
+                                          NAME("not_prosecute")};
+static const name_len sentencing_names[] = {NAME(""), NAME("determinate"), NAME("range"), NAME("none")};
+static const name_len reply_names[] = {NAME(""), NAME("procedural"), NAME("substantive")};
+#undef NAME
 
 const char *cw_decision_name(cw_decision d) {
-    return (unsigned)d < 5 ? decision_names[d] : "?";
+    return (unsigned)d < 5 ? decision_names[d].name : "?";
 }
 const char *cw_sentencing_name(cw_sentencing s) {
-    return (unsigned)s < 4 ? sentencing_names[s] : "?";
+    return (unsigned)s < 4 ? sentencing_names[s].name : "?";
 }
 const char *cw_reply_name(cw_reply r) {
-    return (unsigned)r < 3 ? reply_names[r] : "?";
+    return (unsigned)r < 3 ? reply_names[r].name : "?";
 }
 
 /* ---- Key table ------------------------------------------------------- */
@@ -61,12 +73,19 @@ enum key_id {
     K_DECISION, K_SENTENCING, K_REPLY, K_COUNT
 };
 
-#define KEY(name, kind, flag) {name, sizeof(name) - 1, kind, flag}
+/* the msgpack-c object types a kind of key accepts, a bit per type */
+#define ACCEPTS(kind)                                                                                       \
+    ((kind) == CW_KIND_UINT ? 1u << MSGPACK_OBJECT_POSITIVE_INTEGER                                        \
+     : (kind) == CW_KIND_INT ? 1u << MSGPACK_OBJECT_POSITIVE_INTEGER | 1u << MSGPACK_OBJECT_NEGATIVE_INTEGER \
+     : (kind) == CW_KIND_BOOL ? 1u << MSGPACK_OBJECT_BOOLEAN                                                \
+                              : 1u << MSGPACK_OBJECT_STR)
+#define KEY(name, kind, flag) {name, sizeof(name) - 1, kind, flag, ACCEPTS(kind)}
 static const struct {
     const char *name;
     size_t len; /* of name */
     cw_key_kind kind;
-    unsigned flag; /* for booleans */
+    unsigned flag;    /* for booleans */
+    unsigned accepts; /* ACCEPTS(kind) */
 } keys[K_COUNT] = {
     [K_V] = KEY("v", CW_KIND_UINT, 0),
     [K_ID] = KEY("id", CW_KIND_STR, 0),
@@ -88,14 +107,51 @@ static const struct {
     [K_REPLY] = KEY("reply", CW_KIND_STR, 0),
 };
 
-/* Every key of every event is looked up: the first byte and the length
- * rule out all but one or two names before a compare. */
-static int key_lookup(const char *s, size_t len) {
-    if (!len) return -1;
-    for (int i = 0; i < K_COUNT; i++)
-        if (keys[i].len == len && keys[i].name[0] == s[0] && memcmp(keys[i].name, s, len) == 0) return i;
+/* Every key of every event is looked up: tests of the length, then
+ * memcmps of a constant length, which the compiler inlines as a load and
+ * a compare each, in the order keys come in events. The names are those
+ * of keys[] above; test_event checks that each of them finds its own row
+ * and that near misses find none. */
+#define KEY_IS(lit) (memcmp(s, lit, sizeof(lit) - 1) == 0)
+static inline __attribute__((always_inline)) int key_lookup(const char *s, size_t len) {
+    if (len == 4) {
+        if (KEY_IS("type")) return K_TYPE;
+        if (KEY_IS("case")) return K_CASE;
+        if (KEY_IS("unit")) return K_UNIT;
+        if (KEY_IS("dept")) return K_DEPT;
+        if (KEY_IS("pros")) return K_PROS;
+        if (KEY_IS("fast")) return K_FAST;
+        if (KEY_IS("plea")) return K_PLEA;
+        return -1;
+    }
+    if (len < 4) {
+        if (len == 2) {
+            if (KEY_IS("id")) return K_ID;
+            if (KEY_IS("ts")) return K_TS;
+            return -1;
+        }
+        if (len == 1) {
+            if (s[0] == 'v') return K_V;
+            if (s[0] == 'n') return K_N;
+        }
+        return -1;
+    }
+    if (len == 8) {
+        if (KEY_IS("detained")) return K_DETAINED;
+        if (KEY_IS("arrested")) return K_ARRESTED;
+        if (KEY_IS("decision")) return K_DECISION;
+        return -1;
+    }
+    if (len == 7) {
+        if (KEY_IS("complex")) return K_COMPLEX;
+        if (KEY_IS("adopted")) return K_ADOPTED;
+        return -1;
+    }
+    if (len == 10 && KEY_IS("sentencing")) return K_SENTENCING;
+    if (len == 5 && KEY_IS("reply")) return K_REPLY;
     return -1;
 }
+#undef KEY_IS
 
 cw_key_kind cw_event_key_kind(const char *key, size_t len) {
     int k = key_lookup(key, len);
@@ -110,8 +166,87 @@ static uint64_t be(const uint8_t *p, int n) {
     return v;
 }
 
+/* For each first byte, the whole size of a value that has no length
+ * bytes: fixint, nil, booleans, fixstr, the fixed-width numbers and
+ * fixext. 0 for every other kind (containers, str/bin/ext with a length,
+ * 0xc1). A table of constants, computed by the compiler. */
+#define FIXED_SIZE(c)                                                               \
+    ((c) <= 0x7f || (c) >= 0xe0                   ? 1                               \
+     : ((c) & 0xe0) == 0xa0                       ? 1 + ((c) & 0x1f)                \
+     : (c) == 0xc0 || (c) == 0xc2 || (c) == 0xc3 ? 1                               \
+     : (c) == 0xcc || (c) == 0xd0                 ? 2                               \
+     : (c) == 0xcd || (c) == 0xd1 || (c) == 0xd4  ? 3                               \
+     : (c) == 0xd5                                ? 4                               \
+     : (c) == 0xca || (c) == 0xce || (c) == 0xd2  ? 5                               \
+     : (c) == 0xd6                                ? 6                               \
+     : (c) == 0xcb || (c) == 0xcf || (c) == 0xd3  ? 9                               \
+     : (c) == 0xd7                                ? 10                              \
+     : (c) == 0xd8                                ? 18                              \
+                                                  : 0)
+#define FIXED_SIZE4(c) FIXED_SIZE(c), FIXED_SIZE((c) + 1), FIXED_SIZE((c) + 2), FIXED_SIZE((c) + 3)
+#define FIXED_SIZE16(c) FIXED_SIZE4(c), FIXED_SIZE4((c) + 4), FIXED_SIZE4((c) + 8), FIXED_SIZE4((c) + 12)
+static const uint8_t fixed_size[256] = {
+    FIXED_SIZE16(0x00), FIXED_SIZE16(0x10), FIXED_SIZE16(0x20), FIXED_SIZE16(0x30),
+    FIXED_SIZE16(0x40), FIXED_SIZE16(0x50), FIXED_SIZE16(0x60), FIXED_SIZE16(0x70),
+    FIXED_SIZE16(0x80), FIXED_SIZE16(0x90), FIXED_SIZE16(0xa0), FIXED_SIZE16(0xb0),
+    FIXED_SIZE16(0xc0), FIXED_SIZE16(0xd0), FIXED_SIZE16(0xe0), FIXED_SIZE16(0xf0),
+};
+#undef FIXED_SIZE16
+#undef FIXED_SIZE4
+#undef FIXED_SIZE
+
+/* The whole size of the scalar whose first byte is p[0], for the kinds
+ * an event is made of (those of fixed_size, and str and bin up to
+ * 64 KiB), when its header lies in p[0..avail); else 0. */
+static size_t scalar_size(const uint8_t *p, size_t avail) {
+    size_t size = fixed_size[p[0]];
+    if (size) return size;
+    switch (p[0]) {
+    case 0xc4: case 0xd9: return avail >= 2 ? 2 + (size_t)p[1] : 0;                /* bin8, str8 */
+    case 0xc5: case 0xda: return avail >= 3 ? 3 + ((size_t)p[1] << 8 | p[2]) : 0; /* bin16, str16 */
+    default: return 0;
+    }
+}
+
+/* The common case of cw_msgpack_frame, in one tight loop: a map whose
+ * keys are fixstr and whose values are scalars (scalar_size), all lying
+ * wholly in buf[0..lim), lim being the lesser of len and max_bytes.
+ * Returns 1 and sets *used for such a map, else 0: the caller then walks
+ * the bytes the general way, which alone decides what is missing or
+ * wrong and says why. A map this accepts is one the general walk accepts
+ * with the same length (a depth of 1, every byte inside both len and the
+ * cap). */
+static inline int frame_flat_map(const uint8_t *p, size_t lim, size_t *used) {
+    size_t off, pairs;
+    if (lim == 0) return 0;
+    if ((p[0] & 0xf0) == 0x80) {
+        pairs = p[0] & 0x0f;
+        off = 1;
+    } else if (p[0] == 0xde && lim >= 3) {
+        pairs = (size_t)p[1] << 8 | p[2];
+        off = 3;
+    } else {
+        return 0;
+    }
+    /* off may run past lim by one value (at most 64 KiB), never wraps,
+     * and every byte read lies below lim: the headers are checked
+     * against it before they are read, the end once after the loop */
+    for (; pairs; pairs--) {
+        if (off >= lim || (p[off] & 0xe0) != 0xa0) return 0; /* the key, a fixstr */
+        off += 1 + (size_t)(p[off] & 0x1f);
+        if (off >= lim) return 0;
+        size_t size = fixed_size[p[off]];
+        if (!size && !(size = scalar_size(p + off, lim - off))) return 0;
+        off += size;
+    }
+    if (off > lim) return 0;
+    *used = off;
+    return 1;
+}
+
 int cw_msgpack_frame(const void *buf, size_t len, size_t max_bytes, size_t *used, const char **why) {
     const uint8_t *p = buf;
+    if (frame_flat_map(p, len < max_bytes ? len : max_bytes, used)) return 1;
     size_t off = 0;
     uint64_t left[CW_EVENT_MAX_DEPTH + 1]; /* values still to read, per level */
     int depth = 0;
@@ -245,27 +380,59 @@ static const char *kind_words(cw_key_kind k) {
     }
 }
 
-/* Checks a string value's UTF-8 and length and copies it into dst. */
-static int take_str(const msgpack_object *o, const char *key, size_t min, size_t max, char *dst,
+/* memcpy for the short strings of an event, without a call: two copies
+ * of a constant size that overlap in the middle cover 4 to 32 bytes. */
+static inline void copy_short(char *dst, const char *src, size_t n) {
+    if (n >= 8 && n <= 16) {
+        memcpy(dst, src, 8);
+        memcpy(dst + n - 8, src + n - 8, 8);
+    } else if (n > 16 && n <= 32) {
+        memcpy(dst, src, 16);
+        memcpy(dst + n - 16, src + n - 16, 16);
+    } else if (n >= 4 && n < 8) {
+        memcpy(dst, src, 4);
+        memcpy(dst + n - 4, src + n - 4, 4);
+    } else {
+        memcpy(dst, src, n);
+    }
+}
+
+/* Checks a string value's UTF-8 and length and copies it into dst. The
+ * reasons come in this order: not UTF-8, a NUL byte, empty, too long. */
+static inline int take_str(const msgpack_object *o, const char *key, size_t min, size_t max, char *dst,
                     char *err, size_t errlen) {
     size_t n = o->via.str.size;
-    if (!cw_utf8_valid(o->via.str.ptr, n)) return fail(err, errlen, "key '%s' is not valid UTF-8", key);
-    /* U+0000 is valid UTF-8 but would cut the string short everywhere it
-     * is used as a C string, making two different ids the same */
-    if (memchr(o->via.str.ptr, '\0', n)) return fail(err, errlen, "key '%s' contains a NUL byte", key);
-    if (n < min) return fail(err, errlen, "key '%s' is empty", key);
-    if (n > max) return fail(err, errlen, "key '%s' is longer than %zu bytes", key, max);
-    cw_strlcpy_n(dst, max + 1, o->via.str.ptr, n);
+    int text = cw_utf8_check(o->via.str.ptr, n);
+    if (text != CW_UTF8_OK || n - min > max - min) { /* one test for the common case; min <= max */
+        if (text == CW_UTF8_BAD) return fail(err, errlen, "key '%s' is not valid UTF-8", key);
+        /* U+0000 is valid UTF-8 but would cut the string short everywhere
+         * it is used as a C string, making two different ids the same */
+        if (text == CW_UTF8_NUL) return fail(err, errlen, "key '%s' contains a NUL byte", key);
+        if (n < min) return fail(err, errlen, "key '%s' is empty", key);
+        return fail(err, errlen, "key '%s' is longer than %zu bytes", key, max);
+    }
+    copy_short(dst, o->via.str.ptr, n);
+    dst[n] = '\0';
     return 0;
 }
 
-static int str_is(const msgpack_object *o, const char *s) {
-    return o->via.str.size == strlen(s) && memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
+/* Whether the 6 bytes at p are ASCII digits, a word at a time: every
+ * byte is 0x3X, and adding 6 keeps it so only for 0x30-0x39 (no carry
+ * leaves a byte: the first test saw 0x3X in each). */
+static inline int six_digits(const char *p) {
+    uint32_t a;
+    uint16_t b;
+    memcpy(&a, p, 4);
+    memcpy(&b, p + 4, 2);
+    return (a & 0xF0F0F0F0u) == 0x30303030u && ((a + 0x06060606u) & 0xF0F0F0F0u) == 0x30303030u &&
+           (b & 0xF0F0u) == 0x3030u && ((uint16_t)(b + 0x0606u) & 0xF0F0u) == 0x3030u;
 }
 
-static int one_of(const msgpack_object *o, const char *const *names, int n) {
+/* Which of names[1..n) the string value is (index 0 is the "absent"
+ * name ""), or 0 for none. */
+static int one_of(const msgpack_object *o, const name_len *names, int n) {
     for (int i = 1; i < n; i++)
-        if (str_is(o, names[i])) return i;
+        if (names[i].len == o->via.str.size && memcmp(o->via.str.ptr, names[i].name, names[i].len) == 0) return i;
     return 0;
 }
 
@@ -275,34 +442,30 @@ static int decode_map(const msgpack_object *root, int64_t now_ms, cw_event *ev, 
     if (m->size > CW_EVENT_MAX_KEYS)
         return fail(err, errlen, "event map has %u keys, more than %d", m->size, CW_EVENT_MAX_KEYS);
 
-    const msgpack_object *val[K_COUNT] = {0};
+    const msgpack_object *val[K_COUNT]; /* val[id] is set where seen has bit id */
+    uint32_t seen = 0;
     for (uint32_t i = 0; i < m->size; i++) {
-        const msgpack_object *k = &m->ptr[i].key;
-        if (k->type != MSGPACK_OBJECT_STR) return fail(err, errlen, "map key #%u is not a string", i + 1);
-        int id = key_lookup(k->via.str.ptr, k->via.str.size);
+        const msgpack_object_kv *kv = &m->ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR) return fail(err, errlen, "map key #%u is not a string", i + 1);
+        int id = key_lookup(kv->key.via.str.ptr, kv->key.via.str.size);
         if (id < 0) continue; /* unknown extra keys are ignored */
-        if (val[id]) return fail(err, errlen, "key '%s' appears twice", keys[id].name);
-        const msgpack_object *o = &m->ptr[i].val;
-        int ok;
-        switch (keys[id].kind) {
-        case CW_KIND_UINT: ok = o->type == MSGPACK_OBJECT_POSITIVE_INTEGER; break;
-        case CW_KIND_INT:
-            ok = o->type == MSGPACK_OBJECT_POSITIVE_INTEGER || o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
-            break;
-        case CW_KIND_BOOL: ok = o->type == MSGPACK_OBJECT_BOOLEAN; break;
-        default: ok = o->type == MSGPACK_OBJECT_STR; break;
-        }
-        if (!ok) return fail(err, errlen, "key '%s' must be %s", keys[id].name, kind_words(keys[id].kind));
-        val[id] = o;
+        if (seen & (1u << id)) return fail(err, errlen, "key '%s' appears twice", keys[id].name);
+        if ((unsigned)kv->val.type >= 32 || !(keys[id].accepts >> kv->val.type & 1))
+            return fail(err, errlen, "key '%s' must be %s", keys[id].name, kind_words(keys[id].kind));
+        val[id] = &kv->val;
+        seen |= 1u << id;
     }
+#define HAS(id) (seen & (1u << (id)))
 
     /* an unknown version is named first: its other keys may differ */
-    if (val[K_V] && val[K_V]->via.u64 != CW_PROTO_VERSION)
+    if (HAS(K_V) && val[K_V]->via.u64 != CW_PROTO_VERSION)
         return fail(err, errlen, "key 'v' is %llu, only protocol version %d is known",
                     (unsigned long long)val[K_V]->via.u64, CW_PROTO_VERSION);
     static const int required[] = {K_V, K_ID, K_TS, K_TYPE, K_CASE, K_UNIT};
-    for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
-        if (!val[required[i]]) return fail(err, errlen, "key '%s' is required", keys[required[i]].name);
+    const uint32_t all_required = 1u << K_V | 1u << K_ID | 1u << K_TS | 1u << K_TYPE | 1u << K_CASE | 1u << K_UNIT;
+    if ((seen & all_required) != all_required)
+        for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
+            if (!HAS(required[i])) return fail(err, errlen, "key '%s' is required", keys[required[i]].name);
 
     memset(ev, 0, sizeof(*ev));
     ev->v = CW_PROTO_VERSION;
@@ -316,9 +479,11 @@ static int decode_map(const msgpack_object *root, int64_t now_ms, cw_event *ev, 
     if (ev->ts < CW_TS_MIN) return fail(err, errlen, "key 'ts' is before 2000-01-01");
     if (ev->ts > now_ms + CW_TS_MAX_AHEAD) return fail(err, errlen, "key 'ts' is more than one day in the future");
 
+    /* every known name is ASCII: UTF-8 needs checking only for the
+     * reason a name that is none of them gets */
     const msgpack_object *t = val[K_TYPE];
-    if (!cw_utf8_valid(t->via.str.ptr, t->via.str.size)) return fail(err, errlen, "key 'type' is not valid UTF-8");
     if (cw_event_type_from_name(t->via.str.ptr, t->via.str.size, &ev->type) < 0) {
+        if (!cw_utf8_valid(t->via.str.ptr, t->via.str.size)) return fail(err, errlen, "key 'type' is not valid UTF-8");
         int shown = t->via.str.size > 40 ? 40 : (int)t->via.str.size;
         /* cut at a character boundary so the reason stays UTF-8 */
         while (shown > 0 && shown < (int)t->via.str.size && (t->via.str.ptr[shown] & 0xC0) == 0x80) shown--;
@@ -328,44 +493,43 @@ static int decode_map(const msgpack_object *root, int64_t now_ms, cw_event *ev, 
     if (take_str(val[K_CASE], "case", 1, CW_CASE_MAX, ev->case_id, err, errlen)) return -1;
 
     const msgpack_object *u = val[K_UNIT];
-    int digits = u->via.str.size == CW_UNIT_LEN;
-    for (size_t i = 0; digits && i < CW_UNIT_LEN; i++) digits = u->via.str.ptr[i] >= '0' && u->via.str.ptr[i] <= '9';
-    if (!digits) return fail(err, errlen, "key 'unit' must be 6 digits");
+    if (u->via.str.size != CW_UNIT_LEN || !six_digits(u->via.str.ptr)) return fail(err, errlen, "key 'unit' must be 6 digits");
     memcpy(ev->unit, u->via.str.ptr, CW_UNIT_LEN);
 
-    if (val[K_DEPT] && take_str(val[K_DEPT], "dept", 1, CW_NAME_MAX, ev->dept, err, errlen)) return -1;
-    if (val[K_PROS] && take_str(val[K_PROS], "pros", 1, CW_NAME_MAX, ev->pros, err, errlen)) return -1;
+    if (HAS(K_DEPT) && take_str(val[K_DEPT], "dept", 1, CW_NAME_MAX, ev->dept, err, errlen)) return -1;
+    if (HAS(K_PROS) && take_str(val[K_PROS], "pros", 1, CW_NAME_MAX, ev->pros, err, errlen)) return -1;
 
     ev->n = 1;
-    if (val[K_N]) {
+    if (HAS(K_N)) {
         uint64_t n = val[K_N]->via.u64;
         if (n < 1 || n > CW_N_MAX) return fail(err, errlen, "key 'n' must be between 1 and %d", CW_N_MAX);
         ev->n = (uint32_t)n;
     }
 
-    for (int k = K_DETAINED; k <= K_ADOPTED; k++) {
-        if (!val[k]) continue;
+    /* the booleans sent, lowest key first */
+    for (uint32_t b = seen & ((1u << (K_ADOPTED + 1)) - (1u << K_DETAINED)); b; b &= b - 1) {
+        int k = __builtin_ctz(b);
         ev->present |= keys[k].flag;
         if (val[k]->via.boolean) ev->flags |= keys[k].flag;
     }
 
-    if (val[K_DECISION]) {
+    if (HAS(K_DECISION)) {
         ev->decision = (cw_decision)one_of(val[K_DECISION], decision_names, 5);
         if (ev->decision == CW_DECISION_NONE)
             return fail(err, errlen, "key 'decision' must be approve, reject, prosecute or not_prosecute");
     }
-    if (val[K_SENTENCING]) {
+    if (HAS(K_SENTENCING)) {
         ev->sentencing = (cw_sentencing)one_of(val[K_SENTENCING], sentencing_names, 4);
         if (ev->sentencing == CW_SENTENCING_ABSENT)
             return fail(err, errlen, "key 'sentencing' must be determinate, range or none");
     }
-    if (val[K_REPLY]) {
+    if (HAS(K_REPLY)) {
         ev->reply = (cw_reply)one_of(val[K_REPLY], reply_names, 3);
         if (ev->reply == CW_REPLY_NONE) return fail(err, errlen, "key 'reply' must be procedural or substantive");
     }
 
     const char *req = types[ev->type].required;
-    if (req && !val[key_lookup(req, strlen(req))])
+    if (req && !HAS(key_lookup(req, strlen(req))))
         return fail(err, errlen, "key '%s' is required for %s", req, types[ev->type].name);
     if (ev->type == CW_EV_ARREST_DECIDED && ev->decision != CW_DECISION_APPROVE && ev->decision != CW_DECISION_REJECT)
         return fail(err, errlen, "key 'decision' must be approve or reject for arrest.decided");
@@ -373,6 +537,7 @@ static int decode_map(const msgpack_object *root, int64_t now_ms, cw_event *ev, 
         ev->decision != CW_DECISION_NOT_PROSECUTE)
         return fail(err, errlen, "key 'decision' must be prosecute or not_prosecute for prosecution.decided");
     return 0;
+#undef HAS
 }
 
 int cw_event_decode(cw_event_decoder *d, const void *buf, size_t len, int64_t now_ms, cw_event *ev,
@@ -381,10 +546,13 @@ int cw_event_decode(cw_event_decoder *d, const void *buf, size_t len, int64_t no
     if (len > CW_EVENT_MAX_BYTES)
         return fail(err, errlen, "event is %zu bytes, more than the cap of %d", len, CW_EVENT_MAX_BYTES);
     size_t used = 0;
-    const char *why = NULL;
-    int r = cw_msgpack_frame(buf, len, CW_EVENT_MAX_BYTES, &used, &why);
-    if (r < 0) return fail(err, errlen, "event is not acceptable msgpack: %s", why);
-    if (r == 0) return fail(err, errlen, "event is truncated msgpack");
+    /* the common case inline (len is within the cap), else the whole walk */
+    if (!frame_flat_map(buf, len, &used)) {
+        const char *why = NULL;
+        int r = cw_msgpack_frame(buf, len, CW_EVENT_MAX_BYTES, &used, &why);
+        if (r < 0) return fail(err, errlen, "event is not acceptable msgpack: %s", why);
+        if (r == 0) return fail(err, errlen, "event is truncated msgpack");
+    }
     if (used != len) return fail(err, errlen, "event has %zu trailing bytes after the msgpack value", len - used);
 
     cw_event_decoder tmp;

@@ -8,8 +8,15 @@
 #include <stdint.h>
 
 /* Returns 1 when buf[0..len) is well-formed UTF-8 (no overlongs, no
- * surrogates, nothing above U+10FFFF), else 0. */
+ * surrogates, nothing above U+10FFFF), else 0. Runs of ASCII are checked
+ * eight bytes at a time. */
 int cw_utf8_valid(const char *buf, size_t len);
+/* The same check for text that must also hold no NUL byte (U+0000 is
+ * well-formed UTF-8 but cuts a C string short), in one pass: returns
+ * CW_UTF8_OK, CW_UTF8_NUL (well-formed, but holds a NUL) or CW_UTF8_BAD
+ * (not well-formed, wherever a NUL may be). */
+enum { CW_UTF8_OK = 0, CW_UTF8_NUL = 1, CW_UTF8_BAD = 2 };
+int cw_utf8_check(const char *buf, size_t len);
 /* The length (1-4) of the well-formed UTF-8 character at buf[0..len), or
  * 0 when there is none there. Inline for the loops that check every
  * byte of every event and alert: ASCII and most of CJK (a 3-byte form

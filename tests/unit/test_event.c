@@ -569,6 +569,174 @@ static void key_escaping_keeps_utf8_and_escapes_separators(void **state) {
     assert_int_equal(cw_key_escape("abcdef", 6, out, 4), -1);
 }
 
+/* ---- Key names, framing and UTF-8 on their fast paths ------------------ */
+
+static void every_key_name_is_recognised_and_near_misses_are_not(void **state) {
+    (void)state;
+    static const struct {
+        const char *name;
+        cw_key_kind kind;
+    } known[] = {
+        {"v", CW_KIND_UINT}, {"id", CW_KIND_STR}, {"ts", CW_KIND_INT}, {"type", CW_KIND_STR},
+        {"case", CW_KIND_STR}, {"unit", CW_KIND_STR}, {"dept", CW_KIND_STR}, {"pros", CW_KIND_STR},
+        {"n", CW_KIND_UINT}, {"detained", CW_KIND_BOOL}, {"complex", CW_KIND_BOOL}, {"arrested", CW_KIND_BOOL},
+        {"fast", CW_KIND_BOOL}, {"plea", CW_KIND_BOOL}, {"adopted", CW_KIND_BOOL}, {"decision", CW_KIND_STR},
+        {"sentencing", CW_KIND_STR}, {"reply", CW_KIND_STR},
+    };
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        const char *k = known[i].name;
+        size_t n = strlen(k);
+        assert_int_equal(cw_event_key_kind(k, n), known[i].kind);
+        /* the same length and first byte, one byte off anywhere */
+        char near[16];
+        for (size_t at = 0; at < n; at++) {
+            memcpy(near, k, n);
+            near[at] ^= 0x20;
+            if (at == 0 && n == 1 && (near[0] == 'v' || near[0] == 'n')) continue;
+            assert_int_equal(cw_event_key_kind(near, n), CW_KIND_UNKNOWN);
+        }
+        assert_int_equal(cw_event_key_kind(k, n - 1), n - 1 == 1 && (k[0] == 'v' || k[0] == 'n') ? CW_KIND_UINT
+                                                                                                  : CW_KIND_UNKNOWN);
+        memcpy(near, k, n);
+        near[n] = 's';
+        assert_int_equal(cw_event_key_kind(near, n + 1), CW_KIND_UNKNOWN);
+    }
+    assert_int_equal(cw_event_key_kind("", 0), CW_KIND_UNKNOWN);
+    /* an event whose extra keys miss known ones by a byte keeps its defaults */
+    static const kv over[] = {{"plex", 'b', NULL, 1, 0}, {"decisiom", 's', "approve", 0, 0},
+                              {"Dept", 's', "x", 0, 0}};
+    cw_event ev;
+    assert_int_equal(decode_with(over, 3, NULL, &ev), 0);
+    assert_int_equal(ev.present, 0);
+    assert_int_equal(ev.decision, CW_DECISION_NONE);
+    assert_string_equal(ev.dept, "");
+}
+
+/* A plain reading of Unicode's table 3-7 (well-formed UTF-8 byte
+ * sequences), to check cw_utf8_check's word-at-a-time paths against. */
+static int utf8_reference(const unsigned char *s, size_t len) {
+    int nul = 0;
+    for (size_t i = 0; i < len;) {
+        unsigned c = s[i];
+        size_t need;
+        unsigned lo = 0x80, hi = 0xBF; /* range of the second byte */
+        if (c < 0x80) {
+            nul |= c == 0;
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF) need = 1;
+        else if (c == 0xE0) need = 2, lo = 0xA0;
+        else if (c >= 0xE1 && c <= 0xEC) need = 2;
+        else if (c == 0xED) need = 2, hi = 0x9F;
+        else if (c >= 0xEE && c <= 0xEF) need = 2;
+        else if (c == 0xF0) need = 3, lo = 0x90;
+        else if (c >= 0xF1 && c <= 0xF3) need = 3;
+        else if (c == 0xF4) need = 3, hi = 0x8F;
+        else return CW_UTF8_BAD;
+        if (len - i <= need) return CW_UTF8_BAD;
+        if (s[i + 1] < lo || s[i + 1] > hi) return CW_UTF8_BAD;
+        for (size_t k = 2; k <= need; k++)
+            if (s[i + k] < 0x80 || s[i + k] > 0xBF) return CW_UTF8_BAD;
+        i += need + 1;
+    }
+    return nul ? CW_UTF8_NUL : CW_UTF8_OK;
+}
+
+static void utf8_checks_agree_with_a_plain_reading_of_the_standard(void **state) {
+    (void)state;
+    /* pieces that meet every path: ASCII words, tails, NULs, CJK runs, the
+     * edges of the three-byte fast path (E0, EC, ED, EE, EF leads), two-
+     * and four-byte forms, and bytes that are never well-formed */
+    static const char *const pieces[] = {
+        "a", "0", "[2020]", "\0", "abcdefgh", "刑", "诉受", "第三检察部", "\xe0\xa0\x80", "\xe0\x9f\xbf",
+        "\xec\xbf\xbf", "\xed\x9f\xbf", "\xed\xa0\x80", "\xee\x80\x80", "\xef\xbc\x88", "\xc2\x80", "\xc1\xbf",
+        "\xdf\xbf", "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5", "\x80", "\xbf", "\xe4",
+        "\xe4\xb8", "\xff", "\x7f",
+    };
+    const size_t npieces = sizeof(pieces) / sizeof(pieces[0]);
+    unsigned seed = 18;
+    char buf[64 + 8];
+    for (int round = 0; round < 20000; round++) {
+        size_t len = 0;
+        int parts = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 8;
+        for (int k = 0; k < parts; k++) {
+            const char *piece = pieces[((seed = seed * 1103515245u + 12345u) >> 16) % npieces];
+            size_t n = piece[0] == '\0' ? 1 : strlen(piece); /* "\0" is one NUL byte */
+            if (len + n > 64) break;
+            memcpy(buf + 4 + len, piece, n);
+            len += n;
+        }
+        /* every start and end inside the text, at every alignment */
+        size_t from = ((seed = seed * 1103515245u + 12345u) >> 16) % (len + 1);
+        for (size_t to = from; to <= len; to++) {
+            const char *t = buf + 4 + from;
+            int want = utf8_reference((const unsigned char *)t, to - from);
+            int got = cw_utf8_check(t, to - from);
+            if (got != want) fail_msg("cw_utf8_check = %d, want %d, for %zu bytes at round %d", got, want, to - from, round);
+            assert_int_equal(cw_utf8_valid(t, to - from), want != CW_UTF8_BAD);
+        }
+    }
+}
+
+static void flat_maps_frame_alike_whole_cut_and_capped(void **state) {
+    (void)state;
+    /* every scalar kind the fast path sizes, and two it leaves to the
+     * general walk (an ext and a nested map) */
+    char s40[41], s300[301];
+    memset(s40, 'x', 40);
+    s40[40] = '\0';
+    memset(s300, 'y', 300);
+    s300[300] = '\0';
+    for (int variant = 0; variant < 3; variant++) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, variant == 2 ? 17 : 11);
+        const char *names[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q"};
+        int k = 0;
+#define KEY() (msgpack_pack_str(&pk, 1), msgpack_pack_str_body(&pk, names[k++], 1))
+        KEY(), msgpack_pack_uint64(&pk, 1596211200000ULL);
+        KEY(), msgpack_pack_int64(&pk, -40000);
+        KEY(), msgpack_pack_int8(&pk, -100);
+        KEY(), msgpack_pack_uint16(&pk, 60000);
+        KEY(), msgpack_pack_float(&pk, 1.5f);
+        KEY(), msgpack_pack_double(&pk, 2.5);
+        KEY(), msgpack_pack_nil(&pk);
+        KEY(), msgpack_pack_str(&pk, 40), msgpack_pack_str_body(&pk, s40, 40);
+        KEY(), msgpack_pack_str(&pk, 300), msgpack_pack_str_body(&pk, s300, 300);
+        KEY(), msgpack_pack_bin(&pk, 3), msgpack_pack_bin_body(&pk, "\x01\x02\x03", 3);
+        if (variant == 1) KEY(), msgpack_pack_ext(&pk, 2, 7), msgpack_pack_ext_body(&pk, "\x01\x02", 2);
+        else KEY(), msgpack_pack_true(&pk);
+        if (variant == 2) {
+            KEY(), msgpack_pack_map(&pk, 1), msgpack_pack_str(&pk, 1), msgpack_pack_str_body(&pk, "z", 1),
+                msgpack_pack_nil(&pk);
+            while (k < 17) KEY(), msgpack_pack_int(&pk, k);
+        }
+#undef KEY
+        size_t used = 0;
+        const char *why = NULL;
+        assert_int_equal(cw_msgpack_frame(sb.data, sb.size, CW_EVENT_MAX_BYTES, &used, &why), 1);
+        assert_int_equal(used, sb.size);
+        /* with bytes after it, the value still ends where it ends */
+        char *more = malloc(sb.size + 3);
+        memcpy(more, sb.data, sb.size);
+        memcpy(more + sb.size, "\x01\x02\x03", 3);
+        assert_int_equal(cw_msgpack_frame(more, sb.size + 3, CW_EVENT_MAX_BYTES, &used, &why), 1);
+        assert_int_equal(used, sb.size);
+        free(more);
+        for (size_t cut = 0; cut < sb.size; cut++) {
+            assert_int_equal(cw_msgpack_frame(sb.data, cut, CW_EVENT_MAX_BYTES, &used, &why), 0);
+            /* a cap the value does not fit: refused once the bytes reach it */
+            why = NULL;
+            assert_int_equal(cw_msgpack_frame(sb.data, sb.size, cut, &used, &why), -1);
+            assert_non_null(why);
+        }
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_minimal_event_decodes_with_its_defaults),
@@ -603,6 +771,9 @@ int main(void) {
         cmocka_unit_test(events_fed_one_byte_at_a_time_come_out_whole),
         cmocka_unit_test(a_reader_refuses_an_oversized_header_as_soon_as_it_arrives),
         cmocka_unit_test(key_escaping_keeps_utf8_and_escapes_separators),
+        cmocka_unit_test(every_key_name_is_recognised_and_near_misses_are_not),
+        cmocka_unit_test(utf8_checks_agree_with_a_plain_reading_of_the_standard),
+        cmocka_unit_test(flat_maps_frame_alike_whole_cut_and_capped),
     };
     return cmocka_run_group_tests_name("proto event", tests, NULL, NULL);
 }
