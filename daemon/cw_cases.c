@@ -456,7 +456,12 @@ int cw_cases_advance_some(cw_cases *t, int64_t today, size_t budget) {
     while (t->nheap && t->heap[0].day <= t->today) {
         if (budget && left-- == 0) return 1;
         light_entry e = heap_pop(t);
-        if (t->nheap) __builtin_prefetch(t->heap[0].c); /* the next one's record, while this one is judged */
+        if (t->nheap) { /* the next one's record, while this one is judged */
+            const char *next = (const char *)t->heap[0].c;
+            __builtin_prefetch(next);
+            __builtin_prefetch(next + 64);
+            __builtin_prefetch(next + 128);
+        }
         open_case *c = e.c;
         c->refs--;
         if (c->flags & F_DEAD) {

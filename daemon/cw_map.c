@@ -197,7 +197,10 @@ int cw_map_prefetch(const cw_map *m, uint64_t hash, int stage) {
     for (int walked = 0; m->slots[i].key; i = (i + 1) & mask, walked++) {
         if (walked == 4) return 1; /* a long run: maybe further on */
         if (m->slots[i].hash32 == h32) {
-            __builtin_prefetch(m->slots[i].value);
+            const char *v = m->slots[i].value;
+            __builtin_prefetch(v);
+            __builtin_prefetch(v + 64);
+            __builtin_prefetch(v + 128);
             __builtin_prefetch(m->slots[i].key); /* borrowed keys live in their values, further on */
             found++;
         }
