@@ -648,18 +648,47 @@ static void who_words(const cw_rules *rs, const cw_light *l, char *out, size_t l
     if (l->dept[0] || l->pros[0]) put_s(&t, " 承办的");
 }
 
-void cw_rules_light(cw_rules *rs, const cw_light *l, cw_alert_fn fn, void *data) {
-    int clock = l->clock, light = l->light;
-    const rule *r = (unsigned)clock < CW_NCLOCKS ? rs->clock_rule[clock] : NULL;
-    if (!r || light == CW_LIGHT_NONE) return;
-    static const char *const light_names[] = {"", "yellow", "orange", "red"};
-    char scope[500], id[700], date[11], nb[64], who[300], msg[1000];
+static const char *const light_names[] = {"", "yellow", "orange", "red"};
+
+/* The rule that words l, or NULL (no rule for its clock, or no light). */
+static const rule *light_rule(const cw_rules *rs, const cw_light *l) {
+    const rule *r = (unsigned)l->clock < CW_NCLOCKS ? rs->clock_rule[l->clock] : NULL;
+    return l->light == CW_LIGHT_NONE ? NULL : r;
+}
+
+/* "<rule>/<scope>/<date>/<light>" into id[CW_LIGHT_ID_MAX] (cut as the
+ * text buffer cuts); scope[500] and date[11] are filled on the way. */
+static size_t light_id(const rule *r, const cw_light *l, char *scope, char *date, char *id) {
     text t;
-    case_scope(l->unit, l->case_id, scope, sizeof(scope));
+    case_scope(l->unit, l->case_id, scope, 500);
     cw_period_day_date(l->due_day - 1, date); /* the last day of the period */
-    text_init(&t, id, sizeof(id));
+    text_init(&t, id, CW_LIGHT_ID_MAX);
     put_s(&t, r->name), put_s(&t, "/"), put_s(&t, scope), put_s(&t, "/"), put_s(&t, date), put_s(&t, "/");
-    put_s(&t, light_names[light & 3]);
+    put_s(&t, light_names[l->light & 3]);
+    return t.len;
+}
+
+int cw_rules_light_count(cw_rules *rs, const cw_light *l) {
+    if (!light_rule(rs, l)) return 0;
+    if (l->firing) rs->lights_on++;
+    else if (rs->lights_on) rs->lights_on--;
+    return 1;
+}
+
+size_t cw_rules_light_id(const cw_rules *rs, const cw_light *l, char *id) {
+    const rule *r = light_rule(rs, l);
+    char scope[500], date[11];
+    if (!r) return id[0] = '\0', 0;
+    return light_id(r, l, scope, date, id);
+}
+
+void cw_rules_light_words(const cw_rules *rs, const cw_light *l, cw_alert_fn fn, void *data) {
+    int clock = l->clock, light = l->light;
+    const rule *r = light_rule(rs, l);
+    if (!r) return;
+    char scope[500], id[CW_LIGHT_ID_MAX], date[11], nb[64], who[300], msg[1000];
+    text t;
+    light_id(r, l, scope, date, id);
     /* a stale rule's only light is its own (挂案预警), not 超期预警 */
     int overdue = light == CW_LIGHT_RED && r->kind != K_STALE;
     const char *level = overdue ? r->overdue_level : light == CW_LIGHT_ORANGE ? "orange" : r->level;
@@ -695,9 +724,11 @@ void cw_rules_light(cw_rules *rs, const cw_light *l, cw_alert_fn fn, void *data)
                   .deadline_ms = cw_period_day_start(l->due_day, off),
                   .event_ts = l->ts,
                   .message = msg};
-    if (l->firing) rs->lights_on++;
-    else if (rs->lights_on) rs->lights_on--;
     fn(&a, data);
+}
+
+void cw_rules_light(cw_rules *rs, const cw_light *l, cw_alert_fn fn, void *data) {
+    if (cw_rules_light_count(rs, l)) cw_rules_light_words(rs, l, fn, data);
 }
 
 void cw_rules_check(cw_rules *rs, int check, const char *unit, const char *case_id, const char *event_type,
