@@ -630,8 +630,9 @@ void cw_rules_clocks(const cw_rules *rs, cw_clock_rules *o) {
 }
 
 /* "case:<unit>:<escaped case>", on every light's path: appended, not formatted. */
+#define CASE_ESC (3 * 128 + 1) /* a case id escaped: 3 bytes for each of 128 at most (CW_CASE_MAX) */
 static void case_scope(const char *unit, const char *case_id, char *out, size_t len) {
-    char esc[3 * 128 + 1];
+    char esc[CASE_ESC];
     if (cw_key_escape(case_id, strlen(case_id), esc, sizeof(esc)) < 0) esc[0] = '\0';
     text t;
     text_init(&t, out, len);
@@ -675,10 +676,29 @@ int cw_rules_light_count(cw_rules *rs, const cw_light *l) {
     return 1;
 }
 
+/* Once for every light a replay held (cw_sink): when nothing can be cut
+ * (the case's escape, the scope's 500 bytes, the id's 700), the id is
+ * put together in place, without the scope or the date apart. */
 size_t cw_rules_light_id(const cw_rules *rs, const cw_light *l, char *id) {
     const rule *r = light_rule(rs, l);
-    char scope[500], date[11];
     if (!r) return id[0] = '\0', 0;
+    size_t nl = strlen(r->name), ul = strlen(l->unit), cl = strlen(l->case_id);
+    if (3 * cl + 1 <= CASE_ESC && 6 + ul + 3 * cl < 500 && nl + ul + 3 * cl + 25 < CW_LIGHT_ID_MAX) {
+        char *p = id;
+        memcpy(p, r->name, nl), p += nl;
+        memcpy(p, "/case:", 6), p += 6;
+        memcpy(p, l->unit, ul), p += ul;
+        *p++ = ':';
+        p += cw_key_escape(l->case_id, cl, p, 3 * cl + 1); /* fits: 3 bytes a byte at most */
+        *p++ = '/';
+        cw_period_day_date(l->due_day - 1, p), p += 10; /* the last day of the period */
+        *p++ = '/';
+        const char *ln = light_names[l->light & 3];
+        size_t ll = strlen(ln);
+        memcpy(p, ln, ll + 1);
+        return (size_t)(p + ll - id);
+    }
+    char scope[500], date[11];
     return light_id(r, l, scope, date, id);
 }
 

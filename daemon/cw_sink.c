@@ -138,6 +138,7 @@ struct cw_sink {
     chunk *light_arena;
     const cw_rules *light_rules; /* what words the raw lights (the engine's, until a reload says otherwise) */
     int lights_worded;  /* a reload worded the raw lights: the rest of the replay's lights come worded */
+    int lights_mixed;   /* and so some lights may be held both raw and worded (or one fell back to worded) */
     uint64_t held_seq;  /* ids first held (held_rec.seq) */
     size_t held_cap;    /* the slots a map of ids put as `held` is put would have (see held_grow) */
     uint64_t replay_judged; /* transitions held */
@@ -485,7 +486,7 @@ static void word_held_lights(cw_sink *s) {
     cw_map_free(s->lights);
     arena_free(&s->light_arena);
     s->lights = cw_map_new(); /* empty from now on; NULL (memory) is never looked at again */
-    s->lights_worded = 1;
+    s->lights_worded = s->lights_mixed = 1;
     s->light_rules = NULL;
 }
 
@@ -498,7 +499,7 @@ int cw_sink_hold_light(cw_sink *s, const cw_light *l, const cw_rules *rules, int
     char key[LIGHT_KEY_HEAD + 16 + 1 + 512];
     size_t ul = strlen(l->unit), cl = strlen(l->case_id), dl = strlen(l->dept), pl = strlen(l->pros);
     if (LIGHT_KEY_HEAD + ul + 1 + cl > sizeof(key) || (unsigned)l->clock > 255 || (unsigned)l->light > 255)
-        return 0; /* not from the case table: worded now */
+        return s->lights_mixed = 1, 0; /* not from the case table: worded now */
     key[0] = (char)l->clock;
     key[1] = (char)l->light;
     memcpy(key + 2, &l->due_day, sizeof(l->due_day));
@@ -510,14 +511,15 @@ int cw_sink_hold_light(cw_sink *s, const cw_light *l, const cw_rules *rules, int
     if (!h || h->cap < need) { /* a grown record leaves the old one in the arena (rare) */
         size_t cap = need + 16; /* room for a longer dept or prosecutor later */
         held_light *n = arena_alloc(&s->light_arena, sizeof(*n) + cap);
-        if (!n) return 0;
+        if (!n) return s->lights_mixed = 1, 0;
         if (h) *n = *h;
         memcpy(n->str, key, kl);
         n->str[kl] = '\0';
         n->key_len = kl;
         n->cap = cap;
         if (h) cw_map_del(s->lights, key, kl); /* its key was the old record's */
-        if (cw_map_put_borrowed(s->lights, n->str, kl, n) < 0) return 0; /* h's facts are lost: out of memory */
+        if (cw_map_put_borrowed(s->lights, n->str, kl, n) < 0)
+            return s->lights_mixed = 1, 0; /* h's facts are lost: out of memory */
         if (!h) {
             n->r.raw = 1;
             held_grow(s, s->held_seq);
@@ -563,7 +565,7 @@ int cw_sink_replay_begin(cw_sink *s, int rebuild) {
     s->replay_judged = 0;
     s->held_seq = 0;
     s->held_cap = MAP_MIN_CAP;
-    s->lights_worded = 0;
+    s->lights_worded = s->lights_mixed = 0;
     s->light_rules = NULL;
     if (rebuild) { /* what the deployment holds, read before anything rewrites it */
         s->before_fetch = 1;
@@ -686,7 +688,10 @@ static cw_map *held_order(cw_sink *s, held_rec ***recs, chunk **keys) {
             id = held_str((const held *)r[i], 0);
             idl = strlen(id);
         }
-        held_rec **first = cw_map_get(ids, id, idl);
+        /* Ids of distinct records differ (a light's key makes its id, no
+         * rule words another's), unless lights were held both ways or an
+         * id was cut: only then may one be here already. */
+        held_rec **first = s->lights_mixed || idl >= CW_LIGHT_ID_MAX - 1 ? cw_map_get(ids, id, idl) : NULL;
         if (first) { /* merged: the first place, the last word */
             if (r[i]->last > (*first)->last) *first = r[i];
             r[i] = NULL;
@@ -739,7 +744,7 @@ static long net_changes(cw_sink *s, int64_t now, void (*fn)(cw_sink *s, queued *
     if (!ids) return arena_free(&keys), -1;
     while (cw_map_next(ids, &pos, &k, &kl, &v)) {
         const held_rec *r = *(held_rec **)v;
-        if (r->firing == (cw_map_get(s->before, k, kl) != NULL)) continue;
+        if (r->firing == (cw_map_size(s->before) && cw_map_get(s->before, k, kl))) continue;
         queued *q = NULL;
         if (r->raw) {
             cw_light l;
