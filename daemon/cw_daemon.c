@@ -1203,6 +1203,10 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
         CW_LOG(CW_LOG_ERR, "daemon", "cannot initialise the event loop");
         return 1;
     }
+    /* the first periodic snapshot one interval after the start, not at the
+     * first tick: the state just loaded is the snapshot's, and a replay
+     * would fork a writer of half its state while it reads */
+    d.last_snapshot = uv_now(&d.loop);
     char err[512];
     cw_engine_out out = {cw__on_alert, &d};
     d.engine = cw_engine_new(cfg, &out, err, sizeof(err));
