@@ -314,7 +314,7 @@ static void a_reload_in_a_replay_words_the_lights_held_by_the_rules_of_their_tim
     cw_config *cfg = cw_test_config(CLOCKS), *cfg2 = cw_test_config(CLOCKS_RELABELLED);
     char err[256];
     cw_rules *r = cw_rules_new(cfg, err, sizeof(err)), *r2 = cw_rules_new(cfg2, err, sizeof(err));
-    cw_sink *s = cw_sink_new(cfg);
+    cw_sink *s = cw_sink_new(cfg2); /* the process's configuration: it outlives the rules */
     assert_int_equal(cw_sink_replay_begin(s, 0), 0);
     int64_t due = day(2020, 8, 4);
     cw_light before = a_light(CW_CLOCK_ARREST_REVIEW, CW_LIGHT_YELLOW, 1, "c-before", due, 3);
