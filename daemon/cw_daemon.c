@@ -43,6 +43,13 @@ void cw__on_alert(const cw_alert *a, void *data) {
         CW_LOG(CW_LOG_ERR, "alert", "out of memory queueing alert %s", a->id);
 }
 
+/* A deadline light before it is worded: a replay holds it raw and words
+ * only its net change (PROTOCOL.md §3b); otherwise 0, worded as usual. */
+int cw__hold_light(const cw_light *l, const cw_rules *rules, void *data) {
+    daemon_ctx *d = data;
+    return cw_sink_replaying(d->sink) ? cw_sink_hold_light(d->sink, l, rules, cw_wall_ms()) : 0;
+}
+
 /* ---- read -> decode -> engine ------------------------------------------- */
 
 /* One entry, in stream order: the position moves, and the entry is
@@ -1267,6 +1274,7 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
         CW_LOG(CW_LOG_ERR, "config", "%s", err);
         return fail_early(&d, 1);
     }
+    cw_engine_hold_lights(d.engine, cw__hold_light, &d);
     if (!cw_engine_rules(d.engine))
         CW_LOG(CW_LOG_WARNING, "config", "no [rule ...] sections: indicators only, no alerts will be raised");
     if (cw__load_calendar(&d, cfg, "") < 0) return fail_early(&d, 1);

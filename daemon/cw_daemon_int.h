@@ -156,6 +156,7 @@ void cw__lease_ask(daemon_ctx *d, const char *gone);
 int cw__lease_release(daemon_ctx *d, cw_conn_reply_cb cb);
 int cw__load_calendar(daemon_ctx *d, const cw_config *cfg, const char *when);
 void cw__on_alert(const cw_alert *a, void *data);
+int cw__hold_light(const cw_light *l, const cw_rules *rules, void *data);
 void cw__on_lease(cw_conn *c, redisReply *r, void *privdata);
 void cw__read_more(daemon_ctx *d);
 void cw__reconcile_more(daemon_ctx *d);

@@ -81,6 +81,7 @@ static int state_reload(daemon_ctx *d) {
         cw_dead_free(q);
         return -1;
     }
+    cw_engine_hold_lights(e, cw__hold_light, d);
     cw_engine_free(d->engine);
     cw_sink_free(d->sink);
     cw_dead_free(d->dead);

@@ -15,6 +15,8 @@ struct cw_engine {
     const cw_config *cfg;   /* the process's: limits, time, instance */
     cw_config *rules_cfg;   /* after a reload: the rules and units point into it (owned) */
     cw_engine_out out;
+    cw_light_hold_fn hold; /* lights offered raw first (NULL: none) */
+    void *hold_data;
     cw_cases *cases;
     cw_ind *ind;
     cw_rules *rules;
@@ -39,11 +41,11 @@ static void alert_out(const cw_alert *a, void *data) {
     if (e->out.alert) e->out.alert(a, e->out.data);
 }
 
-/* A light of a case's statutory clock (from cw_cases): a letter whose
- * clock ran out counts as due (INDICATORS.md §2), and the rules word it. */
 /* A clock's light changed (from cw_cases): history is counted (the
  * clocks started and gone overdue, INDICATORS.md §4; a letter whose clock
- * ran out is due, §2) in the scopes of the case, and the rules word it. */
+ * ran out is due, §2) in the scopes of the case, the rules count it among
+ * the lights firing, and word it unless `hold` takes it raw (a replay,
+ * which words only its net change). */
 static void on_light(const cw_light *l, void *data) {
     cw_engine *e = data;
     int rc = 0;
@@ -57,7 +59,13 @@ static void on_light(const cw_light *l, void *data) {
                                         due_ms);
     }
     if (rc < 0) CW_LOG(CW_LOG_ERR, "engine", "out of memory counting a clock of case %s", l->case_id);
-    if (l->light != CW_LIGHT_NONE) cw_rules_light(e->rules, l, alert_out, e);
+    if (l->light == CW_LIGHT_NONE || !cw_rules_light_count(e->rules, l)) return;
+    if (!e->hold || e->hold(l, e->rules, e->hold_data) != 1) cw_rules_light_words(e->rules, l, alert_out, e);
+}
+
+void cw_engine_hold_lights(cw_engine *e, cw_light_hold_fn hold, void *data) {
+    e->hold = hold;
+    e->hold_data = data;
 }
 
 static void on_check(int check, const char *unit, const char *case_id, const cw_event *ev, void *data) {
@@ -305,6 +313,7 @@ int cw_engine_reload(cw_engine *e, cw_config *nc, int64_t now_ms, char *err, siz
     cw_rules *nr = cw_rules_new(nc, err, errlen);
     if (!nr) return -1;
     cw_rules_adopt(nr, e->rules, now_ms, alert_out, e);
+    if (e->hold) e->hold(NULL, e->rules, e->hold_data); /* what it holds raw is worded by the rules of its time */
     cw_rules_free(e->rules);
     e->rules = nr;
     cw_clock_rules clocks;

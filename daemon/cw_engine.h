@@ -37,6 +37,14 @@ typedef struct cw_engine_out {
     void *data;
 } cw_engine_out;
 
+/* Deadline lights offered raw before they are worded (a --replay holds
+ * them and words only its net change, PROTOCOL.md §3b): `hold` sees each
+ * light a rule words, after it is counted, and returns 1 when it took it
+ * (see cw_light_hold_fn); on 0 the light is worded and leaves through
+ * `alert` as usual. A reload calls hold(NULL, old rules) before those
+ * rules go. NULL: every light is worded at once (the default). */
+void cw_engine_hold_lights(cw_engine *e, cw_light_hold_fn hold, void *data);
+
 /* Reads the rules of cfg (which must outlive the engine, or until a
  * reload hands it a new one). Returns NULL with a message naming the rule
  * (a bad configuration) or "out of memory". */

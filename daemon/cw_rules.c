@@ -630,8 +630,9 @@ void cw_rules_clocks(const cw_rules *rs, cw_clock_rules *o) {
 }
 
 /* "case:<unit>:<escaped case>", on every light's path: appended, not formatted. */
+#define CASE_ESC (3 * 128 + 1) /* a case id escaped: 3 bytes for each of 128 at most (CW_CASE_MAX) */
 static void case_scope(const char *unit, const char *case_id, char *out, size_t len) {
-    char esc[3 * 128 + 1];
+    char esc[CASE_ESC];
     if (cw_key_escape(case_id, strlen(case_id), esc, sizeof(esc)) < 0) esc[0] = '\0';
     text t;
     text_init(&t, out, len);
@@ -648,18 +649,66 @@ static void who_words(const cw_rules *rs, const cw_light *l, char *out, size_t l
     if (l->dept[0] || l->pros[0]) put_s(&t, " 承办的");
 }
 
-void cw_rules_light(cw_rules *rs, const cw_light *l, cw_alert_fn fn, void *data) {
-    int clock = l->clock, light = l->light;
-    const rule *r = (unsigned)clock < CW_NCLOCKS ? rs->clock_rule[clock] : NULL;
-    if (!r || light == CW_LIGHT_NONE) return;
-    static const char *const light_names[] = {"", "yellow", "orange", "red"};
-    char scope[500], id[700], date[11], nb[64], who[300], msg[1000];
+static const char *const light_names[] = {"", "yellow", "orange", "red"};
+
+/* The rule that words l, or NULL (no rule for its clock, or no light). */
+static const rule *light_rule(const cw_rules *rs, const cw_light *l) {
+    const rule *r = (unsigned)l->clock < CW_NCLOCKS ? rs->clock_rule[l->clock] : NULL;
+    return l->light == CW_LIGHT_NONE ? NULL : r;
+}
+
+/* "<rule>/<scope>/<date>/<light>" into id[CW_LIGHT_ID_MAX] (cut as the
+ * text buffer cuts); scope[500] and date[11] are filled on the way. */
+static size_t light_id(const rule *r, const cw_light *l, char *scope, char *date, char *id) {
     text t;
-    case_scope(l->unit, l->case_id, scope, sizeof(scope));
+    case_scope(l->unit, l->case_id, scope, 500);
     cw_period_day_date(l->due_day - 1, date); /* the last day of the period */
-    text_init(&t, id, sizeof(id));
+    text_init(&t, id, CW_LIGHT_ID_MAX);
     put_s(&t, r->name), put_s(&t, "/"), put_s(&t, scope), put_s(&t, "/"), put_s(&t, date), put_s(&t, "/");
-    put_s(&t, light_names[light & 3]);
+    put_s(&t, light_names[l->light & 3]);
+    return t.len;
+}
+
+int cw_rules_light_count(cw_rules *rs, const cw_light *l) {
+    if (!light_rule(rs, l)) return 0;
+    if (l->firing) rs->lights_on++;
+    else if (rs->lights_on) rs->lights_on--;
+    return 1;
+}
+
+/* Once for every light a replay held (cw_sink): when nothing can be cut
+ * (the case's escape, the scope's 500 bytes, the id's 700), the id is
+ * put together in place, without the scope or the date apart. */
+size_t cw_rules_light_id(const cw_rules *rs, const cw_light *l, char *id) {
+    const rule *r = light_rule(rs, l);
+    if (!r) return id[0] = '\0', 0;
+    size_t nl = strlen(r->name), ul = strlen(l->unit), cl = strlen(l->case_id);
+    if (3 * cl + 1 <= CASE_ESC && 6 + ul + 3 * cl < 500 && nl + ul + 3 * cl + 25 < CW_LIGHT_ID_MAX) {
+        char *p = id;
+        memcpy(p, r->name, nl), p += nl;
+        memcpy(p, "/case:", 6), p += 6;
+        memcpy(p, l->unit, ul), p += ul;
+        *p++ = ':';
+        p += cw_key_escape(l->case_id, cl, p, 3 * cl + 1); /* fits: 3 bytes a byte at most */
+        *p++ = '/';
+        cw_period_day_date(l->due_day - 1, p), p += 10; /* the last day of the period */
+        *p++ = '/';
+        const char *ln = light_names[l->light & 3];
+        size_t ll = strlen(ln);
+        memcpy(p, ln, ll + 1);
+        return (size_t)(p + ll - id);
+    }
+    char scope[500], date[11];
+    return light_id(r, l, scope, date, id);
+}
+
+void cw_rules_light_words(const cw_rules *rs, const cw_light *l, cw_alert_fn fn, void *data) {
+    int clock = l->clock, light = l->light;
+    const rule *r = light_rule(rs, l);
+    if (!r) return;
+    char scope[500], id[CW_LIGHT_ID_MAX], date[11], nb[64], who[300], msg[1000];
+    text t;
+    light_id(r, l, scope, date, id);
     /* a stale rule's only light is its own (挂案预警), not 超期预警 */
     int overdue = light == CW_LIGHT_RED && r->kind != K_STALE;
     const char *level = overdue ? r->overdue_level : light == CW_LIGHT_ORANGE ? "orange" : r->level;
@@ -695,9 +744,11 @@ void cw_rules_light(cw_rules *rs, const cw_light *l, cw_alert_fn fn, void *data)
                   .deadline_ms = cw_period_day_start(l->due_day, off),
                   .event_ts = l->ts,
                   .message = msg};
-    if (l->firing) rs->lights_on++;
-    else if (rs->lights_on) rs->lights_on--;
     fn(&a, data);
+}
+
+void cw_rules_light(cw_rules *rs, const cw_light *l, cw_alert_fn fn, void *data) {
+    if (cw_rules_light_count(rs, l)) cw_rules_light_words(rs, l, fn, data);
 }
 
 void cw_rules_check(cw_rules *rs, int check, const char *unit, const char *case_id, const char *event_type,

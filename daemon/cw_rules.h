@@ -103,10 +103,34 @@ int cw_rules_system_firing(const cw_rules *r, const char *name, const char *what
 
 void cw_rules_clocks(const cw_rules *r, cw_clock_rules *out);
 
-/* A light of a case's clock changed (cw_clock.h): worded with who must
- * act (dept, prosecutor by their [prosecutors] name) and the true days
- * left. */
+/* A light of a case's clock changed (cw_clock.h): counted among the
+ * lights firing, and worded with who must act (dept, prosecutor by their
+ * [prosecutors] name) and the true days left. */
 void cw_rules_light(cw_rules *r, const cw_light *l, cw_alert_fn fn, void *data);
+
+/* cw_rules_light in parts, for a --replay that holds lights raw and words
+ * only the ones its net change announces (PROTOCOL.md §3b,
+ * cw_sink_hold_light):
+ *   count  counts l among the lights firing, as cw_rules_light does;
+ *          returns 1 when a rule words l, 0 when none does (no rule for
+ *          its clock, or CW_LIGHT_NONE: nothing counted, nothing to word)
+ *   id     the alert id cw_rules_light would give l, into
+ *          id[CW_LIGHT_ID_MAX] (cut there, as it would be); its length
+ *          ("" and 0 when no rule words l)
+ *   words  the alert cw_rules_light would report for l, byte for byte,
+ *          to fn, without counting it
+ * l's strings live for the call. Loop thread (the engine's). */
+#define CW_LIGHT_ID_MAX 700
+int cw_rules_light_count(cw_rules *r, const cw_light *l);
+size_t cw_rules_light_id(const cw_rules *r, const cw_light *l, char *id);
+void cw_rules_light_words(const cw_rules *r, const cw_light *l, cw_alert_fn fn, void *data);
+
+/* Offered each light's change before it is worded (cw_engine_hold_lights):
+ * returns 1 when it took l raw (then it words l itself, later, with the
+ * parts above and `rules`), 0 to have it worded and reported now. Called
+ * with l NULL when `rules` are about to be freed (a reload): what it
+ * holds must be worded then. */
+typedef int (*cw_light_hold_fn)(const cw_light *l, const cw_rules *rules, void *data);
 
 /* Data checks of INDICATORS.md §5 (CW_CHECK_*). */
 void cw_rules_check(cw_rules *r, int check, const char *unit, const char *case_id, const char *event_type,

@@ -36,20 +36,79 @@ typedef struct batch {
     size_t n;
 } batch;
 
-/* A replay's last word on one alert id (PROTOCOL.md §3b): the alert as
- * the engine last raised it, copied flat (its strings in str[], at
- * offsets; NO_STR for NULL). Its JSON is written only if the replay ends
- * with it as a net change. */
+/* The head of every record a replay holds (PROTOCOL.md §3b): when its id
+ * was first held (the net change goes out in that order's hash-map
+ * order, see held_order) and which transition was its last word. */
+typedef struct held_rec {
+    uint64_t seq;  /* ids first held before this one */
+    uint64_t last; /* replay_judged when it was last held */
+    int raw;       /* a held_light (its id not yet worded), else a held */
+    int firing;
+} held_rec;
+
+/* A replay's last word on one alert id: the alert as the engine last
+ * raised it, copied flat (its strings in str[], at offsets; NO_STR for
+ * NULL). Its JSON is written only if the replay ends with it as a net
+ * change. */
 #define HELD_STRS 11 /* id level label rule scope unit indicator period dept pros message */
 #define NO_STR UINT32_MAX
 typedef struct held {
+    held_rec r;
     size_t cap; /* bytes of str[] */
-    int firing, has_value, rank, peers;
+    int has_value, rank, peers;
     double value, threshold;
     int64_t deadline_ms, event_ts;
     uint32_t off[HELD_STRS];
     char str[];
 } held;
+
+/* A deadline light held raw (cw_sink_hold_light): the facts of its
+ * cw_light, under a key of what makes its alert id (clock, light, due
+ * day, unit, case: one id for a given set of rules), worded by the rules
+ * only if the replay ends with it as a net change. */
+typedef struct held_light {
+    held_rec r;
+    size_t cap;      /* bytes of str[] */
+    size_t key_len;  /* str[0, key_len) */
+    int days_left;
+    int64_t ts;
+    uint32_t dept, pros; /* offsets in str[] */
+    char str[];      /* the key (LIGHT_KEY_HEAD bytes, unit, NUL, case id), NUL, dept, NUL, pros, NUL */
+} held_light;
+#define LIGHT_KEY_HEAD 10 /* clock, light, due day (8 bytes) */
+
+/* Bump allocation for what lives until the end of a replay (raw lights,
+ * the ids worded at the end): freed all at once, never one by one. */
+typedef struct chunk {
+    struct chunk *next;
+    size_t used, cap;
+    max_align_t data[];
+} chunk;
+#define CHUNK_BYTES (256 * 1024)
+
+static void *arena_alloc(chunk **arena, size_t n) {
+    n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+    chunk *c = *arena;
+    if (!c || c->cap - c->used < n) {
+        size_t cap = n > CHUNK_BYTES ? n : CHUNK_BYTES;
+        if (!(c = malloc(sizeof(*c) + cap))) return NULL;
+        c->next = *arena;
+        c->used = 0;
+        c->cap = cap;
+        *arena = c;
+    }
+    void *p = (char *)c->data + c->used;
+    c->used += n;
+    return p;
+}
+
+static void arena_free(chunk **arena) {
+    while (*arena) {
+        chunk *n = (*arena)->next;
+        free(*arena);
+        *arena = n;
+    }
+}
 
 #define BATCH_ALERTS 256           /* alerts per transaction at most */
 #define BATCH_BYTES (256 * 1024)   /* and JSON bytes */
@@ -75,6 +134,13 @@ struct cw_sink {
     int before_fetch;   /* 1: the firing hash is to be read (HGETALL), 2: being read */
     cw_map *before;     /* id -> queued (owned, firing): the state before the replay */
     cw_map *held;       /* id -> held (owned): the replay's last word on each id */
+    cw_map *lights;     /* light key -> held_light (in light_arena): the same, for deadline lights held raw */
+    chunk *light_arena;
+    const cw_rules *light_rules; /* what words the raw lights (the engine's, until a reload says otherwise) */
+    int lights_worded;  /* a reload worded the raw lights: the rest of the replay's lights come worded */
+    int lights_mixed;   /* and so some lights may be held both raw and worded (or one fell back to worded) */
+    uint64_t held_seq;  /* ids first held (held_rec.seq) */
+    size_t held_cap;    /* the slots a map of ids put as `held` is put would have (see held_grow) */
     uint64_t replay_judged; /* transitions held */
     int64_t replay_end_at;  /* the wall clock cw_sink_replay_end was given */
     int64_t replay_last_at; /* and cw_sink_put, last */
@@ -162,6 +228,8 @@ void cw_sink_free(cw_sink *s) {
     cw_map_free(s->seen);
     free_map_values(s->before);
     free_map_values(s->held);
+    cw_map_free(s->lights);
+    arena_free(&s->light_arena);
     cw_json_destroy(&s->json);
     cw_resp_destroy(&s->cmd);
     free(s);
@@ -294,32 +362,25 @@ static void held_alert(const held *h, cw_alert *a) {
     a->id = held_str(h, 0), a->level = held_str(h, 1), a->label = held_str(h, 2), a->rule = held_str(h, 3);
     a->scope = held_str(h, 4), a->unit = held_str(h, 5), a->indicator = held_str(h, 6), a->period = held_str(h, 7);
     a->dept = held_str(h, 8), a->pros = held_str(h, 9), a->message = held_str(h, 10);
-    a->firing = h->firing, a->has_value = h->has_value, a->value = h->value, a->threshold = h->threshold;
+    a->firing = h->r.firing, a->has_value = h->has_value, a->value = h->value, a->threshold = h->threshold;
     a->deadline_ms = h->deadline_ms, a->rank = h->rank, a->peers = h->peers, a->event_ts = h->event_ts;
 }
 
-/* A transition judged during a replay: it becomes the id's last word (the
- * record is reused when the new one fits). Nothing is written or logged
- * one by one. Returns 0 or -1 (memory). */
-static int hold(cw_sink *s, const cw_alert *a, int64_t emitted_at) {
-    const char *v[HELD_STRS];
-    size_t len[HELD_STRS], need = 0;
-    alert_strs(a, v);
-    for (int i = 0; i < HELD_STRS; i++) need += v[i] ? (len[i] = strlen(v[i])) + 1 : 0;
-    size_t idl = len[0];
-    held *h = cw_map_get(s->held, a->id, idl);
-    if (!h || h->cap < need) {
-        size_t cap = need < 256 ? 256 : need + need / 4;
-        held *n = realloc(h, sizeof(*h) + cap);
-        if (!n) return -1;
-        if (cw_map_put(s->held, a->id, idl, n) < 0) {
-            if (!h) free(n);
-            else cw_map_del(s->held, a->id, idl), free(n);
-            return -1;
-        }
-        h = n;
-        h->cap = cap;
-    }
+/* The ids held are not kept in one map (lights are held under keys of
+ * their own), yet the net change goes out in the order of the map of ids
+ * that every hold would have put them in, as it always has (held_order
+ * makes that map again at the end): cw_map's iteration order, which
+ * follows where keys landed, put in this order, and its capacity, which
+ * doubles whenever a put finds it 3/4 full (cw_map.c put and cap_for:
+ * the put of a new id, and the put again of a record that grew). `ids`
+ * were held before this put. */
+#define MAP_MIN_CAP 16 /* cw_map_new's */
+static void held_grow(cw_sink *s, uint64_t ids) {
+    if ((ids + 1) * 4 > s->held_cap * 3) s->held_cap *= 2;
+}
+
+/* a's strings and facts into h (which has room). */
+static void held_fill(held *h, const cw_alert *a, const char *const v[HELD_STRS], const size_t len[HELD_STRS]) {
     size_t at = 0;
     for (int i = 0; i < HELD_STRS; i++) {
         if (!v[i]) {
@@ -330,11 +391,154 @@ static int hold(cw_sink *s, const cw_alert *a, int64_t emitted_at) {
         memcpy(h->str + at, v[i], len[i] + 1);
         at += len[i] + 1;
     }
-    h->firing = a->firing, h->has_value = a->has_value, h->value = a->value, h->threshold = a->threshold;
+    h->r.firing = a->firing, h->has_value = a->has_value, h->value = a->value, h->threshold = a->threshold;
     h->deadline_ms = a->deadline_ms, h->rank = a->rank, h->peers = a->peers, h->event_ts = a->event_ts;
+}
+
+/* Makes a the last word of its id in s->held as of transition `last`
+ * (the record is reused when the new one fits). A new id is given `seq`
+ * (UINT64_MAX: the next one, counted as held). Returns its record, or
+ * NULL (memory). */
+static held *held_put(cw_sink *s, const cw_alert *a, uint64_t seq, uint64_t last) {
+    const char *v[HELD_STRS];
+    size_t len[HELD_STRS], need = 0;
+    alert_strs(a, v);
+    for (int i = 0; i < HELD_STRS; i++) need += v[i] ? (len[i] = strlen(v[i])) + 1 : 0;
+    size_t idl = len[0];
+    held *h = cw_map_get(s->held, a->id, idl);
+    if (!h || h->cap < need) {
+        size_t cap = need < 256 ? 256 : need + need / 4;
+        held *n = realloc(h, sizeof(*h) + cap);
+        if (!n) return NULL;
+        if (cw_map_put(s->held, a->id, idl, n) < 0) {
+            if (!h) free(n);
+            else cw_map_del(s->held, a->id, idl), free(n);
+            return NULL;
+        }
+        if (seq == UINT64_MAX) held_grow(s, s->held_seq); /* a put, new id or not */
+        if (!h) {
+            n->r.raw = 0;
+            n->r.seq = seq == UINT64_MAX ? s->held_seq++ : seq;
+        }
+        h = n;
+        h->cap = cap;
+    }
+    held_fill(h, a, v, len);
+    h->r.last = last;
+    return h;
+}
+
+/* A transition judged during a replay: it becomes the id's last word.
+ * Nothing is written or logged one by one. Returns 0 or -1 (memory). */
+static int hold(cw_sink *s, const cw_alert *a, int64_t emitted_at) {
+    if (!held_put(s, a, UINT64_MAX, s->replay_judged)) return -1;
     s->replay_last_at = emitted_at;
     s->replay_judged++;
     return 0;
+}
+
+/* The light a raw record holds (its strings are the record's). */
+static void light_of(const held_light *h, cw_light *l) {
+    memset(l, 0, sizeof(*l));
+    l->clock = (unsigned char)h->str[0];
+    l->light = (unsigned char)h->str[1];
+    memcpy(&l->due_day, h->str + 2, sizeof(l->due_day));
+    l->unit = h->str + LIGHT_KEY_HEAD;
+    l->case_id = l->unit + strlen(l->unit) + 1; /* the key ends in a NUL */
+    l->firing = h->r.firing;
+    l->days_left = h->days_left;
+    l->ts = h->ts;
+    l->dept = h->str + h->dept;
+    l->pros = h->str + h->pros;
+}
+
+/* A raw light worded (cw_rules_light_words) into s->held, keeping its
+ * place and its last word. */
+static void light_worded(const cw_alert *a, void *data) {
+    void **ctx = data;
+    cw_sink *s = ctx[0];
+    const held_light *hl = ctx[1];
+    held *h = cw_map_get(s->held, a->id, strlen(a->id));
+    if (h && h->r.last > hl->r.last) { /* the same id held worded after it (never with the shipped rules) */
+        if (hl->r.seq < h->r.seq) h->r.seq = hl->r.seq;
+        return;
+    }
+    uint64_t seq = h && h->r.seq < hl->r.seq ? h->r.seq : hl->r.seq;
+    h = held_put(s, a, seq, hl->r.last);
+    if (h) h->r.seq = seq;
+    else CW_LOG(CW_LOG_ERR, "alert", "out of memory holding alert %s", a->id);
+}
+
+/* A reload is about to free the rules that word the raw lights: each
+ * is worded now, by the rules of its time, and held as worded alerts
+ * are; the rest of the replay's lights come worded (cw_sink_hold_light
+ * declines them), so that an id is held once. */
+static void word_held_lights(cw_sink *s) {
+    size_t pos = 0, kl;
+    const char *k;
+    void *v;
+    while (cw_map_next(s->lights, &pos, &k, &kl, &v)) {
+        cw_light l;
+        light_of(v, &l);
+        void *ctx[2] = {s, v};
+        cw_rules_light_words(s->light_rules, &l, light_worded, ctx);
+    }
+    cw_map_free(s->lights);
+    arena_free(&s->light_arena);
+    s->lights = cw_map_new(); /* empty from now on; NULL (memory) is never looked at again */
+    s->lights_worded = s->lights_mixed = 1;
+    s->light_rules = NULL;
+}
+
+int cw_sink_hold_light(cw_sink *s, const cw_light *l, const cw_rules *rules, int64_t emitted_at) {
+    if (!s->replay || s->lights_worded) return 0;
+    if (!l) {
+        if (s->light_rules) word_held_lights(s);
+        return 0;
+    }
+    char key[LIGHT_KEY_HEAD + 16 + 1 + 512];
+    size_t ul = strlen(l->unit), cl = strlen(l->case_id), dl = strlen(l->dept), pl = strlen(l->pros);
+    if (LIGHT_KEY_HEAD + ul + 1 + cl > sizeof(key) || (unsigned)l->clock > 255 || (unsigned)l->light > 255)
+        return s->lights_mixed = 1, 0; /* not from the case table: worded now */
+    key[0] = (char)l->clock;
+    key[1] = (char)l->light;
+    memcpy(key + 2, &l->due_day, sizeof(l->due_day));
+    memcpy(key + LIGHT_KEY_HEAD, l->unit, ul);
+    key[LIGHT_KEY_HEAD + ul] = '\0';
+    memcpy(key + LIGHT_KEY_HEAD + ul + 1, l->case_id, cl);
+    size_t kl = LIGHT_KEY_HEAD + ul + 1 + cl, need = kl + 1 + dl + 1 + pl + 1;
+    held_light *h = cw_map_get(s->lights, key, kl);
+    if (!h || h->cap < need) { /* a grown record leaves the old one in the arena (rare) */
+        size_t cap = need + 16; /* room for a longer dept or prosecutor later */
+        held_light *n = arena_alloc(&s->light_arena, sizeof(*n) + cap);
+        if (!n) return s->lights_mixed = 1, 0;
+        if (h) *n = *h;
+        memcpy(n->str, key, kl);
+        n->str[kl] = '\0';
+        n->key_len = kl;
+        n->cap = cap;
+        if (h) cw_map_del(s->lights, key, kl); /* its key was the old record's */
+        if (cw_map_put_borrowed(s->lights, n->str, kl, n) < 0)
+            return s->lights_mixed = 1, 0; /* h's facts are lost: out of memory */
+        if (!h) {
+            n->r.raw = 1;
+            held_grow(s, s->held_seq);
+            n->r.seq = s->held_seq++;
+        }
+        h = n;
+    }
+    h->r.firing = l->firing;
+    h->r.last = s->replay_judged;
+    h->days_left = l->days_left;
+    h->ts = l->ts;
+    h->dept = (uint32_t)(kl + 1);
+    memcpy(h->str + h->dept, l->dept, dl + 1);
+    h->pros = (uint32_t)(h->dept + dl + 1);
+    memcpy(h->str + h->pros, l->pros, pl + 1);
+    s->light_rules = rules;
+    s->replay_last_at = emitted_at;
+    s->replay_judged++;
+    return 1;
 }
 
 /* Keeps a copy of q (firing or not) as the state before the replay. */
@@ -354,10 +558,15 @@ int cw_sink_replay_begin(cw_sink *s, int rebuild) {
     if (s->replay) return 0;
     s->before = cw_map_new();
     s->held = cw_map_new();
-    if (!s->before || !s->held) goto nomem;
+    s->lights = cw_map_new();
+    if (!s->before || !s->held || !s->lights) goto nomem;
     s->replay = 1;
     s->replay_rebuild = rebuild;
     s->replay_judged = 0;
+    s->held_seq = 0;
+    s->held_cap = MAP_MIN_CAP;
+    s->lights_worded = s->lights_mixed = 0;
+    s->light_rules = NULL;
     if (rebuild) { /* what the deployment holds, read before anything rewrites it */
         s->before_fetch = 1;
         return 0;
@@ -375,7 +584,9 @@ int cw_sink_replay_begin(cw_sink *s, int rebuild) {
 nomem:
     free_map_values(s->before);
     free_map_values(s->held);
-    s->before = s->held = NULL;
+    cw_map_free(s->lights);
+    arena_free(&s->light_arena);
+    s->before = s->held = s->lights = NULL;
     s->replay = 0;
     CW_LOG(CW_LOG_ERR, "alert", "out of memory starting the replay: its alerts are published one by one");
     return -1;
@@ -447,36 +658,130 @@ done:
     return q;
 }
 
+/* The map of every id held so far, as the holds would have put them in
+ * one map (see held_grow): each id put in the order it was first held,
+ * a raw light's id worded (only the id) on the way; an id held twice
+ * (a light worded on a reload, then held again) takes its first place
+ * and its last word. Values: held_rec ** (into *recs); keys in *keys:
+ * both the caller's to free with the map. NULL when out of memory. */
+static cw_map *held_order(cw_sink *s, held_rec ***recs, chunk **keys) {
+    size_t n = (size_t)s->held_seq, pos = 0, kl;
+    const char *k;
+    void *v;
+    cw_map *ids = cw_map_new();
+    held_rec **r = calloc(n ? n : 1, sizeof(*r));
+    if (!ids || !r) goto nomem;
+    while (cw_map_next(s->held, &pos, &k, &kl, &v)) r[((held_rec *)v)->seq] = v;
+    pos = 0;
+    while (s->lights && cw_map_next(s->lights, &pos, &k, &kl, &v)) r[((held_rec *)v)->seq] = v;
+    size_t put = 0, cap = MAP_MIN_CAP;
+    for (size_t i = 0; i < n; i++) {
+        if (!r[i]) continue;
+        char buf[CW_LIGHT_ID_MAX];
+        const char *id = buf;
+        size_t idl;
+        if (r[i]->raw) {
+            cw_light l;
+            light_of((const held_light *)r[i], &l);
+            idl = cw_rules_light_id(s->light_rules, &l, buf);
+        } else {
+            id = held_str((const held *)r[i], 0);
+            idl = strlen(id);
+        }
+        /* Ids of distinct records differ (a light's key makes its id, no
+         * rule words another's), unless lights were held both ways or an
+         * id was cut: only then may one be here already. */
+        held_rec **first = s->lights_mixed || idl >= CW_LIGHT_ID_MAX - 1 ? cw_map_get(ids, id, idl) : NULL;
+        if (first) { /* merged: the first place, the last word */
+            if (r[i]->last > (*first)->last) *first = r[i];
+            r[i] = NULL;
+            continue;
+        }
+        if ((put + 1) * 4 > cap * 3) cap *= 2;
+        char *key = arena_alloc(keys, idl + 1);
+        if (!key) goto nomem;
+        memcpy(key, id, idl + 1);
+        if (cw_map_put_borrowed(ids, key, idl, &r[i]) < 0) goto nomem;
+        put++;
+    }
+    /* a record that grew once the last new id was in made the map grow */
+    if (s->held_cap > cap && cw_map_reserve(ids, s->held_cap / 2 / 4 * 3 + 1) < 0) goto nomem;
+    *recs = r;
+    return ids;
+nomem:
+    cw_map_free(ids);
+    free(r);
+    return NULL;
+}
+
+/* A net change worded (a raw light, by the rules) into a new record. */
+typedef struct net_light {
+    cw_sink *s;
+    int64_t now;
+    const char *id;
+    size_t id_len;
+    queued *q;
+} net_light;
+
+static void net_light_worded(const cw_alert *a, void *data) {
+    net_light *n = data;
+    size_t len;
+    const char *json = alert_json(&n->s->json, n->s->cfg, a, n->now, 1, &len);
+    n->q = json ? queued_new(json, len, a->unit, n->id, n->id_len, a->firing) : NULL;
+}
+
 /* Calls fn with every net change of the replay so far (PROTOCOL.md §3b),
- * as a new record (the callee's), emitted at `now`. Returns the count, or
- * -1 (memory). */
+ * as a new record (the callee's), emitted at `now`, in the order of the
+ * map of ids held (held_order). Returns the count, or -1 (memory). */
 static long net_changes(cw_sink *s, int64_t now, void (*fn)(cw_sink *s, queued *q, void *data), void *data) {
     long n = 0;
     size_t pos = 0, kl;
     const char *k;
     void *v;
-    while (cw_map_next(s->held, &pos, &k, &kl, &v)) {
-        const held *h = v;
-        if (h->firing == (cw_map_get(s->before, k, kl) != NULL)) continue;
-        cw_alert a;
-        held_alert(h, &a);
-        size_t len;
-        const char *json = alert_json(&s->json, s->cfg, &a, now, 1, &len);
-        queued *q = json ? queued_new(json, len, a.unit, k, kl, h->firing) : NULL;
-        if (!q) return -1;
+    held_rec **recs = NULL;
+    chunk *keys = NULL;
+    cw_map *ids = held_order(s, &recs, &keys);
+    if (!ids) return arena_free(&keys), -1;
+    while (cw_map_next(ids, &pos, &k, &kl, &v)) {
+        const held_rec *r = *(held_rec **)v;
+        if (r->firing == (cw_map_size(s->before) && cw_map_get(s->before, k, kl))) continue;
+        queued *q = NULL;
+        if (r->raw) {
+            cw_light l;
+            light_of((const held_light *)r, &l);
+            net_light nl = {s, now, k, kl, NULL};
+            cw_rules_light_words(s->light_rules, &l, net_light_worded, &nl);
+            q = nl.q;
+        } else {
+            cw_alert a;
+            held_alert((const held *)r, &a);
+            size_t len;
+            const char *json = alert_json(&s->json, s->cfg, &a, now, 1, &len);
+            q = json ? queued_new(json, len, a.unit, k, kl, r->firing) : NULL;
+        }
+        if (!q) goto nomem;
         fn(s, q, data);
         n++;
     }
-    if (!s->replay_rebuild) return n; /* the engine started with the ids it did not change */
-    pos = 0;
-    while (cw_map_next(s->before, &pos, &k, &kl, &v)) {
-        if (cw_map_get(s->held, k, kl)) continue;
-        queued *q = resolved_of(v, now);
-        if (!q) return -1;
-        fn(s, q, data);
-        n++;
+    if (s->replay_rebuild) { /* else the engine started with the ids it did not change */
+        pos = 0;
+        while (cw_map_next(s->before, &pos, &k, &kl, &v)) {
+            if (cw_map_get(ids, k, kl)) continue;
+            queued *q = resolved_of(v, now);
+            if (!q) goto nomem;
+            fn(s, q, data);
+            n++;
+        }
     }
+    cw_map_free(ids);
+    free(recs);
+    arena_free(&keys);
     return n;
+nomem:
+    cw_map_free(ids);
+    free(recs);
+    arena_free(&keys);
+    return -1;
 }
 
 static void enqueue_change(cw_sink *s, queued *q, void *data) {
@@ -492,7 +797,10 @@ static void replay_finish(cw_sink *s, int64_t now) {
     if (n < 0) CW_LOG(CW_LOG_ERR, "alert", "out of memory queueing the replay's net change: part of it is lost");
     free_map_values(s->before);
     free_map_values(s->held);
-    s->before = s->held = NULL;
+    cw_map_free(s->lights);
+    arena_free(&s->light_arena);
+    s->before = s->held = s->lights = NULL;
+    s->light_rules = NULL;
     s->replay = 0;
     s->rewrite = 1;
     CW_LOG(CW_LOG_NOTICE, "alert", "replay ended: %zu alert state changes judged, %ld net changes published", judged,

@@ -69,6 +69,16 @@ size_t cw_sink_firing(const cw_sink *s);
  * end returns 1 when the net change waits for the firing hash to be read
  * (it is queued by a later cw_sink_send), else 0. */
 int cw_sink_replay_begin(cw_sink *s, int rebuild);
+/* A deadline light's change during a replay, offered before it is worded
+ * (a cw_light_hold_fn, cw_engine_hold_lights): held raw, its facts copied
+ * under a key of what makes its id, and worded by `rules` (which must
+ * live until the replay ends, or until a call with l NULL) only if the
+ * replay ends with it as a net change; the net change is what it would
+ * be had every light been worded and put (its order included). Returns 1
+ * when held, 0 when the caller is to word it and cw_sink_put it (no
+ * replay, a reload worded the lights held so far, or memory). With l NULL
+ * (a reload is about to free `rules`): the lights held are worded now. */
+int cw_sink_hold_light(cw_sink *s, const cw_light *l, const cw_rules *rules, int64_t emitted_at);
 int cw_sink_replay_end(cw_sink *s, int64_t now);
 /* 0 none, 1 running, 2 ended, the net change not yet queued. */
 int cw_sink_replaying(const cw_sink *s);

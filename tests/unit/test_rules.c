@@ -320,6 +320,56 @@ static void a_stale_case_rule_keeps_its_own_level_and_label(void **state) {
     cw_config_free(cfg);
 }
 
+/* What a replay holds raw is worded later by the parts of cw_rules_light:
+ * together they count and word a light as it does, and the id alone is
+ * the alert's id. */
+static void a_light_worded_in_parts_is_what_cw_rules_light_reports(void **state) {
+    (void)state;
+    cw_config *cfg = cw_test_config(CLOCKS);
+    char err[256];
+    cw_rules *whole = cw_rules_new(cfg, err, sizeof(err)), *parts = cw_rules_new(cfg, err, sizeof(err));
+    assert_non_null(whole);
+    assert_non_null(parts);
+    int64_t due = cw_period_day(cw_period_local_midnight(2020, 8, 4, OFF), OFF);
+    const cw_light lights[] = {
+        {CW_CLOCK_ARREST_REVIEW, CW_LIGHT_YELLOW, 1, "410923", "c:1 %", "第一检察部", "P017", due, 3, 5},
+        {CW_CLOCK_ARREST_REVIEW, CW_LIGHT_YELLOW, 0, "410923", "c:1 %", "第一检察部", "P017", due, 1, 6},
+        {CW_CLOCK_ARREST_REVIEW, CW_LIGHT_ORANGE, 1, "410923", "c:1 %", "", "P018", due, 1, 6},
+        {CW_CLOCK_ARREST_REVIEW, CW_LIGHT_RED, 1, "410923", "c2", "", "", due, -4, 7},
+        {CW_CLOCK_STALE, CW_LIGHT_RED, 1, "410900", "c3", "", "", due, 0, 8},
+        {CW_CLOCK_STALE, CW_LIGHT_RED, 0, "410900", "c3", "", "", due, 0, 9},
+    };
+    for (size_t i = 0; i < sizeof(lights) / sizeof(lights[0]); i++) {
+        seen a = {0}, b = {0};
+        cw_rules_light(whole, &lights[i], on_alert, &a);
+        assert_int_equal(cw_rules_light_count(parts, &lights[i]), 1);
+        cw_rules_light_words(parts, &lights[i], on_alert, &b);
+        assert_int_equal(a.n, 1);
+        assert_int_equal(b.n, 1);
+        assert_string_equal(a.log[0], b.log[0]);
+        assert_string_equal(a.message, b.message);
+        assert_string_equal(a.level, b.level);
+        assert_string_equal(a.label, b.label);
+        assert_string_equal(a.dept, b.dept);
+        assert_string_equal(a.pros, b.pros);
+        char id[CW_LIGHT_ID_MAX];
+        size_t len = cw_rules_light_id(parts, &lights[i], id);
+        assert_int_equal(len, strlen(id));
+        assert_string_equal(id, a.log[0] + 1);
+        assert_int_equal(cw_rules_firing(parts), cw_rules_firing(whole));
+    }
+    assert_int_equal(cw_rules_firing(parts), 2); /* the orange and the red of arrest_review */
+    /* a clock no rule words: nothing counted, no id */
+    cw_light none = {CW_CLOCK_LETTER_PROCEDURAL, CW_LIGHT_YELLOW, 1, "410923", "c4", "", "", due, 2, 9};
+    char id[CW_LIGHT_ID_MAX];
+    assert_int_equal(cw_rules_light_count(parts, &none), 0);
+    assert_int_equal(cw_rules_light_id(parts, &none, id), 0);
+    assert_int_equal(cw_rules_firing(parts), 2);
+    cw_rules_free(whole);
+    cw_rules_free(parts);
+    cw_config_free(cfg);
+}
+
 /* 1.1515 against 1.15 must not read "1:1.15，高于 1:1.15". */
 static void a_message_shows_the_digits_that_make_its_comparison_true(void **state) {
     (void)state;
@@ -348,6 +398,7 @@ int main(void) {
         cmocka_unit_test(a_rule_naming_an_unknown_indicator_is_refused_with_where_it_was_set),
         cmocka_unit_test(a_deadline_alert_names_the_department_and_prosecutor_who_must_act),
         cmocka_unit_test(a_stale_case_rule_keeps_its_own_level_and_label),
+        cmocka_unit_test(a_light_worded_in_parts_is_what_cw_rules_light_reports),
         cmocka_unit_test(a_message_shows_the_digits_that_make_its_comparison_true),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
