@@ -37,8 +37,8 @@ typedef struct batch {
 } batch;
 
 /* The head of every record a replay holds (PROTOCOL.md §3b): when its id
- * was first held (the net change goes out in that order's hash-map
- * order, see held_order) and which transition was its last word. */
+ * was first held (the net change goes out in that order, see held_order)
+ * and which transition was its last word. */
 typedef struct held_rec {
     uint64_t seq;  /* ids first held before this one */
     uint64_t last; /* replay_judged when it was last held */
@@ -140,7 +140,6 @@ struct cw_sink {
     int lights_worded;  /* a reload worded the raw lights: the rest of the replay's lights come worded */
     int lights_mixed;   /* and so some lights may be held both raw and worded (or one fell back to worded) */
     uint64_t held_seq;  /* ids first held (held_rec.seq) */
-    size_t held_cap;    /* the slots a map of ids put as `held` is put would have (see held_grow) */
     uint64_t replay_judged; /* transitions held */
     int64_t replay_end_at;  /* the wall clock cw_sink_replay_end was given */
     int64_t replay_last_at; /* and cw_sink_put, last */
@@ -366,19 +365,6 @@ static void held_alert(const held *h, cw_alert *a) {
     a->deadline_ms = h->deadline_ms, a->rank = h->rank, a->peers = h->peers, a->event_ts = h->event_ts;
 }
 
-/* The ids held are not kept in one map (lights are held under keys of
- * their own), yet the net change goes out in the order of the map of ids
- * that every hold would have put them in, as it always has (held_order
- * makes that map again at the end): cw_map's iteration order, which
- * follows where keys landed, put in this order, and its capacity, which
- * doubles whenever a put finds it 3/4 full (cw_map.c put and cap_for:
- * the put of a new id, and the put again of a record that grew). `ids`
- * were held before this put. */
-#define MAP_MIN_CAP 16 /* cw_map_new's */
-static void held_grow(cw_sink *s, uint64_t ids) {
-    if ((ids + 1) * 4 > s->held_cap * 3) s->held_cap *= 2;
-}
-
 /* a's strings and facts into h (which has room). */
 static void held_fill(held *h, const cw_alert *a, const char *const v[HELD_STRS], const size_t len[HELD_STRS]) {
     size_t at = 0;
@@ -415,7 +401,6 @@ static held *held_put(cw_sink *s, const cw_alert *a, uint64_t seq, uint64_t last
             else cw_map_del(s->held, a->id, idl), free(n);
             return NULL;
         }
-        if (seq == UINT64_MAX) held_grow(s, s->held_seq); /* a put, new id or not */
         if (!h) {
             n->r.raw = 0;
             n->r.seq = seq == UINT64_MAX ? s->held_seq++ : seq;
@@ -522,7 +507,6 @@ int cw_sink_hold_light(cw_sink *s, const cw_light *l, const cw_rules *rules, int
             return s->lights_mixed = 1, 0; /* h's facts are lost: out of memory */
         if (!h) {
             n->r.raw = 1;
-            held_grow(s, s->held_seq);
             n->r.seq = s->held_seq++;
         }
         h = n;
@@ -564,7 +548,6 @@ int cw_sink_replay_begin(cw_sink *s, int rebuild) {
     s->replay_rebuild = rebuild;
     s->replay_judged = 0;
     s->held_seq = 0;
-    s->held_cap = MAP_MIN_CAP;
     s->lights_worded = s->lights_mixed = 0;
     s->light_rules = NULL;
     if (rebuild) { /* what the deployment holds, read before anything rewrites it */
@@ -658,23 +641,31 @@ done:
     return q;
 }
 
-/* The map of every id held so far, as the holds would have put them in
- * one map (see held_grow): each id put in the order it was first held,
- * a raw light's id worded (only the id) on the way; an id held twice
- * (a light worded on a reload, then held again) takes its first place
- * and its last word. Values: held_rec ** (into *recs); keys in *keys:
- * both the caller's to free with the map. NULL when out of memory. */
-static cw_map *held_order(cw_sink *s, held_rec ***recs, chunk **keys) {
-    size_t n = (size_t)s->held_seq, pos = 0, kl;
+/* One id held, with its record (see held_order). */
+typedef struct held_id {
+    held_rec *r;
+    const char *id; /* in held_order's keys */
+    size_t len;
+} held_id;
+
+/* Every id held so far in the order it was first held (the order the net
+ * change goes out in: history's, oldest first), a raw light's id worded
+ * (only the id) on the way; an id held twice (a light worded on a
+ * reload, then held again) takes its first place and its last word.
+ * Fills *order (the caller's to free) and returns how many it holds, with
+ * *ids (id -> held_id *, the caller's to free with cw_map_free) and the
+ * ids' text in *keys (arena_free); -1 when out of memory. */
+static long held_order(cw_sink *s, held_id **order, cw_map **ids, chunk **keys) {
+    size_t n = (size_t)s->held_seq, pos = 0, kl, m = 0;
     const char *k;
     void *v;
-    cw_map *ids = cw_map_new();
+    *ids = cw_map_new();
     held_rec **r = calloc(n ? n : 1, sizeof(*r));
-    if (!ids || !r) goto nomem;
+    held_id *out = calloc(n ? n : 1, sizeof(*out));
+    if (!*ids || !r || !out) goto nomem;
     while (cw_map_next(s->held, &pos, &k, &kl, &v)) r[((held_rec *)v)->seq] = v;
     pos = 0;
     while (s->lights && cw_map_next(s->lights, &pos, &k, &kl, &v)) r[((held_rec *)v)->seq] = v;
-    size_t put = 0, cap = MAP_MIN_CAP;
     for (size_t i = 0; i < n; i++) {
         if (!r[i]) continue;
         char buf[CW_LIGHT_ID_MAX];
@@ -691,27 +682,27 @@ static cw_map *held_order(cw_sink *s, held_rec ***recs, chunk **keys) {
         /* Ids of distinct records differ (a light's key makes its id, no
          * rule words another's), unless lights were held both ways or an
          * id was cut: only then may one be here already. */
-        held_rec **first = s->lights_mixed || idl >= CW_LIGHT_ID_MAX - 1 ? cw_map_get(ids, id, idl) : NULL;
+        held_id *first = s->lights_mixed || idl >= CW_LIGHT_ID_MAX - 1 ? cw_map_get(*ids, id, idl) : NULL;
         if (first) { /* merged: the first place, the last word */
-            if (r[i]->last > (*first)->last) *first = r[i];
-            r[i] = NULL;
+            if (r[i]->last > first->r->last) first->r = r[i];
             continue;
         }
-        if ((put + 1) * 4 > cap * 3) cap *= 2;
         char *key = arena_alloc(keys, idl + 1);
         if (!key) goto nomem;
         memcpy(key, id, idl + 1);
-        if (cw_map_put_borrowed(ids, key, idl, &r[i]) < 0) goto nomem;
-        put++;
+        out[m] = (held_id){r[i], key, idl};
+        if (cw_map_put_borrowed(*ids, key, idl, &out[m]) < 0) goto nomem;
+        m++;
     }
-    /* a record that grew once the last new id was in made the map grow */
-    if (s->held_cap > cap && cw_map_reserve(ids, s->held_cap / 2 / 4 * 3 + 1) < 0) goto nomem;
-    *recs = r;
-    return ids;
-nomem:
-    cw_map_free(ids);
     free(r);
-    return NULL;
+    *order = out;
+    return (long)m;
+nomem:
+    cw_map_free(*ids);
+    *ids = NULL;
+    free(r);
+    free(out);
+    return -1;
 }
 
 /* A net change worded (a raw light, by the rules) into a new record. */
@@ -731,19 +722,23 @@ static void net_light_worded(const cw_alert *a, void *data) {
 }
 
 /* Calls fn with every net change of the replay so far (PROTOCOL.md §3b),
- * as a new record (the callee's), emitted at `now`, in the order of the
- * map of ids held (held_order). Returns the count, or -1 (memory). */
+ * as a new record (the callee's), emitted at `now`, in the order their
+ * ids were first held (held_order), then (a rebuild) the alerts firing
+ * before that the replay never raised, resolved. Returns the count, or
+ * -1 (memory). */
 static long net_changes(cw_sink *s, int64_t now, void (*fn)(cw_sink *s, queued *q, void *data), void *data) {
     long n = 0;
-    size_t pos = 0, kl;
+    size_t pos, kl;
     const char *k;
     void *v;
-    held_rec **recs = NULL;
+    held_id *order = NULL;
+    cw_map *ids = NULL;
     chunk *keys = NULL;
-    cw_map *ids = held_order(s, &recs, &keys);
-    if (!ids) return arena_free(&keys), -1;
-    while (cw_map_next(ids, &pos, &k, &kl, &v)) {
-        const held_rec *r = *(held_rec **)v;
+    long nids = held_order(s, &order, &ids, &keys);
+    if (nids < 0) return arena_free(&keys), -1;
+    for (long i = 0; i < nids; i++) {
+        const held_rec *r = order[i].r;
+        k = order[i].id, kl = order[i].len;
         if (r->firing == (cw_map_size(s->before) && cw_map_get(s->before, k, kl))) continue;
         queued *q = NULL;
         if (r->raw) {
@@ -774,12 +769,12 @@ static long net_changes(cw_sink *s, int64_t now, void (*fn)(cw_sink *s, queued *
         }
     }
     cw_map_free(ids);
-    free(recs);
+    free(order);
     arena_free(&keys);
     return n;
 nomem:
     cw_map_free(ids);
-    free(recs);
+    free(order);
     arena_free(&keys);
     return -1;
 }
