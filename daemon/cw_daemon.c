@@ -294,9 +294,13 @@ static void on_replay_read(cw_batch *b, const cw_replay_read_result *res, void *
         d->spare_batches = rb;
         return;
     }
-    batch_received(d, rb, res->stream, res->n, res->last);
-    rb->decoded = 1;
-    apply_ready(d);
+    batch_received(d, rb, res->stream, res->n, res->last); /* the next read starts */
+    if (cw_batch_size(rb->b)) {
+        uv_queue_work(&d->loop, &rb->work, decode_work, decode_done); /* meanwhile */
+    } else {
+        rb->decoded = 1;
+        apply_ready(d);
+    }
 }
 
 static void replay_read(daemon_ctx *d) {

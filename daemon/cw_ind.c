@@ -618,6 +618,7 @@ static void mark_rolling(cw_ind *x, scope *sc) {
  * once. */
 static int add_to_scope(cw_ind *x, scope *sc, int64_t ts, const delta *d) {
     if (sc->cur_day != x->codes_day) { /* another day than the last count here: its periods */
+        sc->cur_day = -1; /* until every one is found (out of memory half way: looked for again) */
         for (int p = 0; p < NPERIODS; p++) {
             entry *e = sc->cur[p];
             if (!e || e->code != x->codes[p]) {

@@ -56,8 +56,9 @@ struct cw_replay_read {
  * stream, 2 its key and its entries, 3 an entry, 4 its id and its fields,
  * 5 a name or a value. An entry that is not [id (a string), fields] is
  * skipped, and a non-string name or value reads as "", as cw_batch_fill
- * does with a reply tree. The objects returned are never read by hiredis
- * but must not be NULL (NULL says out of memory). */
+ * does with a reply tree. The objects returned point into rr->level: they
+ * must not be NULL (NULL says out of memory), and a reader holding part
+ * of a reply must be freed with these functions in place (see read_work). */
 
 static int depth_of(const cw_replay_read *rr, const redisReadTask *t) {
     return t->parent ? (int)((const char *)t->parent->obj - rr->level) + 1 : 0;
@@ -201,7 +202,7 @@ static int connect_blocking(cw_replay_read *rr) {
 }
 
 /* The work item: the stream check and the XREAD in one round trip, the
- * reply parsed into the batch, the batch decoded. */
+ * reply parsed into the batch (decoded elsewhere: see the header). */
 static void read_work(uv_work_t *w) {
     cw_replay_read *rr = w->data;
     if (!rr->c && connect_blocking(rr) < 0) return;
@@ -231,11 +232,18 @@ static void read_work(uv_work_t *w) {
     rr->in_entry = rr->entry_added = 0;
     cw_batch_begin(rr->b, cw_wall_ms()); /* the wall clock event times are checked against */
     int got = redisGetReply(rr->c, &reply);
-    int nomem = rr->c->err == REDIS_ERR_OOM;
-    rr->c->reader->fn = rr->tree_fn;
-    if (got != REDIS_OK || cw_batch_end(rr->b) < 0) {
-        rr->res.nomem = nomem || got == REDIS_OK;
+    if (got != REDIS_OK) {
+        /* cut short (a timeout, EOF): the reader holds the part read as
+         * objects of ours (rr->level), which hiredis's own free must never
+         * see: the connection goes with the batch's functions in place */
+        rr->res.nomem = rr->c->err == REDIS_ERR_OOM;
         conn_failed(rr, rr->res.nomem ? "out of memory" : "connection lost");
+        return;
+    }
+    rr->c->reader->fn = rr->tree_fn;
+    if (cw_batch_end(rr->b) < 0) {
+        rr->res.nomem = 1;
+        conn_failed(rr, "out of memory");
         return;
     }
     if (rr->res.refused) { /* why: Redis's error */
@@ -244,7 +252,6 @@ static void read_work(uv_work_t *w) {
         cw_batch_clear(rr->b);
         return;
     }
-    cw_batch_decode(rr->b);
     rr->res.ok = 1;
 }
 

@@ -6,8 +6,10 @@
  * hiredis connection of its own, which sends the stream check and the
  * XREAD in one round trip, parses the XREAD reply with reader callbacks
  * that fill a cw_batch directly (no reply tree, one copy of each string),
- * and decodes the batch (cw_batch_decode), all on the worker thread. The
- * loop thread gets the batch ready to apply in the read's callback.
+ * all on the worker thread. The loop thread gets the batch, filled, in the
+ * read's callback, and has it decoded (cw_batch_decode) on another worker
+ * while the next read goes on: Redis prepares a reply while the one
+ * before is decoded and the one before that applied.
  *
  * Threads and ownership. The cw_replay_read belongs to the loop thread:
  * every function below is called there, and every callback is called
@@ -33,7 +35,7 @@ typedef struct cw_replay_read cw_replay_read;
 
 /* What a read brought. */
 typedef struct cw_replay_read_result {
-    int ok;                  /* 1: the batch is filled and decoded; 0: see why */
+    int ok;                  /* 1: the batch is filled (not decoded); 0: see why */
     int refused;             /* !ok: Redis answered the XREAD with an error (why) */
     int nomem;               /* !ok: out of memory filling the batch */
     int closed;              /* !ok: cw_replay_read_close was called meanwhile */

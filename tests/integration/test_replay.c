@@ -403,6 +403,30 @@ static void pause_redis(redisContext *c) {
     kill(cw_test_redis.pid, SIGCONT);
 }
 
+/* Redis busy (Lua scripts of 600 ms, 100 ms apart, twice) while a replay
+ * reads: a reply of 1,000 entries goes out in several writes, so a script
+ * often stalls one half sent, past redis.timeout_ms=200; the read gives
+ * up on a reply cut short (its part already parsed into the batch) and
+ * reads it again. (Before that was so, hiredis's free met the batch's
+ * objects and the replay aborted.) */
+static void busy_redis(redisContext *unused) {
+    (void)unused;
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    for (int i = 0; i < 2; i++) {
+        redisReply *r = redisCommand(c, "EVAL %s 0",
+                                     "local t0 = redis.call('TIME') "
+                                     "local s = tonumber(t0[1]) * 1000000 + tonumber(t0[2]) "
+                                     "while true do local t = redis.call('TIME') "
+                                     "if tonumber(t[1]) * 1000000 + tonumber(t[2]) - s > 600000 then break end end "
+                                     "return 1");
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+        freeReplyObject(r);
+        cw_test_sleep_ms(100);
+    }
+    redisFree(c);
+}
+
 /* A replay of 100,000 entries, interrupted after a tenth of its XREADs
  * (extra: one more -o), must end as one that ran through: the same line
  * (every entry read once), the same indicator hashes and firing hash; the
@@ -469,6 +493,13 @@ static void a_replay_whose_redis_restarts_midway_resumes_where_it_was(void **sta
 static void a_replay_whose_redis_pauses_past_the_timeout_reads_again_where_it_was(void **state) {
     (void)state;
     replay_interrupted(pause_redis, "redis.timeout_ms=300", "no reply within 300 ms");
+}
+
+/* Redis stalling in the middle of its replies: every read cut short is
+ * read again (the replay neither aborts nor skips an entry). */
+static void a_replay_whose_redis_stalls_in_the_middle_of_a_reply_reads_it_again(void **state) {
+    (void)state;
+    replay_interrupted(busy_redis, "redis.timeout_ms=200", "no reply within 200 ms");
 }
 
 /* SIGTERM while Redis is silent in the middle of a replay: the replay
@@ -539,6 +570,7 @@ int main(void) {
         cmocka_unit_test(a_backfill_from_a_snapshot_announces_what_changed_since_it),
         cmocka_unit_test(a_replay_whose_redis_restarts_midway_resumes_where_it_was),
         cmocka_unit_test(a_replay_whose_redis_pauses_past_the_timeout_reads_again_where_it_was),
+        cmocka_unit_test(a_replay_whose_redis_stalls_in_the_middle_of_a_reply_reads_it_again),
         cmocka_unit_test(a_replay_stopped_while_redis_is_silent_exits_within_its_timeouts),
         cmocka_unit_test(a_replay_stopped_midway_announces_its_net_change_so_far_and_exits_cleanly),
     };
