@@ -311,9 +311,10 @@ static void read_done(uv_work_t *w, int status) {
     rr->b = NULL;
     rr->state = RR_IDLE;
     if (status == UV_ECANCELED) snprintf(res.why, sizeof(res.why), "cancelled");
-    if (rr->connected) {
+    if (rr->connected)
         CW_LOG(rr->down_logged ? CW_LOG_NOTICE : CW_LOG_INFO, "read", "connected to redis %s:%d%s", rr->host, rr->port,
                rr->down_logged ? " again" : "");
+    if (res.ok) { /* a read that lands ends an outage; a connection alone does not (a refusal every time) */
         rr->down_logged = 0;
         rr->backoff_ms = BACKOFF_MIN_MS;
     }
