@@ -29,7 +29,9 @@ int cw__snapshot_write(daemon_ctx *d, size_t *size, char *err, size_t errlen) {
 }
 
 /* Loads the snapshot if there is one. Returns 0 (loaded, or none: a
- * fresh start), -1 when it is refused (logged, with what to do). */
+ * fresh start), -1 when it is refused (logged, with what to do). Either
+ * way the alert log is read back first (d->reconciling): after the
+ * snapshot's log position, or all of it when there is no snapshot. */
 int cw__snapshot_load(daemon_ctx *d) {
     double t0 = cw_mono_s();
     size_t len = 0;
@@ -39,8 +41,15 @@ int cw__snapshot_load(daemon_ctx *d) {
             CW_LOG(CW_LOG_WARNING, "snapshot", "[daemon] state_dir %s is not a directory: snapshots will fail until it is",
                    d->cfg->state_dir);
         if (errno == ENOENT || errno == ENOTDIR) {
-            CW_LOG(CW_LOG_INFO, "snapshot", "no snapshot at %s: starting empty, reading %s from its start", d->snap_path,
-                   d->cfg->stream_key);
+            /* A process lost before its first snapshot (or a state_dir
+             * lost) may have logged alerts, and the firing hash holds
+             * them: they are all read back (the alert log is capped), or
+             * the rewrite at start would empty the hash under the log. */
+            d->reconciling = 1;
+            snprintf(d->reconcile_from, sizeof(d->reconcile_from), "0-0");
+            CW_LOG(CW_LOG_INFO, "snapshot",
+                   "no snapshot at %s: starting empty, reading %s back, then %s from its start", d->snap_path,
+                   d->cfg->alerts_log_key, d->cfg->stream_key);
             return 0;
         }
         CW_LOG(CW_LOG_ERR, "snapshot", "cannot read %s: %s", d->snap_path, strerror(errno));

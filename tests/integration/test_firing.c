@@ -1,9 +1,10 @@
 /* Integration tests of the firing set and acknowledgements (issue 17,
  * PROTOCOL.md §3a) against a real redis-server: the firing hash against
  * the alert log's last states after a generated year, after SIGKILLs and
- * restarts, and after a Redis restart; `casewatch ack` stored, logged and
- * published, refused for an id not firing, ended by the resolution, and
- * racing resolutions without ever leaving an ack behind. */
+ * restarts (also of a process lost before its first snapshot), and after
+ * a Redis restart; `casewatch ack` stored, logged and published, refused
+ * for an id not firing, ended by the resolution, and racing resolutions
+ * without ever leaving an ack behind. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -220,6 +221,44 @@ static void after_sigkills_and_restarts_the_firing_hash_equals_the_logs_last_sta
     print_message("%d SIGKILLs; %zu log entries (%zu resolutions): the %zu firing equal the hash\n", kills, entries,
                   resolved, firing);
     free(lines);
+    redisFree(c);
+}
+
+static char *a_yellow_light(redisContext *c, const char *case_id, long long *fed);
+
+/* A process lost before its first snapshot logged a card firing (and put
+ * it in the hash, in the same transaction): the next daemon, starting
+ * without a snapshot, reads that back before it rewrites the hash, and
+ * the card stays firing in both. Its quarter has no event in the stream,
+ * so only the read-back can know of it. */
+static void a_start_without_a_snapshot_keeps_what_a_lost_process_logged_firing(void **state) {
+    (void)state;
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    const char *card = "determinate_rate.yellow/unit:410900/2020-Q1";
+    const char *json =
+        "{\"id\":\"determinate_rate.yellow/unit:410900/2020-Q1\",\"state\":\"firing\",\"level\":\"yellow\","
+        "\"label\":\"黄牌预警\",\"rule\":\"determinate_rate.yellow\",\"scope\":\"unit:410900\",\"unit\":\"410900\","
+        "\"indicator\":\"determinate_rate\",\"value\":0.5,\"threshold\":0.7,\"period\":\"2020-Q1\","
+        "\"event_ts\":1585670400000,\"emitted_at\":1585670400000,\"message\":\"lost process\"}";
+    freeReplyObject(redisCommand(c, "MULTI"));
+    freeReplyObject(redisCommand(c, "XADD " LOG " * a %s", json));
+    freeReplyObject(redisCommand(c, "HSET " FIRING " %s %s", card, json));
+    redisReply *r = redisCommand(c, "EXEC");
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    freeReplyObject(r);
+    long long fed = 0;
+    pid_t pid = start(cw_test_state_dir(), NULL); /* an empty state_dir: no snapshot */
+    /* alerts go out only after the hash is rewritten at start */
+    free(a_yellow_light(c, "N1", &fed));
+    cw_test_wait_read(c, fed);
+    cw_test_daemon_stop(pid);
+    r = redisCommand(c, "HGET " FIRING " %s", card);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, json);
+    freeReplyObject(r);
+    size_t entries, resolved;
+    assert_hash_matches_log(c, &entries, &resolved);
     redisFree(c);
 }
 
@@ -678,6 +717,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(the_firing_hash_holds_the_last_state_of_every_alert_in_the_log),
         cmocka_unit_test(after_sigkills_and_restarts_the_firing_hash_equals_the_logs_last_states),
+        cmocka_unit_test(a_start_without_a_snapshot_keeps_what_a_lost_process_logged_firing),
         cmocka_unit_test(a_redis_restart_gets_the_firing_hash_rewritten_whole),
         cmocka_unit_test(an_ack_of_an_id_not_firing_exits_1_and_says_so),
         cmocka_unit_test(an_ack_is_stored_logged_and_published_on_both_channels),
