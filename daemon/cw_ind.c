@@ -45,6 +45,7 @@ enum {
 #undef X
     NCOUNTERS
 };
+_Static_assert(NCOUNTERS <= 64, "a scope's pending counters are a 64-bit mask");
 
 static const char *const counter_names[NCOUNTERS] = {
 #define X(name, zh) #name,
@@ -117,6 +118,11 @@ typedef struct scope {
     struct scope *chain[3];   /* a unit's city, province and nation */
     entry *cur[NPERIODS];     /* the entries of the last event's periods ... */
     int64_t cur_day;          /* ... when they are those of this day (day_codes), else -1 */
+    /* What events added to cur[] since the last fold (see fold): one add
+     * an event instead of one a period. Only while cur_day holds. */
+    uint64_t moved;           /* bit k: pending[k] is not 0 */
+    int64_t pending_ts;       /* the last of those events' time */
+    uint64_t pending[NCOUNTERS];
     entry **entries;          /* this scope's periods ... */
     uint32_t *codes;          /* ... and their codes, side by side for the scan */
     size_t n, cap;
@@ -597,15 +603,6 @@ static void mark_dirty(cw_ind *x, entry *e) {
     x->dirty = e;
 }
 
-/* Adds the event's deltas to one entry. */
-static inline void add(entry *e, const delta *restrict d, int64_t ts) {
-    uint64_t *restrict c = e->c;
-    if (d->n == 1) c[d->counter[0]] += d->by[0]; /* most events and every clock count */
-    else
-        for (int i = 0; i < d->n; i++) c[d->counter[i]] += d->by[i];
-    e->event_ts = ts;
-}
-
 static void mark_rolling(cw_ind *x, scope *sc) {
     if (sc->rolling) return;
     sc->rolling = 1;
@@ -613,11 +610,38 @@ static void mark_rolling(cw_ind *x, scope *sc) {
     x->rolling = sc;
 }
 
-/* Adds d to the periods of the day of ts in one scope (day_codes: ts's).
- * The day bucket is never dirty (see mark_dirty); the others are marked
- * once. */
+/* Adds what is pending in sc to its current periods' entries. An event
+ * adds to the scope's pending counters only; this runs when the scope's
+ * day changes and before anything reads entries (fold_all). A scope with
+ * something pending is on the rolling list (add_to_scope puts it there),
+ * so fold_all finds every one. Entries were marked dirty when the first
+ * add after a fold came (add_to_scope), as when adds went to them. */
+static void fold(scope *sc) {
+    uint64_t m = sc->moved;
+    if (!m) return;
+    for (int p = 0; p < NPERIODS; p++) {
+        entry *e = sc->cur[p];
+        for (uint64_t b = m; b; b &= b - 1) e->c[__builtin_ctzll(b)] += sc->pending[__builtin_ctzll(b)];
+        e->event_ts = sc->pending_ts;
+    }
+    for (uint64_t b = m; b; b &= b - 1) sc->pending[__builtin_ctzll(b)] = 0;
+    sc->moved = 0;
+}
+
+/* Every scope's pending counters into its entries: what a reader of
+ * entries first calls. Changes no value a reader sees, so the readers
+ * that take a const cw_ind may call it. */
+static void fold_all(const cw_ind *x) {
+    for (scope *sc = x->rolling; sc; sc = sc->next_rolling) fold(sc);
+}
+
+/* Adds d to the periods of the day of ts in one scope (day_codes: ts's):
+ * to its pending counters, folded into the entries later (fold). The day
+ * bucket is never dirty (see mark_dirty); the others are marked by the
+ * first add after a fold. */
 static int add_to_scope(cw_ind *x, scope *sc, int64_t ts, const delta *d) {
     if (sc->cur_day != x->codes_day) { /* another day than the last count here: its periods */
+        fold(sc);
         sc->cur_day = -1; /* until every one is found (out of memory half way: looked for again) */
         for (int p = 0; p < NPERIODS; p++) {
             entry *e = sc->cur[p];
@@ -628,11 +652,20 @@ static int add_to_scope(cw_ind *x, scope *sc, int64_t ts, const delta *d) {
         }
         sc->cur_day = x->codes_day;
     }
-    for (int p = 0; p < NPERIODS; p++) {
-        entry *e = sc->cur[p];
-        add(e, d, ts);
-        if (p != P_DAY && !e->dirty) mark_dirty(x, e);
+    if (!sc->moved)
+        for (int p = 0; p < NPERIODS; p++)
+            if (p != P_DAY && !sc->cur[p]->dirty) mark_dirty(x, sc->cur[p]);
+    uint64_t *restrict c = sc->pending;
+    if (d->n == 1) { /* most events and every clock count */
+        c[d->counter[0]] += d->by[0];
+        sc->moved |= 1ULL << d->counter[0];
+    } else {
+        for (int i = 0; i < d->n; i++) {
+            c[d->counter[i]] += d->by[i];
+            sc->moved |= 1ULL << d->counter[i];
+        }
     }
+    sc->pending_ts = ts;
     mark_rolling(x, sc);
     return 0;
 }
@@ -886,6 +919,7 @@ static void drop_old(cw_ind *x) {
 size_t cw_ind_flush(cw_ind *x, cw_ind_emit_fn emit, void *data, size_t budget) {
     size_t emitted = 0;
     char period[16];
+    fold_all(x); /* events may have come since the last slice */
     while (x->dirty && (!budget || emitted < budget)) {
         entry *e = x->dirty;
         x->dirty = e->next_dirty;
@@ -938,6 +972,7 @@ void cw_ind_each(const cw_ind *x, const char *period, void (*fn)(const char *sco
                  void *data) {
     uint32_t code = name_code(period);
     if (!code) return;
+    fold_all(x);
     for (const scope *sc = x->first; sc; sc = sc->next)
         for (size_t i = 0; i < sc->n; i++)
             if (sc->codes[i] == code) fn(sc->name, sc->entries[i]->c, data);
@@ -948,6 +983,7 @@ uint64_t cw_ind_counter(const cw_ind *x, const char *scope_name, const char *per
     uint32_t code = name_code(period);
     int k = cw_ind_counter_index(counter);
     if (!sc || !code || k < 0) return 0;
+    fold_all(x);
     for (size_t i = 0; i < sc->n; i++)
         if (sc->codes[i] == code) return sc->entries[i]->c[k];
     return 0;
@@ -956,6 +992,7 @@ uint64_t cw_ind_counter(const cw_ind *x, const char *scope_name, const char *per
 /* The format is that of the string-keyed store before it (scope and period
  * names), so snapshots carry over. */
 void cw_ind_save(const cw_ind *x, cw_snap_writer *w) {
+    fold_all(x);
     cw_snap_put_u32(w, NCOUNTERS);
     cw_snap_put_u32(w, (uint32_t)x->newest_quarter);
     cw_snap_put_i64(w, x->newest_day);
