@@ -80,6 +80,17 @@ typedef struct light_entry {
     open_case *c;
 } light_entry;
 
+/* The cases whose lights change on one day, in the order they were
+ * scheduled; taken from `head` on. */
+typedef struct day_bucket {
+    open_case **c;
+    uint32_t head, n, cap;
+} day_bucket;
+
+/* Days the light queue keeps a bucket for (see the queue's functions):
+ * deadlines come within months, so nearly every entry lands in one. */
+#define QUEUE_DAYS 1024
+
 struct cw_cases {
     cw_map *open;
     int offset_min;
@@ -93,7 +104,13 @@ struct cw_cases {
     uint64_t *set; /* open addressing, 0 = empty */
     size_t set_cap;
     uint32_t most_ids; /* the most ids any case has held: no case can be at the ids cap below it */
-    /* light entries, a min-heap by day */
+    /* light entries: a bucket for each of the days [qday, qday +
+     * QUEUE_DAYS) (ring[day % QUEUE_DAYS]; bit set in `busy` while it holds
+     * entries), and a min-heap by day of the entries after those */
+    day_bucket ring_days[QUEUE_DAYS];
+    uint64_t busy[QUEUE_DAYS / 64];
+    int64_t qday;  /* the earliest day not taken yet; <= today, or the first day of an empty queue */
+    size_t queued; /* entries in the buckets */
     light_entry *heap;
     size_t nheap, capheap;
     /* department and prosecutor names, interned: a case holds indexes */
@@ -168,6 +185,12 @@ void cw_cases_free(cw_cases *t) {
     for (size_t i = 0; i < t->nheap; i++) {
         open_case *c = t->heap[i].c;
         if ((c->flags & F_DEAD) && --c->refs == 0) case_free(c);
+    }
+    for (size_t d = 0; d < QUEUE_DAYS; d++) {
+        day_bucket *b = &t->ring_days[d];
+        for (uint32_t i = b->head; i < b->n; i++)
+            if ((b->c[i]->flags & F_DEAD) && --b->c[i]->refs == 0) case_free(b->c[i]);
+        free(b->c);
     }
     if (t->open) {
         size_t pos = 0;
@@ -306,6 +329,79 @@ static light_entry heap_pop(cw_cases *t) {
     return top;
 }
 
+/* ---- the light queue ---------------------------------------------------
+ *
+ * Which cases' lights change on which day. An entry is a case and a day;
+ * a case may have several (refs counts them; a closed case waits, F_DEAD,
+ * for its last). Entries of one day are taken in the order they were
+ * put. The days [qday, qday + QUEUE_DAYS) have a bucket each in a ring,
+ * so putting and taking are O(1) and walk memory in order; the rare
+ * entry further out waits in the heap above and moves into its bucket as
+ * the ring moves on. An entry for a day before qday goes into qday's
+ * bucket: it is due at the next advance, as it was with a heap. */
+
+static void queue_move_in(cw_cases *t);
+
+static int bucket_put(cw_cases *t, int64_t day, open_case *c) {
+    day_bucket *b = &t->ring_days[day % QUEUE_DAYS];
+    if (b->n == b->cap) {
+        uint32_t cap = b->cap ? b->cap * 2 : 64;
+        open_case **nc = realloc(b->c, cap * sizeof(*nc));
+        if (!nc) return -1;
+        b->c = nc;
+        b->cap = cap;
+    }
+    b->c[b->n++] = c;
+    t->busy[(day % QUEUE_DAYS) / 64] |= 1ULL << (day % 64);
+    t->queued++;
+    c->refs++;
+    return 0;
+}
+
+/* Puts an entry for c at `day`. Returns 0 or -1 (memory). */
+static int queue_put(cw_cases *t, int64_t day, open_case *c) {
+    if (!t->queued && !t->nheap && t->qday < t->today) t->qday = t->today; /* an empty queue starts at today */
+    if (day < t->qday) day = t->qday;
+    if (day >= t->qday + QUEUE_DAYS) return heap_push(t, (int32_t)day, c);
+    return bucket_put(t, day, c);
+}
+
+/* Moves qday on to the next day with entries (at most to `to`), and the
+ * heap's entries that now fall in the ring into their buckets. */
+static void queue_next_day(cw_cases *t, int64_t to) {
+    if (!t->queued) { /* nothing in the ring: straight to the heap's first day */
+        int64_t next = t->nheap && t->heap[0].day < to ? t->heap[0].day : to;
+        t->qday = next > t->qday ? next : t->qday + 1;
+    } else {
+        t->qday++;
+    }
+    queue_move_in(t);
+}
+
+static void queue_move_in(cw_cases *t) {
+    while (t->nheap && t->heap[0].day < t->qday + QUEUE_DAYS) {
+        light_entry e = t->heap[0];
+        if (bucket_put(t, e.day < t->qday ? t->qday : e.day, e.c) < 0) return; /* stays: moved in next time */
+        heap_pop(t);
+        e.c->refs--;
+    }
+}
+
+/* The first day with entries (0: none). */
+static int64_t queue_first_day(const cw_cases *t) {
+    if (t->queued) {
+        /* a word at a time; the bits of qday's word below it are days at
+         * the ring's far end, looked at last (the ones above were empty) */
+        for (int64_t d = t->qday; d < t->qday + QUEUE_DAYS;) {
+            size_t slot = (size_t)(d % QUEUE_DAYS);
+            uint64_t word = t->busy[slot / 64] >> (slot % 64);
+            if (word) return d + __builtin_ctzll(word);
+            d += 64 - (int64_t)(slot % 64);
+        }
+    }
+    return t->nheap ? t->heap[0].day : 0;
+}
+
 /* The day clock k runs out at the start of, as the calendar stands now:
  * its last day moved past rest days when it extends (CPL art. 105). The
  * calendar is applied here, not when the clock starts, so a new calendar
@@ -385,7 +481,7 @@ static int64_t next_change(cw_cases *t, open_case *c) {
 static void schedule(cw_cases *t, open_case *c, int64_t next) {
     if (!next) return;
     if (c->scheduled && c->scheduled > t->today && c->scheduled <= next) return; /* an entry comes in time */
-    if (heap_push(t, (int32_t)next, c) == 0) c->scheduled = (int32_t)next;
+    if (queue_put(t, next, c) == 0) c->scheduled = (int32_t)next;
 }
 
 /* Stops clock k: the light it shows goes off. */
@@ -446,32 +542,47 @@ void cw_cases_set_calendar(cw_cases *t, const cw_calendar *cal) {
         open_case *c = v;
         int running = 0;
         for (int k = 0; k < CW_NCLOCKS && !running; k++) running = c->due[k] != 0;
-        if (running && heap_push(t, (int32_t)t->today, c) == 0) c->scheduled = (int32_t)t->today;
+        if (running && queue_put(t, t->today, c) == 0) c->scheduled = (int32_t)t->today;
     }
 }
 
 int cw_cases_advance_some(cw_cases *t, int64_t today, size_t budget) {
     if (today > t->today) t->today = today;
     size_t left = budget;
-    while (t->nheap && t->heap[0].day <= t->today) {
-        if (budget && left-- == 0) return 1;
-        light_entry e = heap_pop(t);
-        if (t->nheap) { /* the next one's record, while this one is judged */
-            const char *next = (const char *)t->heap[0].c;
-            __builtin_prefetch(next);
-            __builtin_prefetch(next + 64);
-            __builtin_prefetch(next + 128);
-        }
-        open_case *c = e.c;
-        c->refs--;
-        if (c->flags & F_DEAD) {
-            if (!c->refs) case_free(c);
-            continue;
-        }
-        int64_t ts = cw_period_day_start(t->today, t->offset_min);
-        schedule(t, c, light_up(t, c, t->today, ts));
+    if (!t->queued && !t->nheap) {
+        if (t->qday < t->today) t->qday = t->today;
+        return 0;
     }
-    return 0;
+    for (;;) {
+        day_bucket *b = &t->ring_days[t->qday % QUEUE_DAYS];
+        while (b->head < b->n) { /* b->c may move: a light put for today lands here */
+            if (budget && left-- == 0) return 1;
+            open_case *c = b->c[b->head++];
+            t->queued--;
+            if (b->head + 2 < b->n) { /* a later one's record, while this one is judged */
+                const char *next = (const char *)b->c[b->head + 2];
+                __builtin_prefetch(next);
+                __builtin_prefetch(next + 64);
+                __builtin_prefetch(next + 128);
+            }
+            c->refs--;
+            if (c->flags & F_DEAD) {
+                if (!c->refs) case_free(c);
+                continue;
+            }
+            int64_t ts = cw_period_day_start(t->today, t->offset_min);
+            schedule(t, c, light_up(t, c, t->today, ts));
+        }
+        b->head = b->n = 0;
+        if (b->cap > 4096) { /* a busy day's room, not kept for the quiet ones */
+            free(b->c);
+            b->c = NULL;
+            b->cap = 0;
+        }
+        t->busy[(t->qday % QUEUE_DAYS) / 64] &= ~(1ULL << (t->qday % 64));
+        if (t->qday >= t->today) return 0;
+        queue_next_day(t, t->today);
+    }
 }
 
 void cw_cases_advance(cw_cases *t, int64_t today) {
@@ -479,7 +590,7 @@ void cw_cases_advance(cw_cases *t, int64_t today) {
 }
 
 int64_t cw_cases_next_day(const cw_cases *t) {
-    return t->nheap ? t->heap[0].day : 0;
+    return queue_first_day(t);
 }
 
 static int post_trial(cw_event_type type) {
@@ -815,6 +926,7 @@ int cw_cases_load(cw_cases *t, cw_snap_reader *r) {
     if (nclocks != (v1 ? CW_NCLOCKS_V1 : CW_NCLOCKS)) r->bad = 1;
     t->today = cw_snap_get_i64(r);
     if (t->today < 0 || t->today > 3000000) r->bad = 1; /* a local day from 1970 to about 10000 */
+    if (!t->queued && !t->nheap) t->qday = t->today;
     uint64_t n = cw_snap_get_u64(r);
     /* room for every case at once (no rehash on the way), once the count
      * is plausible: each case takes at least its fixed fields */
