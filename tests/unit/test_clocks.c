@@ -437,6 +437,64 @@ static void a_clock_in_working_days_skips_rest_days_and_counts_make_up_days(void
     law_end(&w);
 }
 
+/* Which case a light change was of, in order ("case/light/on|off"). */
+static void on_light_of(const cw_light *l, void *data) {
+    seen *s = data;
+    if (l->light == CW_LIGHT_NONE || s->n >= 64) return;
+    snprintf(s->log[s->n++], 64, "%s/%d/%s", l->case_id, l->light, l->firing ? "on" : "off");
+}
+
+/* Three arrest reviews accepted the same day, in the order c, a, b: their
+ * yellows come on together on 08-06 and are told in that order, also
+ * when the day is judged one case a call (a live midnight's slices). A
+ * clock of 3,000 days waits past the 1,024 days the light queue keeps a
+ * bucket for, and still comes on the day it is due. */
+static void lights_of_one_day_come_in_the_order_their_clocks_were_scheduled(void **state) {
+    (void)state;
+    seen s = {0};
+    cw_clock_rules k = defaults();
+    k.k[CW_CLOCK_LETTER_SUBSTANTIVE].months = 0;
+    k.k[CW_CLOCK_LETTER_SUBSTANTIVE].days = 3000;
+    cw_case_listener l = {on_light_of, on_check, &s};
+    cw_cases *t = cw_cases_new(1000, OFF, &k, &l);
+    const char *order[] = {"c", "a", "b"};
+    for (int i = 0; i < 3; i++) {
+        cw_event e = cw_test_event(order[i], order[i], "410923", CW_EV_ARREST_ACCEPTED, at(7, 25, 9 + i));
+        apply(t, e);
+    }
+    /* accepted 07-25: 15 days end 08-09; yellow with 3 days left: 08-07 */
+    int64_t yellow = cw_period_day(at(8, 7, 0), OFF);
+    assert_int_equal(cw_cases_next_day(t), yellow);
+    assert_int_equal(cw_cases_advance_some(t, yellow, 1), 1);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(cw_cases_next_day(t), yellow); /* the rest of the day is pending */
+    assert_int_equal(cw_cases_advance_some(t, yellow, 1), 1);
+    assert_int_equal(cw_cases_advance_some(t, yellow, 1), 0);
+    assert_int_equal(s.n, 3);
+    assert_string_equal(s.log[0], "c/1/on");
+    assert_string_equal(s.log[1], "a/1/on");
+    assert_string_equal(s.log[2], "b/1/on");
+    /* a letter whose substantive reply has 3,000 days */
+    s.n = 0;
+    cw_event letter = cw_test_event("x", "x", "410923", CW_EV_LETTER_RECEIVED, at(8, 7, 10));
+    apply(t, letter);
+    cw_event decided = cw_test_event("d", "c", "410923", CW_EV_ARREST_DECIDED, at(8, 7, 11));
+    decided.decision = CW_DECISION_APPROVE;
+    apply(t, decided);
+    s.n = 0;
+    int64_t start = cw_period_day(at(8, 7, 10), OFF);
+    int64_t due = start + 1 + 3000; /* the start day not counted */
+    cw_cases_advance(t, start + 1500);
+    for (int i = 0; i < s.n; i++) assert_null(strstr(s.log[i], "x/1"));
+    s.n = 0;
+    cw_cases_advance(t, due - 4);
+    for (int i = 0; i < s.n; i++) assert_null(strstr(s.log[i], "x/"));
+    cw_cases_advance(t, due - 3);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.log[0], "x/1/on");
+    cw_cases_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(arrest_review_lights_come_on_on_their_days),
@@ -455,6 +513,7 @@ int main(void) {
         cmocka_unit_test(the_four_reconsideration_clocks_run_from_their_event_to_its_decision),
         cmocka_unit_test(a_clock_started_past_its_end_shows_only_red_at_once),
         cmocka_unit_test(a_clock_in_working_days_skips_rest_days_and_counts_make_up_days),
+        cmocka_unit_test(lights_of_one_day_come_in_the_order_their_clocks_were_scheduled),
     };
     return cmocka_run_group_tests_name("statutory clocks", tests, NULL, NULL);
 }
