@@ -635,36 +635,42 @@ static void fold_all(const cw_ind *x) {
     for (scope *sc = x->rolling; sc; sc = sc->next_rolling) fold(sc);
 }
 
+/* sc's entries of the day of day_codes, found or made, after what is
+ * pending for its last day is folded. Returns 0 or -1 (memory). */
+static int scope_day(cw_ind *x, scope *sc) {
+    fold(sc);
+    sc->cur_day = -1; /* until every one is found (out of memory half way: looked for again) */
+    for (int p = 0; p < NPERIODS; p++) {
+        entry *e = sc->cur[p];
+        if (!e || e->code != x->codes[p]) {
+            if (!(e = scope_entry(x, sc, x->codes[p]))) return -1;
+            sc->cur[p] = e;
+        }
+    }
+    sc->cur_day = x->codes_day;
+    return 0;
+}
+
+/* The first add after a fold: the periods it will reach are to be
+ * written (the day bucket never is, see mark_dirty). */
+static void mark_periods(cw_ind *x, scope *sc) {
+    for (int p = 0; p < NPERIODS; p++)
+        if (p != P_DAY && !sc->cur[p]->dirty) mark_dirty(x, sc->cur[p]);
+}
+
 /* Adds d to the periods of the day of ts in one scope (day_codes: ts's):
- * to its pending counters, folded into the entries later (fold). The day
- * bucket is never dirty (see mark_dirty); the others are marked by the
- * first add after a fold. */
-static int add_to_scope(cw_ind *x, scope *sc, int64_t ts, const delta *d) {
-    if (sc->cur_day != x->codes_day) { /* another day than the last count here: its periods */
-        fold(sc);
-        sc->cur_day = -1; /* until every one is found (out of memory half way: looked for again) */
-        for (int p = 0; p < NPERIODS; p++) {
-            entry *e = sc->cur[p];
-            if (!e || e->code != x->codes[p]) {
-                if (!(e = scope_entry(x, sc, x->codes[p]))) return -1;
-                sc->cur[p] = e;
-            }
-        }
-        sc->cur_day = x->codes_day;
-    }
-    if (!sc->moved)
-        for (int p = 0; p < NPERIODS; p++)
-            if (p != P_DAY && !sc->cur[p]->dirty) mark_dirty(x, sc->cur[p]);
+ * to its pending counters, folded into the entries later (fold). On
+ * every event's path, for each of its scopes: inlined. */
+static inline __attribute__((always_inline)) int add_to_scope(cw_ind *x, scope *sc, int64_t ts, const delta *d) {
+    if (sc->cur_day != x->codes_day && scope_day(x, sc) < 0) return -1;
+    if (!sc->moved) mark_periods(x, sc);
     uint64_t *restrict c = sc->pending;
-    if (d->n == 1) { /* most events and every clock count */
-        c[d->counter[0]] += d->by[0];
-        sc->moved |= 1ULL << d->counter[0];
-    } else {
-        for (int i = 0; i < d->n; i++) {
-            c[d->counter[i]] += d->by[i];
-            sc->moved |= 1ULL << d->counter[i];
-        }
+    uint64_t moved = sc->moved;
+    for (int i = 0; i < d->n; i++) {
+        c[d->counter[i]] += d->by[i];
+        moved |= 1ULL << d->counter[i];
     }
+    sc->moved = moved;
     sc->pending_ts = ts;
     mark_rolling(x, sc);
     return 0;
@@ -689,14 +695,6 @@ static void day_codes(cw_ind *x, int64_t ts) {
         x->newest_day = dayno;
         x->day_moved = 1; /* every scope's window moved, touched or not */
     }
-}
-
-/* Adds d to a unit's chain: unit, city, province, nation. */
-static int add_to_unit(cw_ind *x, scope *u, int64_t ts, const delta *d) {
-    if (add_to_scope(x, u, ts, d) < 0) return -1;
-    for (int k = 0; k < 3; k++)
-        if (add_to_scope(x, u->chain[k], ts, d) < 0) return -1;
-    return 0;
 }
 
 /* Appends counter k moving by v (nothing when v is 0). */
@@ -770,9 +768,17 @@ static int add_to_case_scopes(cw_ind *x, const char *unit, const char *dept, con
     if ((pros && pros[0] && !p) || (dept && dept[0] && !dp) || !u) return -1;
     day_codes(x, ts);
     if (ts > x->newest_ts) x->newest_ts = ts;
-    if (p && add_to_scope(x, p, ts, d) < 0) return -1;
-    if (dp && add_to_scope(x, dp, ts, d) < 0) return -1;
-    return add_to_unit(x, u, ts, d);
+    /* the prosecutor, the department, the unit and its city, province
+     * and nation, in that order (the order rows are written in) */
+    scope *scopes[6];
+    int n = 0;
+    if (p) scopes[n++] = p;
+    if (dp) scopes[n++] = dp;
+    scopes[n++] = u;
+    for (int k = 0; k < 3; k++) scopes[n++] = u->chain[k];
+    for (int i = 0; i < n; i++)
+        if (add_to_scope(x, scopes[i], ts, d) < 0) return -1;
+    return 0;
 }
 
 int cw_ind_apply(cw_ind *x, const cw_event *ev, const cw_case_facts *facts) {
