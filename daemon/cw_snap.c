@@ -49,9 +49,8 @@ static void drain(cw_snap_writer *w) {
     w->nbuf = 0;
 }
 
-static void put_hashed(cw_snap_writer *w, const void *p, size_t n) {
+static void put_hashed_slow(cw_snap_writer *w, const void *p, size_t n) {
     const uint8_t *b = p;
-    w->size += n;
     while (n) {
         size_t k = CHUNK - w->nbuf < n ? CHUNK - w->nbuf : n;
         memcpy(w->buf + w->nbuf, b, k);
@@ -60,6 +59,19 @@ static void put_hashed(cw_snap_writer *w, const void *p, size_t n) {
         n -= k;
         if (w->nbuf == CHUNK) drain(w);
     }
+}
+
+/* Appends n bytes (hashed when the chunk is drained). Every field of a
+ * snapshot comes through here: the common case, a field that fits in the
+ * chunk, is a copy of a size known where it is inlined. */
+static inline void put_hashed(cw_snap_writer *w, const void *p, size_t n) {
+    w->size += n;
+    if (n < CHUNK - w->nbuf) {
+        memcpy(w->buf + w->nbuf, p, n);
+        w->nbuf += n;
+        return;
+    }
+    put_hashed_slow(w, p, n);
 }
 
 cw_snap_writer *cw_snap_writer_open(const char *path, char *err, size_t errlen) {
