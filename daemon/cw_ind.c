@@ -591,6 +591,7 @@ typedef struct delta {
     int n;
     uint8_t counter[DELTA_MAX];
     uint64_t by[DELTA_MAX];
+    uint64_t moved; /* bit k: counter k is among them */
 } delta;
 
 /* An entry to write at the next flush (once, however often it changes).
@@ -665,12 +666,10 @@ static inline __attribute__((always_inline)) int add_to_scope(cw_ind *x, scope *
     if (sc->cur_day != x->codes_day && scope_day(x, sc) < 0) return -1;
     if (!sc->moved) mark_periods(x, sc);
     uint64_t *restrict c = sc->pending;
-    uint64_t moved = sc->moved;
-    for (int i = 0; i < d->n; i++) {
-        c[d->counter[i]] += d->by[i];
-        moved |= 1ULL << d->counter[i];
-    }
-    sc->moved = moved;
+    if (d->n == 1) c[d->counter[0]] += d->by[0]; /* most events and every clock count */
+    else
+        for (int i = 0; i < d->n; i++) c[d->counter[i]] += d->by[i];
+    sc->moved |= d->moved;
     sc->pending_ts = ts;
     mark_rolling(x, sc);
     return 0;
@@ -702,6 +701,7 @@ static inline void put(delta *d, int k, uint64_t v) {
     if (!v) return;
     d->counter[d->n] = (uint8_t)k;
     d->by[d->n++] = v;
+    d->moved |= 1ULL << k;
 }
 
 /* The counters an event moves (INDICATORS.md §2), each once, in counter
@@ -709,6 +709,7 @@ static inline void put(delta *d, int k, uint64_t v) {
 static int deltas(const cw_event *ev, const cw_case_facts *f, delta *out) {
     uint64_t n = ev->n;
     out->n = 0;
+    out->moved = 0;
     switch (ev->type) {
     case CW_EV_ARREST_ACCEPTED: put(out, C_cases, 1); break;
     case CW_EV_ARREST_DECIDED:
@@ -815,6 +816,7 @@ size_t cw_ind_new_scopes(const cw_ind *x, const cw_event *ev) {
 int cw_ind_letter_overdue(cw_ind *x, const char *unit, const char *dept, const char *pros, int substantive, int64_t ts) {
     delta d;
     d.n = 0;
+    d.moved = 0;
     put(&d, substantive ? C_letters_substantive_due : C_letters_procedural_due, 1);
     return add_to_case_scopes(x, unit, dept, pros, ts, &d);
 }
@@ -823,6 +825,7 @@ int cw_ind_clock(cw_ind *x, const char *unit, const char *dept, const char *pros
     if (clock < 0 || clock >= CW_CLOCK_STALE) return 0;
     delta d;
     d.n = 0;
+    d.moved = 0;
     put(&d, C_arrest_review_started + 2 * clock + (overdue ? 1 : 0), 1);
     return add_to_case_scopes(x, unit, dept, pros, ts, &d);
 }
