@@ -25,7 +25,6 @@
 
 static void flush(daemon_ctx *d);
 static void replay_done(daemon_ctx *d);
-static void send_alerts(daemon_ctx *d);
 static void send_dead(daemon_ctx *d);
 
 /* Compares stream entry ids "ms-seq". */
@@ -147,7 +146,7 @@ static void arm_boundary(daemon_ctx *d) {
 static void on_boundary(uv_timer_t *t) {
     daemon_ctx *d = t->data;
     cw_engine_advance(d->engine, cw_wall_ms());
-    send_alerts(d);
+    cw__send_alerts(d);
     arm_boundary(d);
 }
 
@@ -174,7 +173,7 @@ static void batch_applied(daemon_ctx *d, const read_batch *rb) {
     }
     /* alerts raised by these events (deadlines, data checks) go out now,
      * not at the next flush */
-    send_alerts(d);
+    cw__send_alerts(d);
     send_dead(d);
     if (rb->hold) {
         d->holding = 1;
@@ -705,8 +704,10 @@ static void send_dead(daemon_ctx *d) {
     if (can_write(d)) cw_dead_send(d->dead, d->writer);
 }
 
-/* Sends queued alerts while the writer has room; the rest follows. */
-static void send_alerts(daemon_ctx *d) {
+/* Sends queued alerts while the writer has room; the rest follows. Loop
+ * thread only; not while the alert log is read back (on_reconcile calls
+ * it when that ends). */
+void cw__send_alerts(daemon_ctx *d) {
     if (d->reconciling || !can_write(d)) return; /* subscribers' last word is being read back */
     if (cw_sink_send(d->sink, d->writer, WRITE_BYTES) && cw_conn_is_ready(d->writer)) write_more_later(d, 2);
 }
@@ -738,7 +739,7 @@ static void flush(daemon_ctx *d) {
         write_health(d, 0);
         d->marker_at = d->health_sent;
     }
-    send_alerts(d);
+    cw__send_alerts(d);
     send_dead(d);
     if (d->holding && !pending) {
         d->holding = d->reads_held = 0;
@@ -1027,7 +1028,7 @@ void cw__writer_resumed(daemon_ctx *d) {
     cw_sink_resync(d->sink); /* the firing hash is rewritten whole before more alerts */
     if (!d->stream_checked) ask_stream_size(d);
     cw__reconcile_more(d);
-    send_alerts(d);
+    cw__send_alerts(d);
     send_dead(d);
     cw__read_more(d);
 }
@@ -1066,7 +1067,7 @@ static void on_drain_timer(uv_timer_t *t) {
     flush(d);
     if (d->replay && !cw_engine_judge_pending(d->engine) && cw_sink_replaying(d->sink) == 1) {
         cw_sink_replay_end(d->sink, cw_wall_ms()); /* all judged: the net change (PROTOCOL.md §3b) */
-        send_alerts(d);
+        cw__send_alerts(d);
     }
     int ready = can_write(d);
     int idle = !cw_conn_in_flight(d->writer) && !cw_sink_pending(d->sink) && !cw_dead_pending(d->dead) &&

@@ -160,6 +160,7 @@ int cw__hold_light(const cw_light *l, const cw_rules *rules, void *data);
 void cw__on_lease(cw_conn *c, redisReply *r, void *privdata);
 void cw__read_more(daemon_ctx *d);
 void cw__reconcile_more(daemon_ctx *d);
+void cw__send_alerts(daemon_ctx *d);
 int cw__snapshot_load(daemon_ctx *d);
 void cw__snapshot_reap(daemon_ctx *d, int block);
 void cw__snapshot_tick(daemon_ctx *d);

@@ -220,6 +220,9 @@ static void on_reconcile(cw_conn *c, redisReply *r, void *privdata) {
     /* judge every held period against what subscribers last saw */
     cw_engine_touch_all(d->engine);
     CW_LOG(CW_LOG_INFO, "alert", "alert log read back up to %s; reading the stream", d->reconcile_from);
+    /* the rewrite of the firing hash (and what is queued) goes now, as
+     * at a start with nothing to read back, not at the next flush tick */
+    cw__send_alerts(d);
     cw__read_more(d);
 }
 

@@ -20,7 +20,11 @@
  *    lease and takes over when it is released; a lease of another host is
  *    waited for until it lapses; a killed holder of this host is replaced
  *    at once;
- *  - SIGTERM during a periodic snapshot: no 快照失败, no file left. */
+ *  - SIGTERM during a periodic snapshot: no 快照失败, no file left;
+ *  - rows judged but refused when a daemon stops (SIGTERM) or a replay
+ *    ends: written by the next start (its load and the alert log's
+ *    read-back judge every held row again). */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -524,6 +528,162 @@ static void writes_refused_for_lack_of_memory_are_written_again_once_it_returns(
     redisFree(c);
 }
 
+/* ---- Rows judged but not written at a stop -------------------------------- */
+
+/* Waits (up to 30 s) until the file at path has a line with needle. */
+static void wait_log(const char *path, const char *needle) {
+    for (int i = 0; i < 3000 && !file_count(path, needle); i++) cw_test_sleep_ms(10);
+    if (!file_count(path, needle)) fail_msg("no '%s' in %s", needle, path);
+}
+
+/* The id of the stream's last entry (in buf). */
+static const char *last_entry_id(redisContext *c, char *buf, size_t len) {
+    redisReply *r = redisCommand(c, "XREVRANGE casewatch:events + - COUNT 1");
+    assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+    snprintf(buf, len, "%s", r->element[0]->element[0]->str);
+    freeReplyObject(r);
+    return buf;
+}
+
+/* casewatchd --replay (and --rebuild) with the shipped rules and the
+ * state directory dir in the background, its log appended to log; returns
+ * its pid. */
+static pid_t replay_start(const char *dir, int rebuild, const char *log) {
+    char bin[256], port[64], sd[96];
+    cw_test_bin("casewatchd", bin, sizeof(bin));
+    snprintf(port, sizeof(port), "redis.port=%d", cw_test_redis.port);
+    snprintf(sd, sizeof(sd), "daemon.state_dir=%s", dir);
+    char *argv[] = {bin, "-c", CONF, "-o", port, "-o", sd, "-o", "daemon.log_level=info", "--replay",
+                    rebuild ? "--rebuild" : NULL, NULL};
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644), null = open("/dev/null", O_WRONLY);
+        dup2(fd, 2);
+        dup2(null, 1);
+        execv(bin, argv);
+        _exit(127);
+    }
+    assert_true(pid > 0);
+    return pid;
+}
+
+/* Its exit status (fails the test after 60 s). */
+static int replay_wait(pid_t pid) {
+    for (int i = 0; i < 6000; i++) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        cw_test_sleep_ms(10);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    fail_msg("the replay did not end within 60 s");
+    return -1;
+}
+
+/* Redis refuses writes (maxmemory 1, noeviction) from the moment the
+ * daemon holds its lease, the daemon reads the whole stream and judges
+ * every row, then stops (SIGTERM): it writes its final snapshot and exits
+ * with the rows unwritten. Redis takes writes again; nothing is deleted
+ * and no event is added; the next start writes every indicator hash as a
+ * run without the fault left it, and every alert ends as in that run. */
+static void rows_a_stopped_daemon_could_not_write_are_written_by_the_next_start(void **state) {
+    (void)state;
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    const char *args[] = {"--seed", "7", "--cases", "1500", "--overdue-rate", "0.05", NULL};
+    char *lines = cw_test_gen(args);
+    size_t len = strlen(lines);
+    long long total = count_lines(lines, len);
+    char *ref_hashes, *ref_alerts;
+    clean_run(c, lines, len, &ref_hashes, &ref_alerts);
+
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    cw_test_feed_raw(lines, len);
+    char last[64], sd[96], log[128], want[160];
+    last_entry_id(c, last, sizeof(last));
+    snprintf(sd, sizeof(sd), "daemon.state_dir=%s", cw_test_state_dir());
+    log_to(log, sizeof(log));
+    const char *extra[] = {"daemon.log_level=info", sd, NULL};
+    pid_t pid = cw_test_daemon_start_with(CONF, extra);
+    unsetenv("CW_TEST_DAEMON_STDERR");
+    for (int i = 0; i < 5000 && !key_exists(c, "casewatch:daemon:main:lease"); i++) usleep(1000);
+    freeReplyObject(redisCommand(c, "CONFIG SET maxmemory-policy noeviction"));
+    freeReplyObject(redisCommand(c, "CONFIG SET maxmemory 1"));
+    wait_log(log, "caught up with casewatch:events");
+    cw_test_sleep_ms(300); /* a few flush ticks: every row judged, refused or not sent */
+    cw_test_daemon_stop(pid);
+    snprintf(want, sizeof(want), "after %s", last);
+    assert_int_equal(file_count(log, want), 1); /* the final snapshot holds every entry */
+    long long n1 = 0;
+    char *left = indicator_text(c, &n1);
+    assert_true(strcmp(left, ref_hashes) != 0); /* the fault left rows unwritten */
+    freeReplyObject(redisCommand(c, "CONFIG SET maxmemory 0"));
+
+    const char *again[] = {sd, NULL};
+    pid = cw_test_daemon_start_with(CONF, again);
+    cw_test_wait_read(c, total);
+    char *hashes = NULL;
+    for (int i = 0; i < 100; i++) {
+        free(hashes);
+        hashes = indicator_text(c, NULL);
+        if (strcmp(hashes, ref_hashes) == 0) break;
+        cw_test_sleep_ms(50);
+    }
+    cw_test_daemon_stop(pid);
+    long long n2 = 0, repeats = 0;
+    free(indicator_text(c, &n2));
+    print_message("%lld hashes after the stop with writes refused, %lld after the next start\n", n1, n2);
+    assert_same(hashes, ref_hashes, "stopped-hashes");
+    char *alerts = alert_end_states(c, &repeats);
+    assert_same(alerts, ref_alerts, "stopped-alerts");
+    assert_int_equal(repeats, 0);
+    free(left), free(hashes), free(alerts), free(ref_hashes), free(ref_alerts), free(lines);
+    redisFree(c);
+}
+
+/* The same for a --replay --rebuild that reaches the tip while Redis
+ * refuses its writes: it ends (final snapshot) with rows unwritten; the
+ * next --replay, with no new entry, writes every indicator hash as a
+ * replay without the fault left it. */
+static void rows_a_replay_could_not_write_before_it_ended_are_written_by_the_next_start(void **state) {
+    (void)state;
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    const char *args[] = {"--seed", "5", "--cases", "4000", "--days", "730", "--overdue-rate", "0.03", NULL};
+    char *lines = cw_test_gen(args);
+    size_t len = strlen(lines);
+    char log[128];
+    snprintf(log, sizeof(log), "%s/replay.log", cw_test_state_dir());
+
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    cw_test_feed_raw(lines, len);
+    assert_int_equal(replay_wait(replay_start(cw_test_state_dir(), 1, log)), 0);
+    long long nref = 0, repeats = 0;
+    char *ref_hashes = indicator_text(c, &nref), *ref_alerts = alert_end_states(c, &repeats);
+
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    cw_test_feed_raw(lines, len);
+    const char *dir = cw_test_state_dir();
+    pid_t pid = replay_start(dir, 1, log);
+    for (int i = 0; i < 5000 && !key_exists(c, "casewatch:daemon:main:lease"); i++) usleep(200);
+    freeReplyObject(redisCommand(c, "CONFIG SET maxmemory-policy noeviction"));
+    freeReplyObject(redisCommand(c, "CONFIG SET maxmemory 1"));
+    assert_int_equal(replay_wait(pid), 0);
+    long long n1 = 0;
+    char *left = indicator_text(c, &n1);
+    assert_true(strcmp(left, ref_hashes) != 0); /* the fault left rows unwritten */
+    freeReplyObject(redisCommand(c, "CONFIG SET maxmemory 0"));
+
+    assert_int_equal(replay_wait(replay_start(dir, 0, log)), 0);
+    long long n2 = 0;
+    char *hashes = indicator_text(c, &n2);
+    print_message("%lld hashes after the replay with writes refused, %lld after the next one (%lld in a clean one)\n",
+                  n1, n2, nref);
+    assert_same(hashes, ref_hashes, "replay-hashes");
+    char *alerts = alert_end_states(c, &repeats);
+    assert_same(alerts, ref_alerts, "replay-alerts");
+    free(left), free(hashes), free(alerts), free(ref_hashes), free(ref_alerts), free(lines);
+    redisFree(c);
+}
+
 /* An indicator key that is not a hash: its HSET is refused (WRONGTYPE).
  * That hash alone is retried: every other write goes on (new events reach
  * their hashes at once), the health hash says writes are refused since
@@ -861,6 +1021,8 @@ int main(void) {
         cmocka_unit_test_setup(a_stream_trimmed_past_the_position_is_detected, cw_test_daemons_reset),
         cmocka_unit_test_setup(snapshots_that_cannot_be_written_are_alerted_and_retried, cw_test_daemons_reset),
         cmocka_unit_test_setup(writes_refused_for_lack_of_memory_are_written_again_once_it_returns, cw_test_daemons_reset),
+        cmocka_unit_test_setup(rows_a_stopped_daemon_could_not_write_are_written_by_the_next_start, cw_test_daemons_reset),
+        cmocka_unit_test_setup(rows_a_replay_could_not_write_before_it_ended_are_written_by_the_next_start, cw_test_daemons_reset),
         cmocka_unit_test_setup(a_hash_refused_as_the_wrong_type_is_written_once_the_key_is_freed, cw_test_daemons_reset),
         cmocka_unit_test_setup(a_stream_trimmed_while_the_daemon_runs_is_detected_at_the_next_read, cw_test_daemons_reset),
         cmocka_unit_test_setup(redis_restarted_empty_is_alerted_and_every_hash_written_again, cw_test_daemons_reset),

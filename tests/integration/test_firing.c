@@ -262,6 +262,51 @@ static void a_start_without_a_snapshot_keeps_what_a_lost_process_logged_firing(v
     redisFree(c);
 }
 
+/* The alert log read back, the firing hash is rewritten at once, before
+ * the stream is read, not at the next flush tick: with flush_ms at its
+ * largest (1 s), nothing to read and reads that block for a minute, the
+ * swap that ends the rewrite comes within half a flush period of the
+ * read-back's last XRANGE (as Redis's MONITOR times them; at the next
+ * tick it would come most of a period later), and an id no process
+ * logged is gone from the hash. */
+static void the_firing_hash_is_rewritten_when_the_read_back_ends_not_at_the_next_flush_tick(void **state) {
+    (void)state;
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    freeReplyObject(redisCommand(c, "HSET " FIRING " stale/unit:410900/2020-Q1 {}"));
+    redisContext *m = cw_testredis_connect(&cw_test_redis);
+    struct timeval tv = {10, 0};
+    redisSetTimeout(m, tv);
+    redisReply *r = redisCommand(m, "MONITOR");
+    assert_non_null(r);
+    freeReplyObject(r);
+    char sd[96];
+    snprintf(sd, sizeof(sd), "daemon.state_dir=%s", cw_test_state_dir()); /* no snapshot: all of the log */
+    const char *opts[] = {sd, "indicators.flush_ms=1000", "stream.block_ms=60000", NULL};
+    pid_t pid = cw_test_daemon_start_with(CONF, opts);
+    double xrange_at = -1, swap_at = -1;
+    while (swap_at < 0) {
+        void *v = NULL;
+        if (redisGetReply(m, &v) != REDIS_OK) fail_msg("no rewrite of the firing hash within 10 s: %s", m->errstr);
+        r = v;
+        if (r->type == REDIS_REPLY_STATUS) {
+            double at = atof(r->str);
+            if (strstr(r->str, "\"XRANGE\" \"" LOG "\"")) xrange_at = at;
+            else if (xrange_at > 0 && strstr(r->str, "firing rewrite incomplete")) swap_at = at;
+        }
+        freeReplyObject(r);
+    }
+    redisFree(m);
+    print_message("the firing hash swapped in %.1f ms after the alert log's read-back (flush_ms 1000)\n",
+                  (swap_at - xrange_at) * 1000);
+    assert_true(swap_at - xrange_at < 0.5);
+    r = redisCommand(c, "HEXISTS " FIRING " stale/unit:410900/2020-Q1");
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    cw_test_daemon_stop(pid);
+    redisFree(c);
+}
+
 /* Redis restarted empty (no persistence): the daemon reconnects and
  * writes the whole firing set again, as it was. */
 static void a_redis_restart_gets_the_firing_hash_rewritten_whole(void **state) {
@@ -718,6 +763,7 @@ int main(void) {
         cmocka_unit_test(the_firing_hash_holds_the_last_state_of_every_alert_in_the_log),
         cmocka_unit_test(after_sigkills_and_restarts_the_firing_hash_equals_the_logs_last_states),
         cmocka_unit_test(a_start_without_a_snapshot_keeps_what_a_lost_process_logged_firing),
+        cmocka_unit_test(the_firing_hash_is_rewritten_when_the_read_back_ends_not_at_the_next_flush_tick),
         cmocka_unit_test(a_redis_restart_gets_the_firing_hash_rewritten_whole),
         cmocka_unit_test(an_ack_of_an_id_not_firing_exits_1_and_says_so),
         cmocka_unit_test(an_ack_is_stored_logged_and_published_on_both_channels),
