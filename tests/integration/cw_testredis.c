@@ -240,6 +240,18 @@ void cw_test_sleep_ms(int ms) {
     sleep_ms(ms);
 }
 
+int cw_test_wait_exit(pid_t pid) {
+    for (int i = 0; i < 6000; i++) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        sleep_ms(10);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    fail_msg("process %d did not end within 60 s", (int)pid);
+    return -1;
+}
+
 pid_t cw_test_daemon_start(const char *const *extra) {
     return cw_test_daemon_start_with("/dev/null", extra);
 }

@@ -75,6 +75,10 @@ void cw_test_wait_read(redisContext *c, long long entries);
 
 void cw_test_sleep_ms(int ms);
 
+/* The exit status of a child the test started (128 + the signal when
+ * one ended it); kills it and fails the test after 60 s. */
+int cw_test_wait_exit(pid_t pid);
+
 /* Entries of casewatch:alerts:log whose JSON contains needle. */
 int cw_test_log_count(redisContext *c, const char *needle);
 

@@ -468,6 +468,20 @@ static void clean_run(redisContext *c, const char *lines, size_t len, char **has
     assert_int_equal(repeats, 0);
 }
 
+/* A stream of 1,500 generated cases (casewatch gen --seed seed, 5%
+ * overdue; its lines returned, *len bytes, *total events) and what a run
+ * without faults leaves for it (clean_run); Redis is left empty. */
+static char *reference_run(redisContext *c, const char *seed, size_t *len, long long *total, char **hashes,
+                           char **alerts) {
+    const char *args[] = {"--seed", seed, "--cases", "1500", "--overdue-rate", "0.05", NULL};
+    char *lines = cw_test_gen(args);
+    *len = strlen(lines);
+    *total = count_lines(lines, *len);
+    clean_run(c, lines, *len, hashes, alerts);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    return lines;
+}
+
 /* Redis runs out of memory (maxmemory 1, noeviction) as soon as the daemon
  * holds its lease: every hash, alert and dead letter is refused while it
  * reads the whole stream. Once memory is back, the indicator hashes and
@@ -476,14 +490,10 @@ static void clean_run(redisContext *c, const char *lines, size_t len, char **has
 static void writes_refused_for_lack_of_memory_are_written_again_once_it_returns(void **state) {
     (void)state;
     redisContext *c = cw_testredis_connect(&cw_test_redis);
-    const char *args[] = {"--seed", "7", "--cases", "1500", "--overdue-rate", "0.05", NULL};
-    char *lines = cw_test_gen(args);
-    size_t len = strlen(lines);
-    long long total = count_lines(lines, len);
+    size_t len;
+    long long total;
     char *ref_hashes, *ref_alerts;
-    clean_run(c, lines, len, &ref_hashes, &ref_alerts);
-
-    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    char *lines = reference_run(c, "7", &len, &total, &ref_hashes, &ref_alerts);
     cw_test_feed_raw(lines, len);
     char log[128];
     log_to(log, sizeof(log));
@@ -567,19 +577,6 @@ static pid_t replay_start(const char *dir, int rebuild, const char *log) {
     return pid;
 }
 
-/* Its exit status (fails the test after 60 s). */
-static int replay_wait(pid_t pid) {
-    for (int i = 0; i < 6000; i++) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        cw_test_sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    fail_msg("the replay did not end within 60 s");
-    return -1;
-}
-
 /* Redis refuses writes (maxmemory 1, noeviction) from the moment the
  * daemon holds its lease, the daemon reads the whole stream and judges
  * every row, then stops (SIGTERM): it writes its final snapshot and exits
@@ -589,14 +586,10 @@ static int replay_wait(pid_t pid) {
 static void rows_a_stopped_daemon_could_not_write_are_written_by_the_next_start(void **state) {
     (void)state;
     redisContext *c = cw_testredis_connect(&cw_test_redis);
-    const char *args[] = {"--seed", "7", "--cases", "1500", "--overdue-rate", "0.05", NULL};
-    char *lines = cw_test_gen(args);
-    size_t len = strlen(lines);
-    long long total = count_lines(lines, len);
+    size_t len;
+    long long total;
     char *ref_hashes, *ref_alerts;
-    clean_run(c, lines, len, &ref_hashes, &ref_alerts);
-
-    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    char *lines = reference_run(c, "7", &len, &total, &ref_hashes, &ref_alerts);
     cw_test_feed_raw(lines, len);
     char last[64], sd[96], log[128], want[160];
     last_entry_id(c, last, sizeof(last));
@@ -655,7 +648,7 @@ static void rows_a_replay_could_not_write_before_it_ended_are_written_by_the_nex
 
     freeReplyObject(redisCommand(c, "FLUSHALL"));
     cw_test_feed_raw(lines, len);
-    assert_int_equal(replay_wait(replay_start(cw_test_state_dir(), 1, log)), 0);
+    assert_int_equal(cw_test_wait_exit(replay_start(cw_test_state_dir(), 1, log)), 0);
     long long nref = 0, repeats = 0;
     char *ref_hashes = indicator_text(c, &nref), *ref_alerts = alert_end_states(c, &repeats);
 
@@ -666,13 +659,13 @@ static void rows_a_replay_could_not_write_before_it_ended_are_written_by_the_nex
     for (int i = 0; i < 5000 && !key_exists(c, "casewatch:daemon:main:lease"); i++) usleep(200);
     freeReplyObject(redisCommand(c, "CONFIG SET maxmemory-policy noeviction"));
     freeReplyObject(redisCommand(c, "CONFIG SET maxmemory 1"));
-    assert_int_equal(replay_wait(pid), 0);
+    assert_int_equal(cw_test_wait_exit(pid), 0);
     long long n1 = 0;
     char *left = indicator_text(c, &n1);
     assert_true(strcmp(left, ref_hashes) != 0); /* the fault left rows unwritten */
     freeReplyObject(redisCommand(c, "CONFIG SET maxmemory 0"));
 
-    assert_int_equal(replay_wait(replay_start(dir, 0, log)), 0);
+    assert_int_equal(cw_test_wait_exit(replay_start(dir, 0, log)), 0);
     long long n2 = 0;
     char *hashes = indicator_text(c, &n2);
     print_message("%lld hashes after the replay with writes refused, %lld after the next one (%lld in a clean one)\n",
@@ -831,14 +824,10 @@ static void redis_restarted_empty_is_alerted_and_every_hash_written_again(void *
 static void a_second_daemon_of_an_instance_waits_for_the_lease_and_takes_over(void **state) {
     (void)state;
     redisContext *c = cw_testredis_connect(&cw_test_redis);
-    const char *args[] = {"--seed", "5", "--cases", "1500", "--overdue-rate", "0.05", NULL};
-    char *lines = cw_test_gen(args);
-    size_t len = strlen(lines);
-    long long total = count_lines(lines, len);
+    size_t len;
+    long long total;
     char *ref_hashes, *ref_alerts;
-    clean_run(c, lines, len, &ref_hashes, &ref_alerts);
-
-    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    char *lines = reference_run(c, "5", &len, &total, &ref_hashes, &ref_alerts);
     size_t cut[2] = {len / 3, 2 * len / 3};
     for (int i = 0; i < 2; i++)
         while (lines[cut[i] - 1] != '\n') cut[i]++;

@@ -349,19 +349,6 @@ static pid_t replay_start(const char *dir, const char *extra, char *out, char *e
     return pid;
 }
 
-/* Its exit status (fails the test after 60 s). */
-static int replay_wait(pid_t pid) {
-    for (int i = 0; i < 6000; i++) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        cw_test_sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    fail_msg("the replay did not end within 60 s");
-    return -1;
-}
-
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -444,7 +431,7 @@ static void replay_interrupted(void (*interrupt)(redisContext *), const char *ex
     const char *dir = cw_test_state_dir();
     char out[256], err[256];
     freeReplyObject(redisCommand(c, "CONFIG RESETSTAT"));
-    assert_int_equal(replay_wait(replay_start(dir, extra, out, err, sizeof(out))), 0);
+    assert_int_equal(cw_test_wait_exit(replay_start(dir, extra, out, err, sizeof(out))), 0);
     long long xreads = calls(c, "xread");
     char *ref = slurp(out);
     cw_map *want = indicators_of(c), *want_firing = hash_of(c, FIRING);
@@ -458,7 +445,7 @@ static void replay_interrupted(void (*interrupt)(redisContext *), const char *ex
     wait_xreads(c, xreads / 10);
     redisFree(c);
     interrupt(c);
-    assert_int_equal(replay_wait(pid), 0);
+    assert_int_equal(cw_test_wait_exit(pid), 0);
     c = cw_testredis_connect(&cw_test_redis);
     char *got = slurp(out), *log = slurp(err);
     int saw = 0;
@@ -519,7 +506,7 @@ static void a_replay_stopped_while_redis_is_silent_exits_within_its_timeouts(voi
     cw_test_sleep_ms(100);
     double t0 = now_s();
     kill(pid, SIGTERM);
-    int rc = replay_wait(pid);
+    int rc = cw_test_wait_exit(pid);
     double took = now_s() - t0;
     kill(cw_test_redis.pid, SIGCONT);
     assert_int_equal(rc, 0);
@@ -545,7 +532,7 @@ static void a_replay_stopped_midway_announces_its_net_change_so_far_and_exits_cl
     pid_t pid = replay_start(dir, NULL, out, err, sizeof(out));
     wait_xreads(c, 30);
     kill(pid, SIGTERM);
-    assert_int_equal(replay_wait(pid), 0);
+    assert_int_equal(cw_test_wait_exit(pid), 0);
     char *got = slurp(out), *log = slurp(err);
     if (strstr(got, "replayed ")) fail_msg("the replay ran to the tip before SIGTERM: %s", got);
     size_t resolved;
