@@ -375,6 +375,20 @@ static void wait_xreads(redisContext *c, long long n) {
 static const char *const big_args[] = {"--seed", "5", "--cases", "20000", "--lines", "100000", "--days", "730",
                                        "--late-rate", "0", "--dup-rate", "0.01", "--overdue-rate", "0.03", NULL};
 
+/* A connection to the test's Redis, emptied and fed the big_args stream;
+ * *events (when not NULL): how many lines it had. */
+static redisContext *big_stream(long long *events) {
+    redisContext *c = cw_testredis_connect(&cw_test_redis);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    char *lines = cw_test_gen(big_args);
+    long long n = 0;
+    for (const char *p = lines; *p; p++) n += *p == '\n';
+    cw_test_feed_raw(lines, strlen(lines));
+    free(lines);
+    if (events) *events = n;
+    return c;
+}
+
 /* Redis killed (SIGKILL; the stream survives in its last SAVE) and
  * restarted. */
 static void restart_redis(redisContext *c) {
@@ -419,13 +433,8 @@ static void busy_redis(redisContext *unused) {
  * (every entry read once), the same indicator hashes and firing hash; the
  * reader saw the interruption (the log says `seen`). */
 static void replay_interrupted(void (*interrupt)(redisContext *), const char *extra, const char *seen) {
-    redisContext *c = cw_testredis_connect(&cw_test_redis);
-    freeReplyObject(redisCommand(c, "FLUSHALL"));
-    char *lines = cw_test_gen(big_args);
     long long n = 0;
-    for (const char *p = lines; *p; p++) n += *p == '\n';
-    cw_test_feed_raw(lines, strlen(lines));
-    free(lines);
+    redisContext *c = big_stream(&n);
 
     /* the reference: a replay that runs through */
     const char *dir = cw_test_state_dir();
@@ -493,11 +502,7 @@ static void a_replay_whose_redis_stalls_in_the_middle_of_a_reply_reads_it_again(
  * stops within its timeouts (a read in flight gives up), exits 0. */
 static void a_replay_stopped_while_redis_is_silent_exits_within_its_timeouts(void **state) {
     (void)state;
-    redisContext *c = cw_testredis_connect(&cw_test_redis);
-    freeReplyObject(redisCommand(c, "FLUSHALL"));
-    char *lines = cw_test_gen(big_args);
-    cw_test_feed_raw(lines, strlen(lines));
-    free(lines);
+    redisContext *c = big_stream(NULL);
     char out[256], err[256];
     freeReplyObject(redisCommand(c, "CONFIG RESETSTAT"));
     pid_t pid = replay_start(cw_test_state_dir(), "redis.timeout_ms=300", out, err, sizeof(out));
@@ -521,11 +526,7 @@ static void a_replay_stopped_while_redis_is_silent_exits_within_its_timeouts(voi
  * snapshot and exits 0 without the line of a replay that reached the tip. */
 static void a_replay_stopped_midway_announces_its_net_change_so_far_and_exits_cleanly(void **state) {
     (void)state;
-    redisContext *c = cw_testredis_connect(&cw_test_redis);
-    freeReplyObject(redisCommand(c, "FLUSHALL"));
-    char *lines = cw_test_gen(big_args);
-    cw_test_feed_raw(lines, strlen(lines));
-    free(lines);
+    redisContext *c = big_stream(NULL);
     const char *dir = cw_test_state_dir();
     char out[256], err[256], snap[256];
     freeReplyObject(redisCommand(c, "CONFIG RESETSTAT"));

@@ -165,6 +165,23 @@ static void an_event_past_a_cap_is_refused_naming_the_cap_and_raises_one_capacit
     cw_config_free(cfg);
 }
 
+/* The bytes of an engine's state section. */
+static char *state_bytes(const cw_engine *e, size_t *len) {
+    char err[256], path[] = "/tmp/cw_test_engine_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    cw_snap_writer *w = cw_snap_writer_open(path, err, sizeof(err));
+    assert_non_null(w);
+    cw_engine_save_clock(e, w);
+    cw_engine_save_state(e, w);
+    size_t size;
+    assert_int_equal(cw_snap_writer_commit(w, &size, err, sizeof(err)), 0);
+    char *buf = cw_snap_read_file(path, len);
+    unlink(path);
+    assert_non_null(buf);
+    return buf;
+}
+
 /* The engine's snapshot sections load into a new engine that then hands
  * out the same rows and knows the same alert states. */
 static void an_engine_loaded_from_its_snapshot_writes_the_same_rows(void **state) {
@@ -177,18 +194,8 @@ static void an_engine_loaded_from_its_snapshot_writes_the_same_rows(void **state
     assert_int_equal(apply(e, event("e1", "c1", CW_EV_ARREST_ACCEPTED, at(7, 1, 10))), CW_APPLIED);
     assert_int_equal(apply(e, event("e2", "c1", CW_EV_PROSECUTION_RETURNED, at(7, 2, 10))), CW_APPLIED);
     cw_engine_judge(e, on_row, &s1, 0);
-    char path[] = "/tmp/cw_test_engine_XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    cw_snap_writer *w = cw_snap_writer_open(path, err, sizeof(err));
-    assert_non_null(w);
-    cw_engine_save_clock(e, w);
-    cw_engine_save_state(e, w);
-    size_t size;
-    assert_int_equal(cw_snap_writer_commit(w, &size, err, sizeof(err)), 0);
     size_t len;
-    char *buf = cw_snap_read_file(path, &len);
-    unlink(path);
+    char *buf = state_bytes(e, &len);
     cw_snap_reader r;
     assert_int_equal(cw_snap_reader_init(&r, buf, len, err, sizeof(err)), 0);
     cw_engine *e2 = cw_engine_new(cfg, &out2, err, sizeof(err));
@@ -207,22 +214,6 @@ static void an_engine_loaded_from_its_snapshot_writes_the_same_rows(void **state
     cw_config_free(cfg);
 }
 
-/* The bytes of an engine's state section. */
-static char *state_bytes(const cw_engine *e, size_t *len) {
-    char err[256], path[] = "/tmp/cw_test_engine_XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    cw_snap_writer *w = cw_snap_writer_open(path, err, sizeof(err));
-    assert_non_null(w);
-    cw_engine_save_clock(e, w);
-    cw_engine_save_state(e, w);
-    size_t size;
-    assert_int_equal(cw_snap_writer_commit(w, &size, err, sizeof(err)), 0);
-    char *buf = cw_snap_read_file(path, len);
-    unlink(path);
-    assert_non_null(buf);
-    return buf;
-}
 
 /* The daemon's way (keys worked out ahead on a worker, hints of the
  * events to come, cw_engine_apply_keys) and cw_engine_apply give the same
