@@ -131,11 +131,19 @@ typedef struct scope {
     struct scope *next;       /* every scope, in the order they came */
 } scope;
 
-/* A slot of the scope index: open addressing by the scope's hash. */
+/* A slot of a scope_table. */
 typedef struct scope_slot {
-    uint64_t h;
+    uint64_t key;
     scope *sc; /* NULL: empty */
 } scope_slot;
+
+/* Scopes by a 64-bit key, open addressing with linear probing, at most
+ * half full (table_put): the index by a scope's hash, the units by their
+ * code. Scopes are never removed. */
+typedef struct scope_table {
+    scope_slot *slots;
+    size_t cap, n;
+} scope_table;
 
 /* A remembered lookup of a named scope by the address of its name: a
  * name interned by the case table (cw_case_facts) comes back at the same
@@ -146,17 +154,9 @@ typedef struct memo {
 } memo;
 #define MEMO_BITS 10
 
-/* A unit's scope by its 6-byte code as a number. */
-typedef struct unit_slot {
-    uint64_t code; /* 0: empty */
-    scope *sc;
-} unit_slot;
-
 struct cw_ind {
-    scope_slot *index; /* (kind, code, raw name) -> scope; scopes are never removed */
-    size_t index_cap;
-    unit_slot *units; /* unit code -> its scope */
-    size_t units_cap, nunits;
+    scope_table index; /* (kind, code, raw name) -> scope, by scope_hash */
+    scope_table units; /* unit code (unit_code) -> its scope */
     memo memo[1 << MEMO_BITS];
     scope *first, *last;
     size_t nscopes;
@@ -196,15 +196,13 @@ size_t cw_ind_fields(size_t i, cw_ind_field *out) {
 cw_ind *cw_ind_new(int offset_min, int rolling_days, int keep_quarters) {
     cw_ind *x = calloc(1, sizeof(*x));
     if (!x) return NULL;
-    x->index_cap = 64;
-    x->index = calloc(x->index_cap, sizeof(*x->index));
-    x->units_cap = 16;
-    x->units = calloc(x->units_cap, sizeof(*x->units));
+    x->index = (scope_table){calloc(64, sizeof(scope_slot)), 64, 0};
+    x->units = (scope_table){calloc(16, sizeof(scope_slot)), 16, 0};
     x->offset_min = offset_min;
     x->rolling_days = rolling_days;
     x->keep_quarters = keep_quarters;
     snprintf(x->rolling_name, sizeof(x->rolling_name), "rolling-%dd", rolling_days);
-    if (!x->index || !x->units) {
+    if (!x->index.slots || !x->units.slots) {
         cw_ind_free(x);
         return NULL;
     }
@@ -225,8 +223,8 @@ void cw_ind_free(cw_ind *x) {
         n = sc->next;
         scope_free(sc);
     }
-    free(x->index);
-    free(x->units);
+    free(x->index.slots);
+    free(x->units.slots);
     for (entry *e = x->spare, *n; e; e = n) {
         n = e->next_dirty;
         free(e);
@@ -339,40 +337,44 @@ static uint64_t scope_hash(char kind, const char *code, size_t code_len, const c
     return mix(h, 0x94D049BB133111EBULL);
 }
 
+/* Where key's probe starts in a table of cap slots. */
+static size_t table_home(uint64_t key, size_t cap) {
+    return (size_t)(mix(key, 0x9E3779B97F4A7C15ULL) & (cap - 1));
+}
+
+/* Puts sc under key (growing the table at half full). Returns 0 or -1. */
+static int table_put(scope_table *t, uint64_t key, scope *sc) {
+    if ((t->n + 1) * 2 > t->cap) {
+        size_t cap = t->cap * 2;
+        scope_slot *ns = calloc(cap, sizeof(*ns));
+        if (!ns) return -1;
+        for (size_t i = 0; i < t->cap; i++) {
+            if (!t->slots[i].sc) continue;
+            size_t j = table_home(t->slots[i].key, cap);
+            while (ns[j].sc) j = (j + 1) & (cap - 1);
+            ns[j] = t->slots[i];
+        }
+        free(t->slots);
+        t->slots = ns;
+        t->cap = cap;
+    }
+    size_t m = t->cap - 1, i = table_home(key, t->cap);
+    while (t->slots[i].sc) i = (i + 1) & m;
+    t->slots[i] = (scope_slot){key, sc};
+    t->n++;
+    return 0;
+}
+
 static scope *scope_find(const cw_ind *x, char kind, const char *code, size_t code_len, const char *name, size_t nl) {
     uint64_t h = scope_hash(kind, code, code_len, name, nl);
-    size_t m = x->index_cap - 1;
-    for (size_t i = h & m; x->index[i].sc; i = (i + 1) & m) {
-        scope *sc = x->index[i].sc;
-        if (x->index[i].h == h && sc->kind == kind && sc->code_len == code_len && sc->raw_len == nl &&
+    const scope_table *t = &x->index;
+    for (size_t i = table_home(h, t->cap); t->slots[i].sc; i = (i + 1) & (t->cap - 1)) {
+        scope *sc = t->slots[i].sc;
+        if (t->slots[i].key == h && sc->kind == kind && sc->code_len == code_len && sc->raw_len == nl &&
             memcmp(sc->code, code, code_len) == 0 && (!nl || memcmp(sc->raw, name, nl) == 0))
             return sc;
     }
     return NULL;
-}
-
-/* Puts sc into the index (growing it at half full). Returns 0 or -1. */
-static int index_put(cw_ind *x, scope *sc) {
-    if ((x->nscopes + 1) * 2 > x->index_cap) {
-        size_t cap = x->index_cap * 2;
-        scope_slot *ni = calloc(cap, sizeof(*ni));
-        if (!ni) return -1;
-        for (size_t i = 0; i < x->index_cap; i++) {
-            if (!x->index[i].sc) continue;
-            size_t j = x->index[i].h & (cap - 1);
-            while (ni[j].sc) j = (j + 1) & (cap - 1);
-            ni[j] = x->index[i];
-        }
-        free(x->index);
-        x->index = ni;
-        x->index_cap = cap;
-    }
-    uint64_t h = scope_hash(sc->kind, sc->code, sc->code_len, sc->raw, sc->raw_len);
-    size_t m = x->index_cap - 1, i = h & m;
-    while (x->index[i].sc) i = (i + 1) & m;
-    x->index[i].h = h;
-    x->index[i].sc = sc;
-    return 0;
 }
 
 /* A new scope of that identity named `name` (taken); NULL on out of memory. */
@@ -386,7 +388,7 @@ static scope *scope_add(cw_ind *x, char kind, const char *code, size_t code_len,
     memcpy(sc->code, code, code_len);
     sc->raw_len = (uint8_t)nl;
     if (nl) memcpy(sc->raw, raw, nl);
-    if (index_put(x, sc) < 0) goto fail;
+    if (table_put(&x->index, scope_hash(kind, code, code_len, raw, nl), sc) < 0) goto fail;
     sc->name = name;
     if (x->last) x->last->next = sc;
     else x->first = sc;
@@ -411,43 +413,15 @@ static scope *region_scope(cw_ind *x, char kind, const char *code, size_t code_l
 static uint64_t unit_code(const char *unit) {
     uint64_t w = 0;
     memcpy(&w, unit, 6);
-    return w | (uint64_t)1 << 63; /* never 0 */
-}
-
-static size_t unit_home(uint64_t code, size_t cap) {
-    return (size_t)(mix(code, 0x9E3779B97F4A7C15ULL) & (cap - 1));
-}
-
-/* Remembers u under its code (the table at most half full). 0 or -1. */
-static int unit_put(cw_ind *x, scope *u) {
-    if ((x->nunits + 1) * 2 > x->units_cap) {
-        size_t cap = x->units_cap * 2;
-        unit_slot *nu = calloc(cap, sizeof(*nu));
-        if (!nu) return -1;
-        for (size_t i = 0; i < x->units_cap; i++) {
-            if (!x->units[i].code) continue;
-            size_t j = unit_home(x->units[i].code, cap);
-            while (nu[j].code) j = (j + 1) & (cap - 1);
-            nu[j] = x->units[i];
-        }
-        free(x->units);
-        x->units = nu;
-        x->units_cap = cap;
-    }
-    uint64_t code = unit_code(u->code);
-    size_t i = unit_home(code, x->units_cap);
-    while (x->units[i].code) i = (i + 1) & (x->units_cap - 1);
-    x->units[i].code = code;
-    x->units[i].sc = u;
-    x->nunits++;
-    return 0;
+    return w | (uint64_t)1 << 63;
 }
 
 /* A unit's scope, with its city, province and nation. */
 static scope *unit_scope(cw_ind *x, const char *unit) {
     uint64_t code = unit_code(unit);
-    for (size_t i = unit_home(code, x->units_cap); x->units[i].code; i = (i + 1) & (x->units_cap - 1))
-        if (x->units[i].code == code) return x->units[i].sc;
+    const scope_table *t = &x->units;
+    for (size_t i = table_home(code, t->cap); t->slots[i].sc; i = (i + 1) & (t->cap - 1))
+        if (t->slots[i].key == code) return t->slots[i].sc;
     scope *sc = scope_find(x, 'u', unit, 6, NULL, 0);
     if (sc) return sc;
     scope *city = region_scope(x, 'c', unit, 4), *province = region_scope(x, 'P', unit, 2),
@@ -457,7 +431,7 @@ static scope *unit_scope(cw_ind *x, const char *unit) {
     snprintf(name, sizeof(name), "unit:%.6s", unit);
     sc = scope_add(x, 'u', unit, 6, NULL, 0, strdup(name));
     if (!sc) return NULL;
-    (void)unit_put(x, sc); /* out of memory: found by the index, slower */
+    (void)table_put(&x->units, code, sc); /* out of memory: found by the index, slower */
     sc->chain[0] = city, sc->chain[1] = province, sc->chain[2] = nation;
     return sc;
 }
