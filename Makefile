@@ -32,7 +32,7 @@ INTEG_SRC := $(wildcard tests/integration/test_*.c)
 TEST_HELPERS := $(BUILD)/tests/integration/cw_testredis.o
 TEST_BINS := $(UNIT_SRC:%.c=$(BUILD)/%) $(INTEG_SRC:%.c=$(BUILD)/%)
 BENCH_BINS := $(BUILD)/tests/bench/bench_clocks $(BUILD)/tests/bench/bench_cases $(BUILD)/tests/bench/drain $(BUILD)/tests/bench/latency \
-              $(BUILD)/tests/bench/alerts $(BUILD)/tests/bench/decode
+              $(BUILD)/tests/bench/alerts $(BUILD)/tests/bench/decode $(BUILD)/tests/bench/readpath
 
 .PHONY: all deps check-deps run test test-valgrind bench fuzz clean install
 

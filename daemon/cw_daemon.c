@@ -337,7 +337,7 @@ static int writer_far_behind(daemon_ctx *d) {
 /* What the stream is right before each read, in one round trip with it
  * (the reply is small: no entry is copied): {length, entries-added,
  * first id, last-generated id}, or {-1} when there is no stream. */
-static const char STREAM_CHECK[] =
+const char cw_daemon_stream_check[] =
     "local ok, i = pcall(redis.call, 'XINFO', 'STREAM', KEYS[1]) "
     "if not ok then return {-1} end "
     "local r = {0, -1, '', ''} "
@@ -381,8 +381,8 @@ void cw__read_more(daemon_ctx *d) {
         memmove(lens + 3, lens + 5, 3 * sizeof(lens[0]));
     }
     int argc = d->replay ? 6 : 8;
-    const char *cv[] = {"EVAL", STREAM_CHECK, "1", d->cfg->stream_key};
-    size_t cl[] = {4, strlen(STREAM_CHECK), 1, strlen(d->cfg->stream_key)};
+    const char *cv[] = {"EVAL", cw_daemon_stream_check, "1", d->cfg->stream_key};
+    size_t cl[] = {4, strlen(cw_daemon_stream_check), 1, strlen(d->cfg->stream_key)};
     /* the check's deadline is the read's: a loop held by a big batch must
      * not take its reply, waiting in the socket, for silence */
     uint64_t extra = d->replay ? 0 : (uint64_t)d->cfg->stream_block_ms;
@@ -759,8 +759,9 @@ static void flush_soon(daemon_ctx *d) {
 /* ---- The stream's size: lag, and entries trimmed before we read them ---- */
 
 /* Entries after our position deleted before we read them (XTRIM, MAXLEN,
- * MINID, a rename): checked right before every read (STREAM_CHECK, in the
- * same round trip), so no hole is skipped unseen, whenever it happens.
+ * MINID, a rename): checked right before every read
+ * (cw_daemon_stream_check, in the same round trip), so no hole is skipped
+ * unseen, whenever it happens.
  * Entries added to the stream up to our position are exactly
  * stream_base + received (those before our first read, those lost, those
  * we received); when the stream's first entry is past our position (or it
@@ -1298,7 +1299,7 @@ int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts) {
         return fail_early(&d, 2); /* said why */
     }
     if (d.replay && cw_sink_replay_begin(d.sink, opts->rebuild) < 0) return fail_early(&d, 1);
-    if (d.replay) d.rread = cw_replay_read_new(&d.loop, cfg, STREAM_CHECK, on_replay_ready, &d);
+    if (d.replay) d.rread = cw_replay_read_new(&d.loop, cfg, cw_daemon_stream_check, on_replay_ready, &d);
     else d.reader = cw_conn_new(&d.loop, cfg, "read", on_conn_state, &d);
     d.writer = cw_conn_new(&d.loop, cfg, "write", on_conn_state, &d);
     if (!(d.reader || d.rread) || !d.writer) {

@@ -27,4 +27,9 @@ typedef struct cw_daemon_opts {
  * refused (corrupt or incompatible: see --rebuild). */
 int cw_daemon_run(const cw_config *cfg, const cw_daemon_opts *opts);
 
+/* The stream check sent with every read (a Lua script, EVAL'd with the
+ * stream key): what the stream is right before it. Exported for
+ * tests/bench/readpath, which reads as a replay does. */
+extern const char cw_daemon_stream_check[];
+
 #endif

@@ -9,6 +9,9 @@
 #      the shipped rules and the sinks on, timed as a whole process (a
 #      replay logs only its net change, PROTOCOL.md section 3b; each run
 #      starts with nothing firing, so each logs the same ~1,000 alerts),
+#  (b'') the replay's read path with no engine (tests/bench/readpath): its
+#      reads alone, and its reads with decoding on a second worker: what
+#      the daemon could reach if applying an event cost nothing,
 #  (b') its peers, consumers of the same stream that keep a few counters
 #      and write nothing: Python (redis-py + msgpack, tests/bench/peer_py.py)
 #      and Node.js (ioredis + msgpackr, tests/bench/peer_node.js; the two
@@ -63,8 +66,14 @@ for run in 1 2 3; do
     echo "bench: peers run $run: Python $p entries/s, Node.js $j entries/s"
 done
 
-drains=""; leans=""; replays=""; stalls=""; rcpus=""; dcpus=""; lcpus=""
+drains=""; leans=""; replays=""; stalls=""; rcpus=""; dcpus=""; lcpus=""; reads=""; rdecs=""
 for run in 1 2 3; do
+    # the replay's read path with no engine (tests/bench/readpath): what
+    # the daemon's own reading, and reading + decoding, reach by themselves
+    rp=$("$build/tests/bench/readpath" "$port" 2>/dev/null | awk '{print $3}')
+    reads="$reads ${rp:-0}"
+    rd=$("$build/tests/bench/readpath" "$port" --decode 2>/dev/null | awk '{print $3}')
+    rdecs="$rdecs ${rd:-0}"
     d=$("$build/tests/bench/drain" "$port" | awk '{print $3}')
     drains="$drains $d"
     l=$("$build/tests/bench/drain" "$port" --lean | awk '{print $3}')
@@ -94,11 +103,14 @@ for run in 1 2 3; do
     lcpu=$(echo "$loop_ticks $tck" | awk '{printf "%.2f", $1 / $2}'); lcpus="$lcpus $lcpu"
     stall=$(echo "$line" | sed -n 's/.*longest loop stall \([0-9]*\) ms.*/\1/p')
     stalls="$stalls ${stall:-0}"
+    echo "bench: run $run: read path alone $rp entries/s, with decoding $rd"
     echo "bench: run $run: drain $l entries/s lean, $d with reply trees; replay $r entries/s as a process, CPU: casewatchd $dcpu s (its loop thread $lcpu s), redis-server $rcpu s ($line)"
 done
 drain=$(echo $drains | tr ' ' '\n' | median)
 lean=$(echo $leans | tr ' ' '\n' | median)
 replay=$(echo $replays | tr ' ' '\n' | median)
+readp=$(echo $reads | tr ' ' '\n' | median)
+readd=$(echo $rdecs | tr ' ' '\n' | median)
 ratio=$(echo "$replay $lean" | awk '{printf "%.2f", $1 / $2}')
 py=$(echo $pys | tr ' ' '\n' | median)
 node=$(echo $nodes | tr ' ' '\n' | median)
@@ -121,6 +133,7 @@ lcpu=$(echo $lcpus | tr ' ' '\n' | median)
 loop_ceiling=$(echo "$len $lcpu" | awk '{printf "%.0f", ($2 > 0 ? $1 / $2 : 0)}')
 loop_ratio=$(echo "$loop_ceiling $lean" | awk '{printf "%.2f", $1 / $2}')
 echo "bench: raw drain      $lean entries/s lean, $drain with reply trees (medians of 3)"
+echo "bench: read path      $readp entries/s alone, $readd with decoding, nothing applied (medians of 3; ratios $(echo "$readp $readd $lean" | awk '{printf "%.2f, %.2f", $1 / $3, $2 / $3}'))"
 echo "bench: --replay       $replay entries/s (median of 3), ratio $ratio to the lean drain ($tree_ratio to the one with reply trees); $alerts alerts logged"
 echo "bench: replay CPU     casewatchd $dcpu s, redis-server $rcpu s (medians); redis alone caps a replay at $ceiling entries/s, ratio $ceiling_ratio"
 echo "bench: loop thread    $lcpu s of CPU per replay (median): it alone caps a replay at $loop_ceiling entries/s, ratio $loop_ratio"
@@ -184,6 +197,8 @@ cat >>BENCHMARKS.md <<TABLE
 |---|---|---|
 | raw drain (XREAD COUNT 1000, discard; hiredis's reader, no reply tree) | $lean entries/s | 1.00 |
 | raw drain as in earlier tables (hiredis builds and frees its reply tree) | $drain entries/s | $(echo "$drain $lean" | awk '{printf "%.2f", $1 / $2}') |
+| the replay's read path alone (tests/bench/readpath: stream check + XREAD parsed into batches on a worker, nothing decoded or applied) | $readp entries/s | $(echo "$readp $lean" | awk '{printf "%.2f", $1 / $2}') |
+| the replay's read path with decoding on a second worker, nothing applied (readpath --decode) | $readd entries/s | $(echo "$readd $lean" | awk '{printf "%.2f", $1 / $2}') |
 | casewatchd --replay --rebuild, whole process, shipped rules and sinks on ($alerts net changes logged) | $replay entries/s | $ratio ($tree_ratio to the drain with reply trees) |
 | Python peer (redis-py + msgpack: XREAD COUNT 1000, a few counters) | $py entries/s | $(echo "$py $lean" | awk '{printf "%.2f", $1 / $2}') (the replay: ${py_x}x) |
 | Node.js peer (ioredis + msgpackr: the same) | $node entries/s | $(echo "$node $lean" | awk '{printf "%.2f", $1 / $2}') (the replay: ${node_x}x) |
