@@ -68,16 +68,17 @@ done
 
 drains=""; leans=""; replays=""; stalls=""; rcpus=""; dcpus=""; lcpus=""; reads=""; rdecs=""
 for run in 1 2 3; do
-    # the replay's read path with no engine (tests/bench/readpath): what
-    # the daemon's own reading, and reading + decoding, reach by themselves
-    rp=$("$build/tests/bench/readpath" "$port" 2>/dev/null | awk '{print $3}')
-    reads="$reads ${rp:-0}"
-    rd=$("$build/tests/bench/readpath" "$port" --decode 2>/dev/null | awk '{print $3}')
-    rdecs="$rdecs ${rd:-0}"
     d=$("$build/tests/bench/drain" "$port" | awk '{print $3}')
     drains="$drains $d"
     l=$("$build/tests/bench/drain" "$port" --lean | awk '{print $3}')
     leans="$leans $l"
+    # the replay's read path with no engine (tests/bench/readpath): what
+    # the daemon's own reading, and reading + decoding, reach by themselves
+    # (a run that fails says why in readpath.err and counts for nothing)
+    rp=$("$build/tests/bench/readpath" "$port" 2>>"$dir/readpath.err" | awk '{print $3}') || rp=""
+    [ -n "$rp" ] && reads="$reads $rp"
+    rd=$("$build/tests/bench/readpath" "$port" --decode 2>>"$dir/readpath.err" | awk '{print $3}') || rd=""
+    [ -n "$rd" ] && rdecs="$rdecs $rd"
     redis-cli -p "$port" --scan --pattern 'casewatch:ind:*' | xargs -r -n 1000 redis-cli -p "$port" del >/dev/null
     redis-cli -p "$port" del casewatch:alerts:log casewatch:alerts:firing casewatch:events:dead >/dev/null
     rm -f "$dir"/*.snap
@@ -103,14 +104,16 @@ for run in 1 2 3; do
     lcpu=$(echo "$loop_ticks $tck" | awk '{printf "%.2f", $1 / $2}'); lcpus="$lcpus $lcpu"
     stall=$(echo "$line" | sed -n 's/.*longest loop stall \([0-9]*\) ms.*/\1/p')
     stalls="$stalls ${stall:-0}"
-    echo "bench: run $run: read path alone $rp entries/s, with decoding $rd"
+    echo "bench: run $run: read path alone ${rp:-failed} entries/s, with decoding ${rd:-failed}"
     echo "bench: run $run: drain $l entries/s lean, $d with reply trees; replay $r entries/s as a process, CPU: casewatchd $dcpu s (its loop thread $lcpu s), redis-server $rcpu s ($line)"
 done
 drain=$(echo $drains | tr ' ' '\n' | median)
 lean=$(echo $leans | tr ' ' '\n' | median)
 replay=$(echo $replays | tr ' ' '\n' | median)
-readp=$(echo $reads | tr ' ' '\n' | median)
-readd=$(echo $rdecs | tr ' ' '\n' | median)
+readp=$(echo $reads | tr ' ' '\n' | grep . | median)
+readd=$(echo $rdecs | tr ' ' '\n' | grep . | median)
+[ -n "$readp" ] || { readp=0; grep -v '\[info\]' "$dir/readpath.err" | sed 's/^/bench: /' | sort -u; }
+[ -n "$readd" ] || readd=0
 ratio=$(echo "$replay $lean" | awk '{printf "%.2f", $1 / $2}')
 py=$(echo $pys | tr ' ' '\n' | median)
 node=$(echo $nodes | tr ' ' '\n' | median)

@@ -1,10 +1,13 @@
-/* The replay's read path without the engine: how fast casewatchd --replay
- * could go if applying an event cost nothing. Reads the whole stream as a
+/* The replay's read path without the engine: an upper bound on how fast
+ * casewatchd --replay could go if applying an event cost nothing (the
+ * daemon also pauses reading at its flush points, and looks at each stream
+ * check's reply; this does neither). Reads the whole stream as a
  * replay does (cw_replay_read: the stream check and XREAD COUNT [stream]
  * batch in one round trip on a worker, the reply parsed into a cw_batch),
  * and with --decode also has each batch decoded on another worker while
  * the next is read, as the daemon does, at most 3 batches ahead. Nothing
- * is applied. Prints "entries seconds entries/s".
+ * is applied. Prints "entries seconds entries/s"; prints nothing and
+ * exits 1 when a read fails or the stream is missing or empty.
  * Usage: readpath PORT [--decode] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,12 +35,18 @@ static struct {
     cw_replay_read *rr;
     slot slots[AHEAD];
     int decode, reading, done, failed;
-    int decoding;
+    int decoding; /* batches being decoded */
     char pos[64];
     long long entries;
 } g;
 
 static void read_next(void);
+
+/* Once: the reader is freed after this, from the loop. */
+static void close_reader(void) {
+    cw_replay_read_close(g.rr);
+    g.rr = NULL;
+}
 
 static void decode_work(uv_work_t *w) {
     cw_batch_decode(((slot *)w->data)->b);
@@ -57,26 +66,37 @@ static void on_read(cw_batch *b, const cw_replay_read_result *res, void *data) {
     if (!res->ok) {
         fprintf(stderr, "readpath: read failed: %s\n", res->why);
         g.failed = 1;
-        cw_replay_read_close(g.rr);
+        s->busy = 0;
+        if (!g.decoding) close_reader();
         return;
+    }
+    if (!res->stream && !g.entries) {
+        fprintf(stderr, "readpath: no entries to read (no stream, or an empty one)\n");
+        g.failed = 1;
     }
     g.entries += (long long)res->n;
     if (res->last) snprintf(g.pos, sizeof(g.pos), "%s", res->last);
     if (res->n < (size_t)g.cfg->stream_batch) g.done = 1;
-    if (!g.decode || !res->n) s->busy = 0;
-    read_next(); /* first: libuv's pool takes work in the order it is queued */
-    if (g.decode && res->n) {
-        g.decoding++;
-        uv_queue_work(g.loop, &s->work, decode_work, decode_done); /* while the next is read */
+    int decode = g.decode && res->n;
+    if (decode) g.decoding++; /* counted before read_next, which may close */
+    else s->busy = 0;
+    read_next(); /* before the decode: libuv's pool takes work in the order it is queued */
+    if (decode && uv_queue_work(g.loop, &s->work, decode_work, decode_done) != 0) {
+        fprintf(stderr, "readpath: cannot queue a decode\n");
+        g.failed = 1;
+        g.decoding--;
+        s->busy = 0;
+        read_next();
     }
 }
 
 static void read_next(void) {
-    if (g.done) {
-        if (!g.decoding) cw_replay_read_close(g.rr);
+    if (!g.rr) return;
+    if (g.done || g.failed) {
+        if (!g.decoding && !g.reading) close_reader();
         return;
     }
-    if (g.reading || g.failed) return;
+    if (g.reading) return;
     for (int i = 0; i < AHEAD; i++) {
         slot *s = &g.slots[i];
         if (s->busy) continue;
@@ -108,10 +128,11 @@ int main(int argc, char **argv) {
     uv_loop_init(&loop);
     g.loop = &loop;
     for (int i = 0; i < AHEAD; i++) {
-        g.slots[i].b = cw_batch_new();
+        if (!(g.slots[i].b = cw_batch_new())) return fprintf(stderr, "readpath: out of memory\n"), 1;
         g.slots[i].work.data = &g.slots[i];
     }
-    g.rr = cw_replay_read_new(&loop, g.cfg, cw_daemon_stream_check, on_ready, NULL);
+    if (!(g.rr = cw_replay_read_new(&loop, g.cfg, cw_daemon_stream_check, on_ready, NULL)))
+        return fprintf(stderr, "readpath: out of memory\n"), 1;
     snprintf(g.pos, sizeof(g.pos), "0-0");
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -119,7 +140,7 @@ int main(int argc, char **argv) {
     uv_run(&loop, UV_RUN_DEFAULT);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    printf("%lld %.3f %.0f\n", g.entries, s, (double)g.entries / s);
+    if (!g.failed) printf("%lld %.3f %.0f\n", g.entries, s, (double)g.entries / s);
     uv_loop_close(&loop);
     for (int i = 0; i < AHEAD; i++) cw_batch_free(g.slots[i].b);
     cw_config_free(g.cfg);
