@@ -676,14 +676,25 @@ int cw_rules_light_count(cw_rules *rs, const cw_light *l) {
     return 1;
 }
 
-/* Once for every light a replay held (cw_sink): when nothing can be cut
- * (the case's escape, the scope's 500 bytes, the id's 700), the id is
- * put together in place, without the scope or the date apart. */
+/* Whether nothing of l's id can be cut (the case's escape, the scope's
+ * 500 bytes, the id's 700): the id is then at most nl + ul + 3 * cl + 24
+ * bytes, below CW_LIGHT_ID_MAX - 1. */
+static int id_whole(size_t nl, size_t ul, size_t cl) {
+    return 3 * cl + 1 <= CASE_ESC && 6 + ul + 3 * cl < 500 && nl + ul + 3 * cl + 25 < CW_LIGHT_ID_MAX;
+}
+
+int cw_rules_light_id_whole(const cw_rules *rs, const cw_light *l) {
+    const rule *r = light_rule(rs, l);
+    return r && id_whole(strlen(r->name), strlen(l->unit), strlen(l->case_id));
+}
+
+/* Once for every light a replay held (cw_sink): when nothing can be cut,
+ * the id is put together in place, without the scope or the date apart. */
 size_t cw_rules_light_id(const cw_rules *rs, const cw_light *l, char *id) {
     const rule *r = light_rule(rs, l);
     if (!r) return id[0] = '\0', 0;
     size_t nl = strlen(r->name), ul = strlen(l->unit), cl = strlen(l->case_id);
-    if (3 * cl + 1 <= CASE_ESC && 6 + ul + 3 * cl < 500 && nl + ul + 3 * cl + 25 < CW_LIGHT_ID_MAX) {
+    if (id_whole(nl, ul, cl)) {
         char *p = id;
         memcpy(p, r->name, nl), p += nl;
         memcpy(p, "/case:", 6), p += 6;

@@ -119,10 +119,13 @@ void cw_rules_light(cw_rules *r, const cw_light *l, cw_alert_fn fn, void *data);
  *          ("" and 0 when no rule words l)
  *   words  the alert cw_rules_light would report for l, byte for byte,
  *          to fn, without counting it
+ *   id_whole  1 when a rule words l and its id is never cut (so it is
+ *          no other light's id), without putting it together
  * l's strings live for the call. Loop thread (the engine's). */
 #define CW_LIGHT_ID_MAX 700
 int cw_rules_light_count(cw_rules *r, const cw_light *l);
 size_t cw_rules_light_id(const cw_rules *r, const cw_light *l, char *id);
+int cw_rules_light_id_whole(const cw_rules *r, const cw_light *l);
 void cw_rules_light_words(const cw_rules *r, const cw_light *l, cw_alert_fn fn, void *data);
 
 /* Offered each light's change before it is worded (cw_engine_hold_lights):

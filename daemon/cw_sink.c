@@ -652,6 +652,8 @@ typedef struct held_id {
  * change goes out in: history's, oldest first), a raw light's id worded
  * (only the id) on the way; an id held twice (a light worded on a
  * reload, then held again) takes its first place and its last word.
+ * When nothing was firing before, a raw light not firing now is no change
+ * and is left out when its id cannot be cut (see quiet below).
  * Fills *order (the caller's to free) and returns how many it holds, with
  * *ids (id -> held_id *, the caller's to free with cw_map_free) and the
  * ids' text in *keys (arena_free); -1 when out of memory. */
@@ -666,8 +668,17 @@ static long held_order(cw_sink *s, held_id **order, cw_map **ids, chunk **keys) 
     while (cw_map_next(s->held, &pos, &k, &kl, &v)) r[((held_rec *)v)->seq] = v;
     pos = 0;
     while (s->lights && cw_map_next(s->lights, &pos, &k, &kl, &v)) r[((held_rec *)v)->seq] = v;
+    /* nothing firing before, and each light held one way: a raw light not
+     * firing now is no change, and when its id cannot be cut it is no
+     * other record's id either (see below): it is left out, unworded */
+    int quiet = !s->lights_mixed && !cw_map_size(s->before);
     for (size_t i = 0; i < n; i++) {
         if (!r[i]) continue;
+        if (quiet && r[i]->raw && !r[i]->firing) {
+            cw_light l;
+            light_of((const held_light *)r[i], &l);
+            if (cw_rules_light_id_whole(s->light_rules, &l)) continue;
+        }
         char buf[CW_LIGHT_ID_MAX];
         const char *id = buf;
         size_t idl;
