@@ -674,17 +674,13 @@ static long held_order(cw_sink *s, held_id **order, cw_map **ids, chunk **keys) 
     int quiet = !s->lights_mixed && !cw_map_size(s->before);
     for (size_t i = 0; i < n; i++) {
         if (!r[i]) continue;
-        if (quiet && r[i]->raw && !r[i]->firing) {
-            cw_light l;
-            light_of((const held_light *)r[i], &l);
-            if (cw_rules_light_id_whole(s->light_rules, &l)) continue;
-        }
         char buf[CW_LIGHT_ID_MAX];
         const char *id = buf;
         size_t idl;
         if (r[i]->raw) {
             cw_light l;
             light_of((const held_light *)r[i], &l);
+            if (quiet && !r[i]->firing && cw_rules_light_id_whole(s->light_rules, &l)) continue;
             idl = cw_rules_light_id(s->light_rules, &l, buf);
         } else {
             id = held_str((const held *)r[i], 0);

@@ -9,13 +9,13 @@
 #      the shipped rules and the sinks on, timed as a whole process (a
 #      replay logs only its net change, PROTOCOL.md section 3b; each run
 #      starts with nothing firing, so each logs the same ~1,000 alerts),
-#  (b'') the replay's read path with no engine (tests/bench/readpath): its
-#      reads alone, and its reads with decoding on a second worker: what
-#      the daemon could reach if applying an event cost nothing,
 #  (b') its peers, consumers of the same stream that keep a few counters
 #      and write nothing: Python (redis-py + msgpack, tests/bench/peer_py.py)
 #      and Node.js (ioredis + msgpackr, tests/bench/peer_node.js; the two
 #      packages installed from the npm registry into $build/bench-node),
+#  (b'') the replay's read path with no engine (tests/bench/readpath): its
+#      reads alone, and its reads with decoding on a second worker: what
+#      the daemon could reach if applying an event cost nothing,
 #  (c) end-to-end latency XADD -> alert at a subscriber at 5k events/s,
 #  (d) RSS per open case at 1M open cases, (e) snapshot write/load times,
 #      and the open-case table alone loaded at 1M, 2M and 5M open cases (5M

@@ -67,7 +67,7 @@ static void on_read(cw_batch *b, const cw_replay_read_result *res, void *data) {
         fprintf(stderr, "readpath: read failed: %s\n", res->why);
         g.failed = 1;
         s->busy = 0;
-        if (!g.decoding) close_reader();
+        read_next(); /* closes once no decode is left */
         return;
     }
     if (!res->stream && !g.entries) {
